@@ -1,0 +1,74 @@
+"""Every exception tinyq raises, in one tree rooted at :class:`TinyqError`."""
+
+from __future__ import annotations
+
+
+class TinyqError(Exception):
+    """Base class of every error tinyq raises."""
+
+
+class ConfigurationError(TinyqError):
+    """The application, a URI or a plugin is set up wrongly; the message says how to fix it."""
+
+
+class PluginError(ConfigurationError):
+    """A plugin is missing, broken, or claims a name another plugin already claimed."""
+
+
+class DuplicateTaskError(ConfigurationError):
+    """Two tasks were registered under one name."""
+
+
+class UnknownTaskError(TinyqError):
+    """A task name that no registered task has."""
+
+
+class SerializationError(TinyqError):
+    """A value the configured serializer cannot encode or decode."""
+
+
+class BadMessage(TinyqError):
+    """A message that cannot be turned into a job: undecodable, unsigned, tampered or malformed.
+
+    ``reason`` is the short, readable cause stored with the dead letter.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BrokerError(TinyqError):
+    """The broker failed an operation."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker cannot be reached (after a short, bounded retry)."""
+
+
+class JobFailed(TinyqError):
+    """The job ended in failure: it raised and had no retries left, or was dead-lettered.
+
+    ``str()`` gives the remote exception's type and message, ``exc_type`` the type's name and
+    ``traceback`` the remote traceback's text (empty when the job never ran).
+    """
+
+    def __init__(self, message: str, *, exc_type: str = "", traceback: str = "") -> None:
+        super().__init__(message)
+        self.exc_type = exc_type
+        self.traceback = traceback
+
+
+class JobTimeout(TinyqError):
+    """Raised inside a task that ran longer than its ``timeout``."""
+
+
+class Retry(Exception):  # noqa: N818 - named for what the task asks for, as in Celery and Dramatiq
+    """Raise inside a task to run it again later, counting against ``max_retries``.
+
+    ``delay`` overrides the task's backoff for this retry (seconds).
+    """
+
+    def __init__(self, delay: float | None = None) -> None:
+        super().__init__(f"retry requested (delay={delay})")
+        self.delay = delay

@@ -1,0 +1,154 @@
+"""The four interfaces a plugin can implement: Broker, ResultBackend, Serializer, Executor.
+
+They are deliberately small. A broker moves opaque message bodies with at-least-once delivery;
+everything about tasks, arguments, signing and retries stays in the application and the worker.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from ._errors import ConfigurationError
+from ._types import DeadLetter, Delivery, JobStatus, Message, Result
+
+T = TypeVar("T")
+
+
+class ResultBackend(abc.ABC):
+    """Stores job outcomes for a while and lets producers wait for them."""
+
+    @abc.abstractmethod
+    def store(self, results: Sequence[Result], ttl: float) -> None:
+        """Store several results at once; each expires ``ttl`` seconds later."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str, timeout: float | None = 0) -> Result | None:
+        """Return the result of ``job_id``, waiting up to ``timeout`` seconds for it (``None``:
+        wait forever; ``0``: do not wait). Waiting must block, not poll. ``None`` when absent."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections."""
+
+
+class Broker(abc.ABC):
+    """Moves messages from producers to workers, at least once.
+
+    A reserved message is leased for ``visibility_timeout`` seconds: unless it is renewed, acked,
+    nacked or dead-lettered by then, ``recover`` makes it deliverable again.
+    """
+
+    visibility_timeout: float = 30.0
+
+    @abc.abstractmethod
+    def enqueue(self, messages: Sequence[Message]) -> None:
+        """Add messages in one operation; a message with a ``due`` time waits until then.
+        All or none: a failure leaves none of them enqueued where the broker can promise it."""
+
+    @abc.abstractmethod
+    def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
+        """Lease up to ``count`` due messages, taking from earlier queues first.
+
+        Blocks up to ``timeout`` seconds while nothing is due (without polling); returns
+        ``[]`` on timeout. Two consumers never hold a lease on the same message."""
+
+    @abc.abstractmethod
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        """Extend the leases of messages that are still being worked on."""
+
+    @abc.abstractmethod
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove finished messages for good."""
+
+    @abc.abstractmethod
+    def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
+        """Give a message back to its queue, due after ``delay`` seconds, optionally with a new
+        body (a retry records its count there). Its delivery count starts again."""
+
+    @abc.abstractmethod
+    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
+        """Move a message to its queue's dead-letter store with why."""
+
+    @abc.abstractmethod
+    def recover(self) -> int:
+        """Make messages whose lease expired deliverable again; return how many."""
+
+    @abc.abstractmethod
+    def move_due(self) -> float | None:
+        """Make delayed messages that are now due deliverable; return the seconds until the
+        next delayed message is due, or ``None`` when there is none."""
+
+    @abc.abstractmethod
+    def status(self, job_id: str) -> JobStatus:
+        """``"queued"``, ``"scheduled"``, ``"started"`` (leased) or ``"unknown"``."""
+
+    @abc.abstractmethod
+    def size(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (due or delayed), not counting leased ones."""
+
+    @abc.abstractmethod
+    def purge(self, queue: str) -> int:
+        """Delete the waiting messages of ``queue``; return how many."""
+
+    @abc.abstractmethod
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters of ``queue``, oldest first."""
+
+    @abc.abstractmethod
+    def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        """Put dead letters (all, or those with the given message ids) back on their queue."""
+
+    @abc.abstractmethod
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete the dead letters of ``queue``; return how many."""
+
+    def ping(self) -> None:  # noqa: B027 - brokers without a connection have nothing to check
+        """Raise :class:`BrokerUnavailable` when the broker cannot be reached."""
+
+    def result_backend(self) -> ResultBackend:
+        """The result backend that lives beside this broker, if it has one."""
+        raise ConfigurationError(
+            f"{type(self).__name__} has no result backend: pass result_backend= to Application"
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections."""
+
+
+class Serializer(abc.ABC):
+    """Turns a job's envelope (a dict of plain values and task arguments) into bytes and back."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def dumps(self, value: Any) -> bytes:
+        """Encode; raise :class:`SerializationError` naming what cannot be encoded."""
+
+    @abc.abstractmethod
+    def loads(self, data: bytes) -> Any:
+        """Decode; raise :class:`SerializationError` on bad input."""
+
+
+class Executor(abc.ABC, Generic[T]):
+    """Runs work items on behalf of the worker.
+
+    The worker never submits more items than ``concurrency`` at a time minus the running ones,
+    so an executor needs no queue of its own beyond hand-off.
+    """
+
+    @abc.abstractmethod
+    def start(self, concurrency: int, run: Callable[[T], None]) -> None:
+        """Get ready to call ``run(item)`` for submitted items, ``concurrency`` at a time."""
+
+    @abc.abstractmethod
+    def submit(self, item: T) -> None:
+        """Run ``item`` as soon as a slot is free."""
+
+    @abc.abstractmethod
+    def take_pending(self) -> list[T]:
+        """Remove and return the submitted items that have not started yet."""
+
+    @abc.abstractmethod
+    def shutdown(self, wait: bool) -> None:
+        """Stop; with ``wait``, return only when running items have finished."""

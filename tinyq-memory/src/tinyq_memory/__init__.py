@@ -1,0 +1,7 @@
+"""tinyq-memory: an in-process broker and result backend for ``memory://``, for tests."""
+
+from ._broker import MemoryBroker, MemoryResultBackend
+from ._clock import Clock, FakeClock
+from .testing import drain
+
+__all__ = ["Clock", "FakeClock", "MemoryBroker", "MemoryResultBackend", "drain"]

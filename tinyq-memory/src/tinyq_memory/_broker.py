@@ -1,0 +1,269 @@
+"""The in-memory broker and result backend (``memory://``): one process, thread-safe.
+
+It keeps the real brokers' semantics so tests of tasks and workers mean something: leases that
+expire and are recovered, delivery counts, delayed messages, nack with delay, dead letters,
+queue priority, blocking reserve on a condition variable (no polling) and, with
+``set_available(False)``, a broker that is down and raises :class:`BrokerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+
+import attrs
+from tinyq_core import (
+    Broker,
+    BrokerUnavailable,
+    DeadLetter,
+    Delivery,
+    JobStatus,
+    Message,
+    Result,
+    ResultBackend,
+)
+
+from ._clock import Clock
+
+
+@attrs.define
+class _Lease:
+    message: Message
+    attempts: int
+    expires: float
+
+
+class _Base:
+    def __init__(self, clock: Clock | None) -> None:
+        self.clock = clock or Clock()
+        self._cond = threading.Condition()
+        self._available = True
+        self.clock.subscribe(self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _check(self) -> None:
+        if not self._available:
+            raise BrokerUnavailable("the memory broker is down (set_available(False))")
+
+    def _wait(self, deadline: float, until: float | None = None) -> bool:
+        """Wait for a notification, at most until the real ``deadline`` (monotonic) or the
+        clock time ``until``; False once the deadline passed."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        if until is not None and type(self.clock) is Clock:
+            remaining = min(remaining, max(0.0, until - self.clock.time()))
+        self._cond.wait(remaining)
+        return True
+
+
+class MemoryBroker(_Base, Broker):
+    """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
+
+    def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self.visibility_timeout = visibility_timeout
+        self._ready: dict[str, collections.deque[tuple[int, Message, int]]] = (
+            collections.defaultdict(collections.deque)
+        )
+        self._delayed: list[tuple[float, int, Message]] = []  # heap of (due, key, message)
+        self._leases: dict[int, _Lease] = {}
+        self._dead: dict[str, list[DeadLetter]] = collections.defaultdict(list)
+        self._status: dict[str, JobStatus] = {}
+        self._keys = itertools.count(1)
+        self._results = MemoryResultBackend(self.clock)
+
+    def set_available(self, available: bool) -> None:
+        """Simulate an outage: while unavailable, every operation raises BrokerUnavailable."""
+        with self._cond:
+            self._available = self._results._available = available
+            self._cond.notify_all()
+
+    def result_backend(self) -> MemoryResultBackend:
+        return self._results
+
+    def _put(self, message: Message, attempts: int = 0, front: bool = False) -> None:
+        key = next(self._keys)
+        if message.due is not None and message.due > self.clock.time():
+            heapq.heappush(self._delayed, (message.due, key, message))
+            self._status[message.id] = "scheduled"
+            return
+        if front:
+            self._ready[message.queue].appendleft((key, message, attempts))
+        else:
+            self._ready[message.queue].append((key, message, attempts))
+        self._status[message.id] = "queued"
+
+    def enqueue(self, messages: Sequence[Message]) -> None:
+        with self._cond:
+            self._check()
+            for message in messages:
+                self._put(message)
+            self._cond.notify_all()
+
+    def _move_due_locked(self) -> float | None:
+        now = self.clock.time()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, message = heapq.heappop(self._delayed)
+            self._put(attrs.evolve(message, due=None))
+        return self._delayed[0][0] if self._delayed else None
+
+    def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._check()
+                next_due = self._move_due_locked()
+                out: list[Delivery] = []
+                for queue in queues:
+                    ready = self._ready.get(queue)
+                    while ready and len(out) < count:
+                        key, message, attempts = ready.popleft()
+                        lease = _Lease(message, attempts + 1,
+                                       self.clock.time() + self.visibility_timeout)
+                        self._leases[key] = lease
+                        self._status[message.id] = "started"
+                        out.append(Delivery(message, lease.attempts, key))
+                if out or count <= 0 or not self._wait(deadline, next_due):
+                    return out
+
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        with self._cond:
+            self._check()
+            expires = self.clock.time() + self.visibility_timeout
+            for delivery in deliveries:
+                lease = self._leases.get(delivery.receipt)
+                if lease is not None:
+                    lease.expires = expires
+
+    def _release(self, delivery: Delivery) -> _Lease | None:
+        lease = self._leases.pop(delivery.receipt, None)
+        if lease is not None:
+            self._status.pop(lease.message.id, None)
+        return lease
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        with self._cond:
+            self._check()
+            for delivery in deliveries:
+                self._release(delivery)
+
+    def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
+        with self._cond:
+            self._check()
+            if self._release(delivery) is None:
+                return  # no longer ours: its lease expired and it is queued or leased again
+            message = delivery.message
+            due = self.clock.time() + delay if delay > 0 else None
+            self._put(attrs.evolve(message, body=body or message.body, due=due))
+            self._cond.notify_all()
+
+    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
+        with self._cond:
+            self._check()
+            lease = self._release(delivery)
+            if lease is None:
+                return
+            self._dead[delivery.queue].append(
+                DeadLetter(lease.message, reason, error, lease.attempts, self.clock.time())
+            )
+
+    def recover(self) -> int:
+        with self._cond:
+            self._check()
+            now = self.clock.time()
+            expired = [(k, lease) for k, lease in self._leases.items() if lease.expires <= now]
+            for key, lease in expired:
+                del self._leases[key]
+                self._put(lease.message, lease.attempts, front=True)
+            if expired:
+                self._cond.notify_all()
+            return len(expired)
+
+    def move_due(self) -> float | None:
+        with self._cond:
+            self._check()
+            next_due = self._move_due_locked()
+            self._cond.notify_all()
+            return None if next_due is None else max(0.0, next_due - self.clock.time())
+
+    def status(self, job_id: str) -> JobStatus:
+        with self._cond:
+            self._check()
+            return self._status.get(job_id, "unknown")
+
+    def size(self, queue: str) -> int:
+        with self._cond:
+            self._check()
+            return len(self._ready.get(queue, ())) + sum(
+                1 for _, _, m in self._delayed if m.queue == queue
+            )
+
+    def purge(self, queue: str) -> int:
+        with self._cond:
+            self._check()
+            ready = self._ready.pop(queue, collections.deque())
+            kept = [item for item in self._delayed if item[2].queue != queue]
+            removed = len(ready) + len(self._delayed) - len(kept)
+            self._delayed = kept
+            heapq.heapify(self._delayed)
+            for _, message, _ in ready:
+                self._status.pop(message.id, None)
+            return removed
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        with self._cond:
+            self._check()
+            return list(self._dead.get(queue, [])[:limit])
+
+    def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        with self._cond:
+            self._check()
+            letters = self._dead.get(queue, [])
+            chosen = [d for d in letters if ids is None or d.message.id in ids]
+            self._dead[queue] = [d for d in letters if d not in chosen]
+            for letter in chosen:
+                self._put(attrs.evolve(letter.message, due=None))
+            self._cond.notify_all()
+            return len(chosen)
+
+    def purge_dead_letters(self, queue: str) -> int:
+        with self._cond:
+            self._check()
+            return len(self._dead.pop(queue, []))
+
+
+class MemoryResultBackend(_Base, ResultBackend):
+    """Results in a dict with expiry times; ``get`` waits on a condition variable."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self._results: dict[str, tuple[Result, float]] = {}
+
+    def store(self, results: Sequence[Result], ttl: float) -> None:
+        with self._cond:
+            self._check()
+            expires = self.clock.time() + ttl
+            for result in results:
+                self._results[result.job_id] = (result, expires)
+            self._cond.notify_all()
+
+    def get(self, job_id: str, timeout: float | None = 0) -> Result | None:
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        with self._cond:
+            while True:
+                self._check()
+                item = self._results.get(job_id)
+                if item is not None:
+                    if item[1] > self.clock.time():
+                        return item[0]
+                    del self._results[job_id]
+                if not self._wait(min(deadline, time.monotonic() + 3600)):
+                    return None
