@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import pluggy
@@ -42,6 +43,15 @@ KNOWN_PROVIDERS = {
     "redis+sentinel": "tinyq-redis",
     "memory": "tinyq-memory",
 }
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with its password replaced by ``***``, fit for logs and error messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class HookSpecs:
@@ -103,14 +113,16 @@ class Registry:
 
     def _unknown_scheme(self, uri: str, scheme: str) -> str:
         if not scheme:
-            return f"broker URI {uri!r} has no scheme: write it like 'redis://localhost:6379/0'"
+            return f"broker URI {redact_uri(uri)!r} has no scheme: write it like 'redis://localhost:6379/0'"
         installed = ", ".join(f"{s}://" for s in self.names("broker")) or "none"
         hint = KNOWN_PROVIDERS.get(scheme)
         text = f"unknown broker URI scheme {scheme!r} (installed: {installed})"
         if hint:
             text += f"; install it with: pip install {hint}"
         if self.broken:
-            text += "; plugins that failed to load: " + ", ".join(sorted(self.broken))
+            text += "; plugins that failed to load: " + ", ".join(
+                f"{name} ({why})" for name, why in sorted(self.broken.items())
+            )
         return text
 
     def _make(self, kind: str, name: str) -> Any:

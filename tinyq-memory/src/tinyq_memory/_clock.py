@@ -19,10 +19,12 @@ class Clock:
 
 class FakeClock(Clock):
     """A clock that only moves when ``advance`` is called, so tests of delays and leases run
-    without sleeping. Brokers using it are woken when it moves."""
+    without sleeping. Brokers using it are woken when it moves. It starts at the real time,
+    because ``countdown=`` is turned into a due time with the real clock."""
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = start
+    def __init__(self, start: float | None = None) -> None:
+        # Starts at the real time: producers compute countdowns from the real clock.
+        self._now = time.time() if start is None else start
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
 

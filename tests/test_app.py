@@ -1,0 +1,276 @@
+"""The public API of the application, tasks and handles, on the memory broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from tinyq_core import (
+    Application,
+    DuplicateTaskError,
+    JobFailed,
+    SerializationError,
+    TinyqError,
+)
+from tinyq_memory import FakeClock, MemoryBroker, drain
+
+
+def test_call_runs_now_and_delay_runs_on_worker(tinyq_app: Application) -> None:
+    calls = []
+
+    @tinyq_app.task()
+    def add(m: int, n: int) -> int:
+        calls.append((m, n))
+        return m + n
+
+    assert add(1, 2) == 3
+    assert calls == [(1, 2)]
+    h = add.delay(2, 3)
+    assert isinstance(h.id, str) and h.id
+    assert h.status() == "queued"
+    assert calls == [(1, 2)]  # not run yet
+    assert drain(tinyq_app) == 1
+    assert h.status() == "succeeded"
+    assert h.result(timeout=1) == 5
+    assert calls == [(1, 2), (2, 3)]
+
+
+def test_task_name_defaults_to_module_qualname(tinyq_app: Application) -> None:
+    @tinyq_app.task()
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    assert add.name == f"{__name__}.test_task_name_defaults_to_module_qualname.<locals>.add"
+    assert add.name in tinyq_app.tasks
+
+
+def test_same_name_twice_is_an_error(tinyq_app: Application) -> None:
+    @tinyq_app.task(name="x.add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    with pytest.raises(DuplicateTaskError, match="x.add"):
+
+        @tinyq_app.task(name="x.add")
+        def other(m: int, n: int) -> int:
+            return m - n
+
+
+def test_functions_with_one_name_in_two_scopes_do_not_collide(tinyq_app: Application) -> None:
+    def make(k: int):  # type: ignore[no-untyped-def]
+        class Scope:
+            @staticmethod
+            def add(m: int, n: int) -> int:
+                return m + n + k
+
+        Scope.__qualname__ = f"Scope{k}"
+        Scope.add.__qualname__ = f"Scope{k}.add"
+        return tinyq_app.task()(Scope.add)
+
+    a, b = make(0), make(100)
+    assert a.name != b.name
+    ha, hb = a.delay(1, 1), b.delay(1, 1)
+    drain(tinyq_app)
+    assert (ha.result(0), hb.result(0)) == (2, 102)
+
+
+def test_custom_name_round_trips(tinyq_app: Application) -> None:
+    # The original tinyq stored func.__name__ in the job but registered the custom name.
+    @tinyq_app.task(name="math.plus")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    h = add.delay(4, 5)
+    drain(tinyq_app)
+    assert h.result(0) == 9
+    assert tinyq_app.send("math.plus", 1, 1).id
+    drain(tinyq_app)
+
+
+def test_send_by_name_from_a_producer_without_the_code(tinyq_broker: MemoryBroker) -> None:
+    worker_app = Application(tinyq_broker)
+
+    @worker_app.task(name="jobs.mul")
+    def mul(m: int, n: int) -> int:
+        return m * n
+
+    producer = Application(tinyq_broker)  # knows no tasks
+    h = producer.send("jobs.mul", 6, 7)
+    drain(worker_app)
+    assert producer.job(h.id).result(timeout=1) == 42
+
+
+def test_job_handle_rebuilt_from_id(tinyq_app: Application) -> None:
+    @tinyq_app.task()
+    def echo(x: str) -> str:
+        return x
+
+    h = echo.delay("hi")
+    drain(tinyq_app)
+    again = tinyq_app.job(h.id)
+    assert again == h
+    assert again.result(timeout=0) == "hi"
+
+
+def test_apply_async_options(tinyq_app: Application, tinyq_clock: FakeClock) -> None:
+    @tinyq_app.task()
+    def add(m: int, n: int = 0) -> int:
+        return m + n
+
+    h = add.apply_async(args=(1,), kwargs={"n": 2}, queue="other", job_id="my-id")
+    assert h.id == "my-id"
+    assert tinyq_app.broker.size("other") == 1
+    assert tinyq_app.broker.size("default") == 0
+    later = add.apply_async(args=(1, 1), countdown=1.5)
+    assert later.status() == "scheduled"
+    at = add.apply_async(args=(2, 2), eta=dt.datetime.fromtimestamp(tinyq_clock.time() + 60,
+                                                                     dt.timezone.utc))
+    assert at.status() == "scheduled"
+    drain(tinyq_app, ["other", "default"], advance_clock=False)
+    assert h.result(0) == 3
+    assert later.status() == "scheduled" and at.status() == "scheduled"
+    tinyq_clock.advance(2)
+    drain(tinyq_app, advance_clock=False)
+    assert later.result(0) == 2
+    assert at.status() == "scheduled"
+    tinyq_clock.advance(60)
+    drain(tinyq_app, advance_clock=False)
+    assert at.result(0) == 4
+    with pytest.raises(ValueError):
+        add.apply_async(args=(1,), countdown=1, eta=5.0)
+
+
+def test_map_enqueues_in_one_broker_call(tinyq_app: Application) -> None:
+    calls = []
+    original = tinyq_app.broker.enqueue
+
+    def counting(messages):  # type: ignore[no-untyped-def]
+        calls.append(len(messages))
+        return original(messages)
+
+    tinyq_app.broker.enqueue = counting  # type: ignore[method-assign]
+
+    @tinyq_app.task()
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    handles = add.map([(1, 2), (3, 4), (5, 6)])
+    assert calls == [3]
+    drain(tinyq_app)
+    assert [h.result(0) for h in handles] == [3, 7, 11]
+    assert add.map([]) == []
+
+
+def test_failure_raises_job_failed_with_remote_details(tinyq_app: Application) -> None:
+    @tinyq_app.task()
+    def div(m: int, n: int) -> float:
+        return m / n
+
+    h = div.delay(1, 0)
+    drain(tinyq_app)
+    assert h.status() == "failed"
+    with pytest.raises(JobFailed) as info:
+        h.result(timeout=0)
+    assert "ZeroDivisionError" in str(info.value)
+    assert "division by zero" in str(info.value)
+    assert "return m / n" in info.value.traceback
+    assert isinstance(info.value, TinyqError)
+
+
+def test_result_times_out(tinyq_app: Application) -> None:
+    @tinyq_app.task()
+    def noop() -> None:
+        return None
+
+    h = noop.delay()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        h.result(timeout=0.2)
+    assert time.monotonic() - started >= 0.19
+
+
+def test_result_blocks_until_a_worker_finishes(tinyq_app: Application) -> None:
+    import threading
+
+    @tinyq_app.task()
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    h = add.delay(20, 22)
+    worker = tinyq_app.worker(concurrency=2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert h.result(timeout=5) == 42
+    finally:
+        worker.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_non_serialisable_argument_fails_at_delay(tinyq_app: Application) -> None:
+    @tinyq_app.task()
+    def f(a: object, b: object) -> None:
+        return None
+
+    with pytest.raises(SerializationError) as info:
+        f.delay(1, object())
+    text = str(info.value)
+    assert "'b'" in text and "json" in text and "object" in text
+    assert tinyq_app.broker.size("default") == 0
+
+
+def test_store_result_false_keeps_no_result(tinyq_app: Application) -> None:
+    @tinyq_app.task(store_result=False)
+    def f() -> int:
+        return 1
+
+    h = f.delay()
+    drain(tinyq_app)
+    assert h.status() == "unknown"
+    with pytest.raises(TimeoutError):
+        h.result(timeout=0)
+
+
+def test_result_ttl(tinyq_broker: MemoryBroker, tinyq_clock: FakeClock) -> None:
+    app = Application(tinyq_broker, result_ttl=10)
+
+    @app.task()
+    def f() -> int:
+        return 1
+
+    h = f.delay()
+    drain(app)
+    assert h.result(0) == 1
+    tinyq_clock.advance(11)
+    assert h.status() == "unknown"
+
+
+def test_async_task_runs_on_the_worker(tinyq_app: Application) -> None:
+    import asyncio
+
+    @tinyq_app.task()
+    async def slow_add(m: int, n: int) -> int:
+        await asyncio.sleep(0.01)
+        return m + n
+
+    handles = [slow_add.delay(i, i) for i in range(4)]
+    tinyq_app.worker(concurrency=2).run(burst=True)
+    assert [h.result(1) for h in handles] == [0, 2, 4, 6]
+
+
+def test_default_uri_is_redis() -> None:
+    import inspect
+
+    assert inspect.signature(Application).parameters["broker"].default == "redis://"
+
+
+def test_bare_decorator_works(tinyq_app: Application) -> None:
+    @tinyq_app.task
+    def f() -> int:
+        return 7
+
+    h = f.delay()
+    drain(tinyq_app)
+    assert h.result(0) == 7

@@ -1,0 +1,222 @@
+"""The ``tinyq`` command, run as a real subprocess: flags, errors, logs and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+APP = '''
+import atexit, json, os, sys, time
+from tinyq_core import Application, BrokerUnavailable, Registry, hookimpl
+from tinyq_memory import MemoryBroker
+
+class DownBroker(MemoryBroker):
+    def ping(self):
+        raise BrokerUnavailable("connection refused")
+
+@hookimpl
+def tinyq_register(registry: Registry) -> None:
+    registry.add_broker("down", lambda uri, **kw: DownBroker())
+
+import tinyq_memory.plugin  # registered explicitly: some tests turn autoload off
+app = Application("memory://", plugins=[sys.modules[__name__], tinyq_memory.plugin])
+OUT = os.environ["OUT"]
+
+@app.task()
+def add(m, n):
+    return m + n
+
+@app.task()
+def slow(seconds):
+    open(os.path.join(OUT, "started"), "w").close()
+    time.sleep(seconds)
+    open(os.path.join(OUT, "finished"), "w").close()
+    return seconds
+
+handles = []
+if os.environ.get("ENQUEUE") == "add":
+    handles = [add.delay(m, n) for m in range(10) for n in range(3)]
+elif os.environ.get("ENQUEUE") == "slow":
+    handles = [slow.delay(float(os.environ.get("SECONDS", "2")))] + [add.delay(1, 1) for _ in range(3)]
+
+@atexit.register
+def report():
+    broker = app.broker
+    results = [h.result(0) if h.status() == "succeeded" else h.status() for h in handles]
+    with open(os.path.join(OUT, "report.json"), "w") as f:
+        json.dump({"results": results, "waiting": broker.size("default")}, f)
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def tinyq(project: Path, *args: str, env: dict[str, str] | None = None,
+          **popen: object) -> subprocess.Popen[str]:
+    full_env = {**os.environ, "OUT": str(project / "out"), **(env or {})}
+    full_env.pop("PYTHONPATH", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tinyq_core", *args], cwd=project, env=full_env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,  # type: ignore[call-overload]
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
+
+
+def report(project: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((project / "out" / "report.json").read_text())
+    return data
+
+
+def wait_for(path: Path, timeout: float = 15) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+def test_version(project: Path) -> None:
+    code, out = finish(tinyq(project, "-V"))
+    assert code == 0 and out.strip() == "tinyq 0.1.0"
+
+
+def test_hello_world_burst(project: Path) -> None:
+    code, out = finish(tinyq(project, "-l", "info", "--burst", env={"ENQUEUE": "add"}))
+    assert code == 0, out
+    assert report(project)["results"] == [m + n for m in range(10) for n in range(3)]
+    assert "Starting TinyQ worker, version 0.1.0..." in out
+    assert "Got a job: <Job: id: " in out and "task_name: app.add>" in out
+    assert "Finish run job <Job: id: " in out
+    assert "Exit workers." in out
+    # The original tinyq's format: time - level - logger[line thread process] - message
+    line = next(x for x in out.splitlines() if "Starting TinyQ" in x)
+    assert " - WARNING - tinyq.runner[line:" in line and " thread:MainThread(" in line
+    assert " process:MainProcess(" in line
+
+
+def test_default_log_level_is_warn(project: Path) -> None:
+    code, out = finish(tinyq(project, "--burst", env={"ENQUEUE": "add"}))
+    assert code == 0
+    assert "Starting TinyQ worker" in out
+    assert "Got a job" not in out
+
+
+def test_warm_shutdown_finishes_the_running_job(project: Path) -> None:
+    proc = tinyq(project, "-l", "info", "-w", "1", env={"ENQUEUE": "slow", "SECONDS": "1.5"})
+    wait_for(project / "out" / "started")
+    proc.send_signal(signal.SIGINT)
+    code, out = finish(proc)
+    assert code == 0, out
+    assert "Received stop signal, warm shutdown..." in out
+    assert (project / "out" / "finished").exists()
+    data = report(project)
+    assert data["results"][0] == 1.5  # type: ignore[index]
+    # The add jobs were prefetched or still waiting: given back, none lost, none run.
+    assert data["waiting"] == 3
+    assert "Traceback" not in out
+
+
+def test_sigterm_is_a_warm_shutdown_too(project: Path) -> None:
+    proc = tinyq(project, "-w", "2", env={"ENQUEUE": "slow", "SECONDS": "1"})
+    wait_for(project / "out" / "started")
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc)
+    assert code == 0, out
+    assert (project / "out" / "finished").exists()
+
+
+def test_second_signal_is_a_cold_shutdown(project: Path) -> None:
+    proc = tinyq(project, "-w", "1", env={"ENQUEUE": "slow", "SECONDS": "30"})
+    wait_for(project / "out" / "started")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    code, out = finish(proc, timeout=15)
+    assert code == 1, out
+    assert "cold shutdown" in out
+    assert not (project / "out" / "finished").exists()
+    data = report(project)
+    assert data["results"][0] == "queued"  # the running job was given back
+    assert data["waiting"] == 4
+
+
+def test_shutdown_timeout_bounds_the_wait(project: Path) -> None:
+    proc = tinyq(project, "-w", "1", "--shutdown-timeout", "0.5",
+                 env={"ENQUEUE": "slow", "SECONDS": "30"})
+    wait_for(project / "out" / "started")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code, out = finish(proc, timeout=15)
+    assert time.monotonic() - started < 5
+    assert code == 1
+    assert report(project)["results"][0] == "queued"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-a", "missing.app"], "cannot import 'missing' for -a missing.app: no module named"),
+        (["-a", "app.nothing"], "module 'app' has no attribute 'nothing'"),
+        (["-a", "app.add"], "app.add is a Task, not a tinyq Application"),
+        (["-a", "app"], "is not of the form module.attribute"),
+        (["-u", "nosuch://h"], "unknown broker URI scheme 'nosuch'"),
+        (["-u", "redis://u:hunter2@h"], "pip install tinyq-redis"),
+        (["-u", "down://"], "cannot reach the broker at down://"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(project: Path, args: list[str], message: str) -> None:
+    env = {"TINYQ_DISABLE_PLUGIN_AUTOLOAD": "1"} if "redis" in args[-1] else {}
+    code, out = finish(tinyq(project, *args, env=env))
+    assert code == 1
+    assert message in out
+    assert "Traceback" not in out
+    assert "hunter2" not in out
+    errors = [line for line in out.splitlines() if line.startswith("tinyq: error:")]
+    assert len(errors) == 1
+
+
+def test_import_error_inside_the_app_says_why(project: Path) -> None:
+    (project / "broken.py").write_text("import no_such_dependency\napp = None\n")
+    code, out = finish(tinyq(project, "-a", "broken.app"))
+    assert code == 1
+    assert "importing 'broken' failed" in out and "no_such_dependency" in out
+    assert "Traceback" not in out
+    code, out = finish(tinyq(project, "-a", "broken.app", "-v"))
+    assert code == 1 and "Traceback" in out
+
+
+def test_queue_flag_in_priority_order(project: Path) -> None:
+    (project / "prio.py").write_text(textwrap.dedent('''
+        import os
+        from tinyq_core import Application
+        app = Application("memory://")
+        order = []
+        @app.task()
+        def note(x):
+            order.append(x)
+        for i in range(3):
+            note.apply_async(args=("low",), queue="low")
+            note.apply_async(args=("high",), queue="high")
+        note.apply_async(args=("ignored",), queue="other")
+        import atexit
+        atexit.register(lambda: print("ORDER", order))
+    '''))
+    code, out = finish(tinyq(project, "-a", "prio.app", "-w", "1", "-q", "high", "-q", "low",
+                             "--burst"))
+    assert code == 0, out
+    assert "ORDER ['high', 'high', 'high', 'low', 'low', 'low']" in out

@@ -1,0 +1,314 @@
+"""The worker's policies on the memory broker: retries, dead letters, crash loops, timeouts,
+bad messages, leases, batching, prefetch and broker outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from tinyq_core import Application, Delivery, JobFailed, Message, Retry
+from tinyq_memory import FakeClock, MemoryBroker, drain
+
+
+def test_retries_with_exponential_backoff_then_dead_letter(
+    tinyq_app: Application, tinyq_broker: MemoryBroker, tinyq_clock: FakeClock
+) -> None:
+    attempts = []
+
+    @tinyq_app.task(max_retries=3, retry_backoff=10.0, retry_backoff_max=25.0)
+    def flaky() -> None:
+        attempts.append(tinyq_clock.time())
+        raise ValueError("boom")
+
+    h = flaky.delay()
+    drain(tinyq_app)
+    assert len(attempts) == 4
+    waits = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert 8 <= waits[0] <= 12  # about base
+    assert 16 <= waits[1] <= 24  # about base * 2
+    assert waits[2] == pytest.approx(25.0, abs=0.01)  # capped
+    with pytest.raises(JobFailed, match="ValueError: boom"):
+        h.result(0)
+    dead = tinyq_broker.dead_letters("default")
+    assert len(dead) == 1
+    assert dead[0].message.id == h.id
+    assert "4 attempt" in dead[0].reason
+    assert dead[0].error == "ValueError: boom"
+
+
+def test_retry_on_limits_which_errors_retry(tinyq_app: Application) -> None:
+    calls = []
+
+    @tinyq_app.task(max_retries=5, retry_backoff=0.0, retry_on=(ConnectionError,))
+    def f(kind: str) -> None:
+        calls.append(kind)
+        raise (ConnectionError if kind == "net" else KeyError)(kind)
+
+    f.delay("net")
+    f.delay("key")
+    drain(tinyq_app)
+    assert calls.count("net") == 6
+    assert calls.count("key") == 1
+
+
+def test_raise_retry_with_delay(tinyq_app: Application, tinyq_clock: FakeClock) -> None:
+    seen = []
+
+    @tinyq_app.task(max_retries=2)
+    def f() -> str:
+        seen.append(tinyq_clock.time())
+        if len(seen) < 3:
+            raise Retry(delay=100)
+        return "done"
+
+    h = f.delay()
+    drain(tinyq_app, advance_clock=False)
+    assert len(seen) == 1 and h.status() == "scheduled"
+    tinyq_clock.advance(99)
+    drain(tinyq_app, advance_clock=False)
+    assert len(seen) == 1
+    drain(tinyq_app)
+    assert h.result(0) == "done"
+    assert seen[1] - seen[0] == pytest.approx(100, abs=0.01)
+
+
+def test_crash_loop_is_dead_lettered(
+    tinyq_app: Application, tinyq_broker: MemoryBroker, tinyq_clock: FakeClock
+) -> None:
+    """A job whose worker dies (never reports back) is redelivered after its lease; more than
+    max_retries + 1 such deliveries and it is dead-lettered instead of delivered again."""
+
+    @tinyq_app.task(max_retries=1)
+    def doomed() -> None:
+        return None
+
+    h = doomed.delay()
+    for attempt in range(1, 4):  # three deliveries that "kill the worker"
+        [d] = tinyq_broker.reserve(["default"], 1, 0)
+        assert d.attempts == attempt
+        tinyq_clock.advance(tinyq_broker.visibility_timeout + 1)
+        assert tinyq_broker.recover() == 1
+    drain(tinyq_app)
+    assert h.status() == "failed"
+    [dead] = tinyq_broker.dead_letters("default")
+    assert "crash loop" in dead.reason and "4 times" in dead.reason
+    with pytest.raises(JobFailed, match="crash loop"):
+        h.result(0)
+
+
+def test_a_job_killed_once_runs_again(
+    tinyq_app: Application, tinyq_broker: MemoryBroker, tinyq_clock: FakeClock
+) -> None:
+    @tinyq_app.task()
+    def f() -> int:
+        return 1
+
+    h = f.delay()
+    tinyq_broker.reserve(["default"], 1, 0)  # its worker dies holding it
+    tinyq_clock.advance(tinyq_broker.visibility_timeout + 1)
+    tinyq_broker.recover()
+    drain(tinyq_app)
+    assert h.result(0) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\x00\xff garbage", "undecodable"),
+        (b'{"id": "x", "args": []}', "missing field 'task'"),
+        (b'{"id": "x", "task": 5}', "field 'task' has type int"),
+        (b'{"id": "x", "task": "t", "args": "no"}', "field 'args' has type str"),
+        (b"[1, 2]", "expected an object"),
+        (b'{"id": "x", "task": "no.such.task"}', "unknown task 'no.such.task'"),
+    ],
+)
+def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(
+    tinyq_app: Application, tinyq_broker: MemoryBroker, body: bytes, reason: str
+) -> None:
+    @tinyq_app.task()
+    def ok() -> str:
+        return "fine"
+
+    tinyq_broker.enqueue([Message("bad-1", "default", body)])
+    good = ok.delay()
+    drain(tinyq_app)
+    assert good.result(0) == "fine"
+    [dead] = tinyq_broker.dead_letters("default")
+    assert dead.message.id == "bad-1"
+    assert reason in dead.reason
+    with pytest.raises(JobFailed, match="dead-lettered"):
+        tinyq_app.job("bad-1").result(0)
+
+
+def test_timeout_fails_a_long_job_and_retries_it(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker)
+    runs = []
+
+    @app.task(timeout=0.2, max_retries=1, retry_backoff=0)
+    def spin() -> None:
+        runs.append(1)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:  # pure Python: interruptible
+            pass
+
+    h = spin.delay()
+    started = time.monotonic()
+    app.worker(concurrency=2).run(burst=True)
+    assert time.monotonic() - started < 3
+    assert len(runs) == 2
+    with pytest.raises(JobFailed, match="JobTimeout"):
+        h.result(0)
+
+
+def test_long_job_keeps_its_lease(tmp_path: object) -> None:
+    broker = MemoryBroker(visibility_timeout=0.3)
+    app = Application(broker)
+    runs = []
+
+    @app.task()
+    def slow() -> str:
+        runs.append(1)
+        time.sleep(1.0)
+        return "ok"
+
+    h = slow.delay()
+    worker = app.worker(concurrency=2)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    time.sleep(0.1)
+    # Another consumer keeps recovering and reserving while the job runs: it must get nothing.
+    stolen: list[Delivery] = []
+    while thread.is_alive():
+        broker.recover()
+        stolen += broker.reserve(["default"], 10, 0.05)
+    assert stolen == []
+    assert runs == [1]
+    assert h.result(0) == "ok"
+
+
+def test_prefetch_is_bounded(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker)
+    gate = threading.Event()
+
+    @app.task()
+    def wait() -> None:
+        gate.wait(5)
+
+    wait.map([()] * 50)
+    worker = app.worker(concurrency=4, prefetch=2)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    time.sleep(0.3)
+    assert tinyq_broker.size("default") == 50 - 6
+    gate.set()
+    thread.join(5)
+    assert tinyq_broker.size("default") == 0
+
+
+def test_acks_and_results_are_batched(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker)
+    ack_sizes: list[int] = []
+    original = tinyq_broker.ack
+
+    def ack(deliveries):  # type: ignore[no-untyped-def]
+        ack_sizes.append(len(deliveries))
+        time.sleep(0.01)  # a round trip, so that completions pile up behind it
+        original(deliveries)
+
+    tinyq_broker.ack = ack  # type: ignore[method-assign]
+
+    @app.task()
+    def f(i: int) -> int:
+        return i
+
+    handles = f.map([(i,) for i in range(400)])
+    app.worker(concurrency=8).run(burst=True)
+    assert sum(ack_sizes) == 400
+    assert len(ack_sizes) < 200  # several acks share one broker call
+    assert [h.result(0) for h in handles[:5]] == [0, 1, 2, 3, 4]
+
+
+def test_worker_survives_a_broker_outage(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker)
+
+    @app.task()
+    def f(i: int) -> int:
+        return i * 2
+
+    worker = app.worker(concurrency=2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert f.delay(1).result(timeout=5) == 2
+        tinyq_broker.set_available(False)
+        time.sleep(0.5)
+        assert thread.is_alive()
+        tinyq_broker.set_available(True)
+        assert f.delay(2).result(timeout=10) == 4
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_warm_stop_gives_back_unstarted_jobs(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker)
+    started = threading.Event()
+    release = threading.Event()
+
+    @app.task()
+    def block() -> str:
+        started.set()
+        release.wait(5)
+        return "done"
+
+    handles = block.map([()] * 5)
+    worker = app.worker(concurrency=1, prefetch=3)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(5)
+    time.sleep(0.2)  # let the fetcher prefetch
+    worker.stop()
+    time.sleep(0.2)
+    release.set()
+    thread.join(5)
+    assert sum(h.status() == "succeeded" for h in handles) == 1
+    assert tinyq_broker.size("default") == 4  # the rest are back in the queue, none lost
+
+
+def test_cold_stop_gives_back_running_jobs(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker)
+    started = threading.Event()
+
+    @app.task()
+    def block() -> None:
+        started.set()
+        time.sleep(3)
+
+    h = block.delay()
+    worker = app.worker(concurrency=1)
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(worker.run()))
+    thread.start()
+    assert started.wait(5)
+    worker.stop()
+    worker.stop(cold=True)
+    thread.join(5)
+    assert codes == [1]
+    assert h.status() == "queued"
+    assert tinyq_broker.size("default") == 1
+
+
+def test_queues_are_consumed_in_priority_order(tinyq_app: Application) -> None:
+    order: list[str] = []
+
+    @tinyq_app.task()
+    def note(name: str) -> None:
+        order.append(name)
+
+    for i in range(3):
+        note.apply_async(args=(f"low{i}",), queue="low")
+        note.apply_async(args=(f"high{i}",), queue="high")
+    tinyq_app.worker(concurrency=1, executor="inline", queues=["high", "low"]).run(burst=True)
+    assert order == ["high0", "high1", "high2", "low0", "low1", "low2"]
