@@ -50,7 +50,7 @@ def test_same_name_twice_is_an_error(tinyq_app: Application) -> None:
     def add(m: int, n: int) -> int:
         return m + n
 
-    with pytest.raises(DuplicateTaskError, match="x.add"):
+    with pytest.raises(DuplicateTaskError, match=r"x\.add"):
 
         @tinyq_app.task(name="x.add")
         def other(m: int, n: int) -> int:

@@ -45,7 +45,8 @@ handles = []
 if os.environ.get("ENQUEUE") == "add":
     handles = [add.delay(m, n) for m in range(10) for n in range(3)]
 elif os.environ.get("ENQUEUE") == "slow":
-    handles = [slow.delay(float(os.environ.get("SECONDS", "2")))] + [add.delay(1, 1) for _ in range(3)]
+    handles = [slow.delay(float(os.environ.get("SECONDS", "2")))]
+    handles += [add.delay(1, 1) for _ in range(3)]
 
 @atexit.register
 def report():
@@ -161,7 +162,7 @@ def test_shutdown_timeout_bounds_the_wait(project: Path) -> None:
     wait_for(project / "out" / "started")
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    code, out = finish(proc, timeout=15)
+    code, _ = finish(proc, timeout=15)
     assert time.monotonic() - started < 5
     assert code == 1
     assert report(project)["results"][0] == "queued"

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tinyq_core import Application, BadMessage, Job, Message, PluginError, SerializationError
 from tinyq_core._codec import Codec
-from tinyq_core._serializers import CloudpickleSerializer, JSONSerializer
+from tinyq_core._serializers import JSONSerializer
 from tinyq_memory import MemoryBroker, drain
 
 VALUES: list[Any] = [
@@ -85,7 +85,7 @@ def test_cloudpickle_error_names_the_argument(tinyq_broker: MemoryBroker) -> Non
     def f(lock: Any) -> None:
         return None
 
-    with pytest.raises(SerializationError, match="argument 'lock'.*cloudpickle"):
+    with pytest.raises(SerializationError, match=r"argument 'lock'.*cloudpickle"):
         f.delay(threading.Lock())
 
 

@@ -3,6 +3,7 @@ bad messages, leases, batching, prefetch and broker outages."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -24,7 +25,7 @@ def test_retries_with_exponential_backoff_then_dead_letter(
     h = flaky.delay()
     drain(tinyq_app)
     assert len(attempts) == 4
-    waits = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    waits = [b - a for a, b in itertools.pairwise(attempts)]
     assert 8 <= waits[0] <= 12  # about base
     assert 16 <= waits[1] <= 24  # about base * 2
     assert waits[2] == pytest.approx(25.0, abs=0.01)  # capped

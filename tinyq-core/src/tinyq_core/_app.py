@@ -134,8 +134,7 @@ class Application:
 
     def task(
         self,
-        fn: Callable[P, R] | None = None,
-        /,
+        fn: Callable[..., Any] | None = None,
         *,
         name: str | None = None,
         queue: str = "default",
@@ -145,7 +144,7 @@ class Application:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | None = None,
         store_result: bool = True,
-    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    ) -> Any:
         """Register a function as a task: ``@app.task()`` or ``@app.task(name=..., ...)``.
 
         The name defaults to ``module.qualname``; registering a name twice is an error."""
@@ -159,14 +158,14 @@ class Application:
             store_result=store_result,
         )
 
-        def register(func: Callable[P, R]) -> Task[P, R]:
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
             task_name = name or f"{_module_name(func)}.{func.__qualname__}"
             if task_name in self.tasks:
                 raise DuplicateTaskError(
                     f"a task named {task_name!r} is already registered on this application; "
                     "give one of them another name with @app.task(name=...)"
                 )
-            task: Task[P, R] = Task(self, func, task_name, options)
+            task: Task[Any, Any] = Task(self, func, task_name, options)
             self.tasks[task_name] = task
             return task
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 
 import attrs
 
@@ -83,8 +83,7 @@ class JobHandle(Generic[R]):
         if outcome is None:
             raise TimeoutError(f"job {self.id} did not finish within {timeout} seconds")
         if outcome.get("ok"):
-            value: R = outcome.get("value")
-            return value
+            return cast(R, outcome.get("value"))
         raise JobFailed(
             str(outcome.get("error", "job failed")),
             exc_type=str(outcome.get("type", "")),

@@ -404,7 +404,8 @@ class Worker:
         for work in expired:
             timeout = work.task.options.timeout
             logger.error("Job %r exceeded its timeout of %ss", work.job, timeout)
-            outcome = self._decide(work, None, JobTimeout(f"job exceeded its timeout of {timeout}s"))
+            error = JobTimeout(f"job exceeded its timeout of {timeout}s")
+            outcome = self._decide(work, None, error)
             with self._lock:
                 self._held.discard(work)
                 self._outbox.append(outcome)

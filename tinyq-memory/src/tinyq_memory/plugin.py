@@ -23,7 +23,9 @@ def make_broker(uri: str, **options: Any) -> MemoryBroker:
     try:
         return MemoryBroker(visibility_timeout=float(query.get("visibility_timeout", 30.0)))
     except ValueError:
-        raise ConfigurationError("memory:// visibility_timeout must be a number of seconds") from None
+        raise ConfigurationError(
+            "memory:// visibility_timeout must be a number of seconds"
+        ) from None
 
 
 @hookimpl

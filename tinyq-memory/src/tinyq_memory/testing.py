@@ -22,7 +22,8 @@ def drain(
 
     On a memory broker with a :class:`FakeClock`, delayed jobs (countdown, eta, retry backoff)
     are run too: the clock is moved to each one's due time in turn, so nothing sleeps."""
-    names = list(queues or dict.fromkeys(["default", *(t.options.queue for t in app.tasks.values())]))
+    own = (task.options.queue for task in app.tasks.values())
+    names = list(queues or dict.fromkeys(["default", *own]))
     broker = app.broker
     total = 0
     for _ in range(max_rounds):

@@ -1,0 +1,48 @@
+"""Tasks are generic over their function's signature: a type checker catches bad arguments."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SNIPPET = '''
+from tinyq_core import Application, JobHandle
+
+app = Application("memory://")
+
+@app.task()
+def add(m: int, n: int) -> int:
+    return m + n
+
+@app.task
+def shout(text: str) -> str:
+    return text.upper()
+
+h = add.delay(1, 2)
+reveal_type(h)
+reveal_type(h.result(timeout=1))
+reveal_type(add(1, 2))
+reveal_type(shout.map([("a",)]))
+add.delay(1, "x")  # line 19: wrong type
+shout.delay(3)  # line 20: wrong type
+add.apply_async(args=(1, 2), countdown=1.5)
+'''
+
+
+def test_mypy_checks_task_arguments_and_results(tmp_path: Path) -> None:
+    path = tmp_path / "snippet.py"
+    path.write_text(textwrap.dedent(SNIPPET))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--config-file",
+         str(root / "pyproject.toml"), str(path)],
+        capture_output=True, text=True, cwd=root, timeout=300,
+    ).stdout
+    assert 'Revealed type is "tinyq_core._task.JobHandle[int]"' in out
+    assert out.count('Revealed type is "int"') == 2
+    assert 'Revealed type is "list[tinyq_core._task.JobHandle[str]]"' in out
+    assert 'snippet.py:19: error: Argument 2 to "delay" of "Task" has incompatible type "str"' in out
+    assert 'snippet.py:20: error: Argument 1 to "delay" of "Task" has incompatible type "int"' in out
+    assert out.count("error:") == 2, out
