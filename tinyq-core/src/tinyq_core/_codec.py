@@ -102,7 +102,7 @@ class Codec:
             ("eta", eta, float | int | type(None)),
         )
         for field, value, kind in checks:
-            if not isinstance(value, kind) or isinstance(value, bool) and field == "retries":
+            if not isinstance(value, kind) or (isinstance(value, bool) and field == "retries"):
                 raise BadMessage(
                     f"malformed: field {field!r} has type {type(value).__name__}"
                 )

@@ -63,7 +63,7 @@ class JobTimeout(TinyqError):
     """Raised inside a task that ran longer than its ``timeout``."""
 
 
-class Retry(Exception):  # noqa: N818 - named for what the task asks for, as in Celery and Dramatiq
+class Retry(Exception):
     """Raise inside a task to run it again later, counting against ``max_retries``.
 
     ``delay`` overrides the task's backoff for this retry (seconds).
