@@ -89,7 +89,7 @@ def test_crash_loop_is_dead_lettered(
         [d] = tinyq_broker.reserve(["default"], 1, 0)
         assert d.attempts == attempt
         tinyq_clock.advance(tinyq_broker.visibility_timeout + 1)
-        assert tinyq_broker.recover() == 1
+        assert tinyq_broker.recover(["default"]) == 1
     drain(tinyq_app)
     assert h.status() == "failed"
     [dead] = tinyq_broker.dead_letters("default")
@@ -108,7 +108,7 @@ def test_a_job_killed_once_runs_again(
     h = f.delay()
     tinyq_broker.reserve(["default"], 1, 0)  # its worker dies holding it
     tinyq_clock.advance(tinyq_broker.visibility_timeout + 1)
-    tinyq_broker.recover()
+    tinyq_broker.recover(["default"])
     drain(tinyq_app)
     assert h.result(0) == 1
 
@@ -181,7 +181,7 @@ def test_long_job_keeps_its_lease(tmp_path: object) -> None:
     # Another consumer keeps recovering and reserving while the job runs: it must get nothing.
     stolen: list[Delivery] = []
     while thread.is_alive():
-        broker.recover()
+        broker.recover(["default"])
         stolen += broker.reserve(["default"], 10, 0.05)
     assert stolen == []
     assert runs == [1]

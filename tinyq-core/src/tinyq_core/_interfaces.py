@@ -7,6 +7,7 @@ everything about tasks, arguments, signing and retries stays in the application 
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -48,7 +49,8 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
-        """Lease up to ``count`` due messages, taking from earlier queues first.
+        """Lease up to ``count`` due messages, taking from earlier queues first (``count`` of
+        them when that many are ready), oldest first within a queue.
 
         Blocks up to ``timeout`` seconds while nothing is due (without polling); returns
         ``[]`` on timeout. Two consumers never hold a lease on the same message."""
@@ -71,13 +73,20 @@ class Broker(abc.ABC):
         """Move a message to its queue's dead-letter store with why."""
 
     @abc.abstractmethod
-    def recover(self) -> int:
-        """Make messages whose lease expired deliverable again; return how many."""
+    def recover(self, queues: Sequence[str]) -> int:
+        """Make messages of ``queues`` whose lease expired deliverable again; return how many.
+        Their delivery count goes on counting."""
 
     @abc.abstractmethod
-    def move_due(self) -> float | None:
-        """Make delayed messages that are now due deliverable; return the seconds until the
-        next delayed message is due, or ``None`` when there is none."""
+    def move_due(self, queues: Sequence[str]) -> float | None:
+        """Make delayed messages of ``queues`` that are now due deliverable; return the seconds
+        until the next delayed message is due, or ``None`` when there is none."""
+
+    def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> None:
+        """Wait up to ``timeout`` seconds, returning early when a delayed message that is due
+        sooner than the mover knew of may have been added. The default just sleeps: right
+        for brokers whose ``reserve`` delivers due messages by itself."""
+        time.sleep(timeout)
 
     @abc.abstractmethod
     def status(self, job_id: str) -> JobStatus:

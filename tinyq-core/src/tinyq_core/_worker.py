@@ -9,7 +9,9 @@ Threads and their jobs:
   at once (group commit), so under load many outcomes share one broker round trip and an idle
   worker reports a result at once;
 * the housekeeper renews the leases of held jobs, enforces task timeouts, and runs the broker's
-  recovery of expired leases and its mover of due delayed jobs.
+  recovery of expired leases;
+* the mover moves delayed jobs to their queues when due, sleeping until the next one is due
+  (the broker wakes it when a sooner one is added).
 
 A job is acknowledged only after its result was stored. Nothing is acknowledged before it ran:
 a crash at any point leaves the job leased, and the broker delivers it again after the lease.
@@ -134,6 +136,8 @@ class Worker:
         self.executor.start(self.concurrency, self._execute)
         keeper = threading.Thread(target=self._housekeeping, name="Housekeeper", daemon=True)
         keeper.start()
+        mover = threading.Thread(target=self._move_delayed, name="Mover", daemon=True)
+        mover.start()
         backoff = 0.0
         try:
             while not (self._warm.is_set() or self._cold.is_set()):
@@ -163,7 +167,7 @@ class Worker:
                 self._lock.wait(POLL_SECONDS)
                 return True
         if burst:
-            broker.move_due()
+            broker.move_due(self.queues)
         deliveries = broker.reserve(self.queues, free, 0 if burst else POLL_SECONDS)
         for delivery in deliveries:
             self._accept(delivery)
@@ -174,7 +178,7 @@ class Worker:
                     return True
             # Nothing held: report back, then look once more (a retry may have become due).
             self._flush()
-            broker.move_due()
+            broker.move_due(self.queues)
             deliveries = broker.reserve(self.queues, free, 0)
             for delivery in deliveries:
                 self._accept(delivery)
@@ -357,7 +361,7 @@ class Worker:
         broker = self.app.broker
         renew_every = max(0.05, broker.visibility_timeout / 3)
         recover_every = max(0.05, min(1.0, broker.visibility_timeout / 4))
-        next_renew = next_recover = next_move = time.monotonic()
+        next_renew = next_recover = time.monotonic()
         while not self._done.is_set():
             now = time.monotonic()
             try:
@@ -370,15 +374,24 @@ class Worker:
                         broker.renew(leased)
                 if now >= next_recover:
                     next_recover = now + recover_every
-                    broker.recover()
-                if now >= next_move:
-                    due_in = broker.move_due()
-                    next_move = now + (min(1.0, due_in) if due_in is not None else 1.0)
+                    broker.recover(self.queues)
             except Exception as exc:
                 self._report_broker_error(exc)
             next_deadline = self._enforce_timeouts()
-            wake = min(next_renew, next_recover, next_move, next_deadline or float("inf"))
+            wake = min(next_renew, next_recover, next_deadline or float("inf"))
             self._done.wait(max(0.0, wake - time.monotonic()))
+
+    def _move_delayed(self) -> None:
+        """Move due delayed jobs to their queues, sleeping until the next one is due; the
+        broker wakes it early when a sooner delayed job is added."""
+        broker = self.app.broker
+        while not self._done.is_set():
+            try:
+                due_in = broker.move_due(self.queues)
+                broker.wait_for_delayed(self.queues, min(1.0, 1.0 if due_in is None else due_in))
+            except Exception as exc:
+                self._report_broker_error(exc)
+                self._done.wait(1.0)
 
     def _enforce_timeouts(self) -> float | None:
         """Fail jobs past their deadline; return the monotonic time of the next deadline."""

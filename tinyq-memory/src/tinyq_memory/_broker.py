@@ -89,16 +89,13 @@ class MemoryBroker(_Base, Broker):
     def result_backend(self) -> MemoryResultBackend:
         return self._results
 
-    def _put(self, message: Message, attempts: int = 0, front: bool = False) -> None:
+    def _put(self, message: Message, attempts: int = 0) -> None:
         key = next(self._keys)
         if message.due is not None and message.due > self.clock.time():
             heapq.heappush(self._delayed, (message.due, key, message))
             self._status[message.id] = "scheduled"
             return
-        if front:
-            self._ready[message.queue].appendleft((key, message, attempts))
-        else:
-            self._ready[message.queue].append((key, message, attempts))
+        self._ready[message.queue].append((key, message, attempts))
         self._status[message.id] = "queued"
 
     def enqueue(self, messages: Sequence[Message]) -> None:
@@ -162,7 +159,9 @@ class MemoryBroker(_Base, Broker):
                 return  # no longer ours: its lease expired and it is queued or leased again
             message = delivery.message
             due = self.clock.time() + delay if delay > 0 else None
-            self._put(attrs.evolve(message, body=body or message.body, due=due))
+            # ``is None``, not ``or``: an empty body is a new body too.
+            new_body = message.body if body is None else body
+            self._put(attrs.evolve(message, body=new_body, due=due))
             self._cond.notify_all()
 
     def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
@@ -175,24 +174,31 @@ class MemoryBroker(_Base, Broker):
                 DeadLetter(lease.message, reason, error, lease.attempts, self.clock.time())
             )
 
-    def recover(self) -> int:
+    def recover(self, queues: Sequence[str]) -> int:
         with self._cond:
             self._check()
-            now = self.clock.time()
-            expired = [(k, lease) for k, lease in self._leases.items() if lease.expires <= now]
+            now, wanted = self.clock.time(), set(queues)
+            expired = [
+                (key, lease)
+                for key, lease in self._leases.items()
+                if lease.expires <= now and lease.message.queue in wanted
+            ]
             for key, lease in expired:
                 del self._leases[key]
-                self._put(lease.message, lease.attempts, front=True)
+                # To the back of the queue, as the Redis broker does.
+                self._put(lease.message, lease.attempts)
             if expired:
                 self._cond.notify_all()
             return len(expired)
 
-    def move_due(self) -> float | None:
+    def move_due(self, queues: Sequence[str]) -> float | None:
         with self._cond:
             self._check()
-            next_due = self._move_due_locked()
+            self._move_due_locked()
             self._cond.notify_all()
-            return None if next_due is None else max(0.0, next_due - self.clock.time())
+            wanted = set(queues)
+            dues = [due for due, _, message in self._delayed if message.queue in wanted]
+            return max(0.0, min(dues) - self.clock.time()) if dues else None
 
     def status(self, job_id: str) -> JobStatus:
         with self._cond:
@@ -211,12 +217,13 @@ class MemoryBroker(_Base, Broker):
             self._check()
             ready = self._ready.pop(queue, collections.deque())
             kept = [item for item in self._delayed if item[2].queue != queue]
-            removed = len(ready) + len(self._delayed) - len(kept)
+            # Delayed ones are forgotten too, or status() would still say "scheduled".
+            gone = [m for _, m, _ in ready] + [m for _, _, m in self._delayed if m.queue == queue]
             self._delayed = kept
             heapq.heapify(self._delayed)
-            for _, message, _ in ready:
+            for message in gone:
                 self._status.pop(message.id, None)
-            return removed
+            return len(gone)
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with self._cond:

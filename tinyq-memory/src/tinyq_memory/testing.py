@@ -34,7 +34,7 @@ def drain(
             break
         if not isinstance(broker.clock, FakeClock):
             break
-        due_in = broker.move_due()
+        due_in = broker.move_due(names)
         if due_in is None or not any(broker.size(q) for q in names):
             break
         broker.clock.advance(due_in)
