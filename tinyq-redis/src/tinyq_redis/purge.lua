@@ -1,0 +1,30 @@
+-- Delete a queue's waiting messages: entries not yet delivered to the group, and delayed ones.
+-- Leased entries stay: their workers still ack them.
+-- KEYS: stream, delayed zset, payload hash; ARGV: group
+-- Returns the job ids deleted.
+local stream, delayed, payloads = KEYS[1], KEYS[2], KEYS[3]
+local last = "0-0"
+for _, g in ipairs(redis.call("XINFO", "GROUPS", stream)) do
+  local info = {}
+  for i = 1, #g, 2 do
+    info[g[i]] = g[i + 1]
+  end
+  if info["name"] == ARGV[1] then
+    last = info["last-delivered-id"]
+  end
+end
+local ids = {}
+for _, entry in ipairs(redis.call("XRANGE", stream, "(" .. last, "+")) do
+  local f = entry[2]
+  for i = 1, #f, 2 do
+    if f[i] == "id" then
+      ids[#ids + 1] = f[i + 1]
+    end
+  end
+  redis.call("XDEL", stream, entry[1])
+end
+for _, id in ipairs(redis.call("ZRANGE", delayed, 0, -1)) do
+  ids[#ids + 1] = id
+end
+redis.call("DEL", delayed, payloads)
+return ids

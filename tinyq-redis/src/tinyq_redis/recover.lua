@@ -1,0 +1,25 @@
+-- Re-add entries whose lease expired (idle in the pending list longer than the visibility
+-- timeout) to the end of their stream, carrying their delivery count; ack and delete the old
+-- entry. Atomic, so a renewal cannot race it and no entry is recovered twice.
+-- KEYS: stream; ARGV: group, min idle ms, max entries
+-- Returns the job ids recovered.
+local stream, group = KEYS[1], ARGV[1]
+local pending = redis.call("XPENDING", stream, group, "IDLE", tonumber(ARGV[2]), "-", "+",
+  tonumber(ARGV[3]))
+local ids = {}
+for _, p in ipairs(pending) do
+  local entry_id, deliveries = p[1], tonumber(p[4])
+  local entry = redis.call("XRANGE", stream, entry_id, entry_id)
+  if entry[1] then
+    local f, fields = entry[1][2], {}
+    for i = 1, #f, 2 do
+      fields[f[i]] = f[i + 1]
+    end
+    local prior = tonumber(fields["a"] or "0")
+    redis.call("XADD", stream, "*", "id", fields["id"], "b", fields["b"], "a", prior + deliveries)
+    ids[#ids + 1] = fields["id"]
+  end
+  redis.call("XACK", stream, group, entry_id)
+  redis.call("XDEL", stream, entry_id)
+end
+return ids

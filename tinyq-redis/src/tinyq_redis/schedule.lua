@@ -1,0 +1,37 @@
+-- Add messages to a queue, each now or after a delay, optionally taking one leased entry off
+-- the queue first (nack). One script so that a retry never exists twice or not at all.
+-- KEYS: stream, delayed zset (score: due, ms), payload hash (id -> body), wake list
+-- ARGV: group, entry id to ack ("" for none), then (job id, delay ms, body) triples
+-- Returns 0 when the entry to ack was no longer pending (someone else owns it now), else 1.
+local stream, delayed, payloads, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if ARGV[2] ~= "" then
+  if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
+    return 0
+  end
+  redis.call("XDEL", stream, ARGV[2])
+end
+local now = redis.call("TIME")
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local head = redis.call("ZRANGE", delayed, 0, 0, "WITHSCORES")
+local earliest = head[2] and tonumber(head[2]) or nil
+local woke = false
+for i = 3, #ARGV, 3 do
+  local id, delay, body = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  if delay <= 0 then
+    redis.call("XADD", stream, "*", "id", id, "b", body, "a", 0)
+  else
+    local due = now + delay
+    redis.call("ZADD", delayed, due, id)
+    redis.call("HSET", payloads, id, body)
+    if earliest == nil or due < earliest then
+      earliest = due
+      woke = true
+    end
+  end
+end
+if woke then
+  -- Wake one sleeping mover: its schedule did not know this earlier job.
+  redis.call("LPUSH", wake, 1)
+  redis.call("LTRIM", wake, 0, 0)
+end
+return 1
