@@ -235,7 +235,8 @@ class RedisBroker(Broker):
         for queue, entry_ids in self._by_queue(deliveries).items():
             # Claiming our own entries with JUSTID resets their idle time (the lease) and
             # leaves their delivery count alone.
-            pipe.xclaim(self.keys(queue).stream, GROUP, self.consumer, 0, entry_ids, justid=True)
+            ids: list[Any] = list(entry_ids)
+            pipe.xclaim(self.keys(queue).stream, GROUP, self.consumer, 0, ids, justid=True)
         with translate_errors(self.where):
             pipe.execute()
 
@@ -343,7 +344,7 @@ class RedisBroker(Broker):
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with translate_errors(self.where):
-            entries = self.client.xrange(self.keys(queue).dead, count=limit)
+            entries: Any = self.client.xrange(self.keys(queue).dead, count=limit)
         letters = []
         for _, fields in entries:
             message = Message(_text(fields[b"id"]), queue, bytes(fields[b"b"]))

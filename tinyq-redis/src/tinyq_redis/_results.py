@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 from tinyq_core import Result, ResultBackend
 
 from ._connection import translate_errors
+
+
+def _bytes(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 class RedisResultBackend(ResultBackend):
@@ -45,7 +50,7 @@ class RedisResultBackend(ResultBackend):
         with translate_errors(self.where):
             if timeout is not None and timeout <= 0:
                 body = self.client.lindex(key, 0)
-                return None if body is None else Result(job_id, bytes(body))
+                return None if body is None else Result(job_id, _bytes(body))
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 wait = self._slice
@@ -56,4 +61,4 @@ class RedisResultBackend(ResultBackend):
                 # Redis reads a 0 timeout as "forever": never pass less than a millisecond.
                 body = self.client.brpoplpush(key, key, timeout=max(0.001, wait))
                 if body is not None:
-                    return Result(job_id, bytes(body))
+                    return Result(job_id, _bytes(body))
