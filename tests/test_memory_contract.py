@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tinyq_core import Broker
 from tinyq_core.testing import BrokerContract
 from tinyq_memory import FakeClock, MemoryBroker

@@ -9,6 +9,7 @@ import types
 from typing import Any
 
 import pytest
+
 from tinyq_core import Application, PluginError, Registry, hookimpl
 from tinyq_core._plugins import build_registry
 from tinyq_memory import MemoryBroker
@@ -59,15 +60,20 @@ def test_a_plugin_cannot_take_over_a_builtin_name() -> None:
         build_registry([plugin(memory=lambda uri: MemoryBroker())])
 
 
-def test_unknown_scheme_lists_installed_and_suggests_the_package() -> None:
+def test_unknown_scheme_lists_installed_and_suggests_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tinyq_memory.plugin
+
+    monkeypatch.setenv("TINYQ_DISABLE_PLUGIN_AUTOLOAD", "1")  # as if tinyq-redis were absent
     with pytest.raises(PluginError) as info:
-        Application("redis://localhost")
+        Application("redis://localhost", plugins=[tinyq_memory.plugin])
     text = str(info.value)
     assert "unknown broker URI scheme 'redis'" in text
     assert "memory://" in text
     assert "pip install tinyq-redis" in text
     with pytest.raises(PluginError, match="no scheme"):
-        Application("localhost:6379")
+        Application("localhost:6379", plugins=[tinyq_memory.plugin])
 
 
 def test_a_broken_plugin_is_reported_and_does_not_break_the_others() -> None:

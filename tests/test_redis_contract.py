@@ -7,9 +7,11 @@ from collections.abc import Iterator
 
 import fakeredis
 import pytest
-from redis_server import RedisServer
+
 from tinyq_core.testing import BrokerContract
 from tinyq_redis import RedisBroker
+
+from redis_server import RedisServer
 
 
 class TestRedisBroker(BrokerContract):

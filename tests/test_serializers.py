@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tinyq_core import Application, BadMessage, Job, Message, PluginError, SerializationError
 from tinyq_core._codec import Codec
 from tinyq_core._serializers import JSONSerializer

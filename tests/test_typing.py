@@ -28,6 +28,12 @@ reveal_type(shout.map([("a",)]))
 add.delay(1, "x")  # line 19: wrong type
 shout.delay(3)  # line 20: wrong type
 add.apply_async(args=(1, 2), countdown=1.5)
+
+@app.task(queue="io")
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+reveal_type(fetch.delay("u").result())  # line 27
 '''
 
 
@@ -46,4 +52,5 @@ def test_mypy_checks_task_arguments_and_results(tmp_path: Path) -> None:
     bad = 'error: Argument {} to "delay" of "Task" has incompatible type "{}"'
     assert "snippet.py:19: " + bad.format(2, "str") in out
     assert "snippet.py:20: " + bad.format(1, "int") in out
+    assert 'snippet.py:27: note: Revealed type is "bytes"' in out  # async: the awaited value
     assert out.count("error:") == 2, out

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from tinyq_core import Application, Delivery, JobFailed, Message, Retry
 from tinyq_memory import FakeClock, MemoryBroker, drain
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from ._codec import Codec
@@ -16,7 +17,7 @@ from ._errors import (
 )
 from ._interfaces import Broker, ResultBackend, Serializer
 from ._plugins import Registry, build_registry
-from ._task import JobHandle, Task, TaskOptions, new_job_id
+from ._task import AsyncTask, JobHandle, Task, TaskDecorator, TaskOptions, new_job_id
 from ._types import Job, Message, Result
 
 if TYPE_CHECKING:
@@ -116,6 +117,11 @@ class Application:
     # -- tasks -------------------------------------------------------------------------------
 
     @overload
+    def task(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
+
+    @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
@@ -130,7 +136,7 @@ class Application:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | None = None,
         store_result: bool = True,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> TaskDecorator: ...
 
     def task(
         self,
@@ -165,7 +171,8 @@ class Application:
                     f"a task named {task_name!r} is already registered on this application; "
                     "give one of them another name with @app.task(name=...)"
                 )
-            task: Task[Any, Any] = Task(self, func, task_name, options)
+            kind = AsyncTask if inspect.iscoroutinefunction(func) else Task
+            task: Task[Any, Any] = kind(self, func, task_name, options)
             self.tasks[task_name] = task
             return task
 

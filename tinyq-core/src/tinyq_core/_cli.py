@@ -114,13 +114,13 @@ def wait_for_broker(app: Application, uri: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.worker_number < 1:
+        raise CommandError("-w must be at least 1")
     app = load_app(args.app)
     if args.uri:
         app.use_broker(args.uri)
     uri = app.broker_uri or type(app.broker).__name__
     wait_for_broker(app, uri)
-    if args.worker_number < 1:
-        raise CommandError("-w must be at least 1")
     logger.warning("Starting TinyQ worker, version %s...", __version__)
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
                         shutdown_timeout=args.shutdown_timeout)

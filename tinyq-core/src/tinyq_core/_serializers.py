@@ -46,8 +46,9 @@ def _to_json(value: Any, path: str) -> Any:
     if encode is None:
         raise SerializationError(
             f"{_path(path)} of type {kind.__name__} cannot be encoded by the 'json' serializer; "
-            "pass plain data (str, int, float, bool, None, list, dict, tuple, set, bytes, "
-            "datetime, Decimal, UUID) or use Application(..., serializer='cloudpickle')"
+            "pass plain data (str, int, float, bool, None, list, dict, tuple, set, frozenset, "
+            "bytes, datetime, date, time, timedelta, Decimal, UUID) or use "
+            "Application(..., serializer='cloudpickle')"
         )
     tag, data = encode(value, path)
     return {_TAG: tag, "v": data}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 import attrs
 
@@ -68,7 +68,8 @@ class JobHandle(Generic[R]):
 
     def status(self) -> JobStatus:
         """``"queued"``, ``"scheduled"``, ``"started"``, ``"succeeded"``, ``"failed"``, or
-        ``"unknown"`` (no such job, its result expired, or it finished with store_result=False)."""
+        ``"unknown"`` (no such job, its result expired, or it succeeded with
+        ``store_result=False``: failures are always stored)."""
         outcome = self._app._fetch_outcome(self.id, 0)
         if outcome is not None:
             return "succeeded" if outcome.get("ok") else "failed"
@@ -96,7 +97,7 @@ class Task(Generic[P, R]):
     it on a worker."""
 
     def __init__(
-        self, app: Application, fn: Callable[P, R], name: str, options: TaskOptions
+        self, app: Application, fn: Callable[..., Any], name: str, options: TaskOptions
     ) -> None:
         self.app = app
         self.fn = fn
@@ -110,7 +111,8 @@ class Task(Generic[P, R]):
         return f"<Task {self.name}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.fn(*args, **kwargs)
+        result: R = self.fn(*args, **kwargs)
+        return result
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Enqueue a job with these arguments."""
@@ -175,3 +177,26 @@ class Task(Generic[P, R]):
             except SerializationError as exc:
                 return f"cannot enqueue {self.name}: {label}: {exc}"
         return f"cannot enqueue {self.name}: {error}"
+
+
+class AsyncTask(Task[P, R]):
+    """A task whose function is ``async def``: calling it returns the coroutine, and its
+    jobs' results are what the coroutine returns (the worker runs it on an event loop)."""
+
+    def __call__(  # type: ignore[override]
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]:
+        coroutine: Coroutine[Any, Any, R] = self.fn(*args, **kwargs)
+        return coroutine
+
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` returns: turns a function into a Task (or an AsyncTask)."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncTask[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...

@@ -99,6 +99,7 @@ class Worker:
         self._warm = threading.Event()
         self._cold = threading.Event()
         self._done = threading.Event()
+        self._keeper_wake = threading.Event()
         self._local = threading.local()
         self._broker_down = False
         self.processed = 0
@@ -156,6 +157,7 @@ class Worker:
             return self._shut_down()
         finally:
             self._done.set()
+            self._keeper_wake.set()
             keeper.join(timeout=5)
 
     def _fetch_once(self, broker: Any, burst: bool) -> bool:
@@ -208,19 +210,22 @@ class Worker:
         # than max_retries + 1 such deliveries is a crash loop: stop handing it out.
         if delivery.attempts - 1 > task.options.max_retries + 1:
             self._reject(delivery, f"crash loop: delivered {delivery.attempts} times without "
-                                   "finishing (the job kills or hangs its worker)")
+                                   "finishing (the job kills or hangs its worker)", "CrashLoop")
             return
         work = _Work(delivery, job, task)
         with self._lock:
             self._held.add(work)
         self.executor.submit(work)
 
-    def _reject(self, delivery: Delivery, reason: str) -> None:
+    def _reject(self, delivery: Delivery, reason: str, kind: str = "BadMessage") -> None:
         logger.error("Dead-lettering message %s from queue %r: %s",
                      delivery.id, delivery.queue, reason)
-        result = self.app._failure(delivery.id, "BadMessage", f"dead-lettered: {reason}")
-        self.app.results.store([result], self.app.result_ttl)
-        self.app.broker.dead_letter(delivery, reason)
+        result = self.app._failure(delivery.id, kind, f"dead-lettered: {reason}")
+        try:
+            self.app.results.store([result], self.app.result_ttl)
+            self.app.broker.dead_letter(delivery, reason)
+        except Exception as exc:  # still leased: recovered and rejected again after its lease
+            self._report_broker_error(exc)
 
     # -- running a job -----------------------------------------------------------------------
 
@@ -232,6 +237,7 @@ class Worker:
             work.thread_id = threading.get_ident()
             if task.options.timeout is not None:
                 work.deadline = time.monotonic() + task.options.timeout
+                self._keeper_wake.set()
             work.in_user_code = True
         if logger.isEnabledFor(logging.INFO):
             logger.info("Got a job: %r", job)
@@ -280,7 +286,7 @@ class Worker:
             self._outbox.append(outcome)
             self.processed += 1
             self._lock.notify_all()
-        self._flush()
+        self._flush_quietly()
 
     def _decide(self, work: _Work, value: Any, error: BaseException | None) -> _Outcome:
         """Turn a job's return value or exception into what the broker must be told."""
@@ -316,6 +322,14 @@ class Worker:
         return float(min(cap, base * (2**retries) * random.uniform(0.8, 1.2)))
 
     # -- reporting back ----------------------------------------------------------------------
+
+    def _flush_quietly(self) -> None:
+        """Flush from a job or housekeeping thread: on a broker error the outcomes stay in the
+        outbox, and the fetcher sends them again with backoff."""
+        try:
+            self._flush()
+        except Exception as exc:
+            self._report_broker_error(exc)
 
     def _flush(self) -> None:
         """Send every pending outcome in as few broker operations as possible; one thread at a
@@ -379,7 +393,9 @@ class Worker:
                 self._report_broker_error(exc)
             next_deadline = self._enforce_timeouts()
             wake = min(next_renew, next_recover, next_deadline or float("inf"))
-            self._done.wait(max(0.0, wake - time.monotonic()))
+            # Woken early when a job with a timeout starts, so its deadline is kept.
+            self._keeper_wake.wait(max(0.0, wake - time.monotonic()))
+            self._keeper_wake.clear()
 
     def _move_delayed(self) -> None:
         """Move due delayed jobs to their queues, sleeping until the next one is due; the
@@ -424,7 +440,7 @@ class Worker:
                 self._outbox.append(outcome)
                 self._lock.notify_all()
         if expired:
-            self._flush()
+            self._flush_quietly()
         return next_deadline
 
     # -- shutdown ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 import attrs
+
 from tinyq_core import (
     Broker,
     BrokerUnavailable,

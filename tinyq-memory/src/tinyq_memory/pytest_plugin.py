@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from tinyq_core import Application
 
 from ._broker import MemoryBroker

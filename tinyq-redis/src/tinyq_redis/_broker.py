@@ -30,6 +30,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+
 from tinyq_core import (
     Broker,
     ConfigurationError,

@@ -16,6 +16,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
+
 from tinyq_core import BrokerError, BrokerUnavailable, ConfigurationError
 from tinyq_core._plugins import redact_uri as redact
 

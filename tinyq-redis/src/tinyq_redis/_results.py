@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+
 from tinyq_core import Result, ResultBackend
 
 from ._connection import translate_errors

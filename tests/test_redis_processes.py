@@ -1,0 +1,272 @@
+"""tinyq-redis with real worker processes and a real redis-server: kills, restarts, crash loops,
+the CLI hello world, delayed jobs and unreachable servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tinyq_core import Application, BrokerUnavailable
+
+from redis_server import RedisServer, free_port
+
+APP = '''
+import os, signal, time
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from tinyq_core import Application
+
+URL = os.environ["TINYQ_URL"]
+app = Application(URL)
+# The jobs' own bookkeeping rides out a Redis restart, so that every job can finish.
+r = redis.Redis.from_url(URL.split("?")[0], retry=Retry(ExponentialBackoff(cap=1), 30),
+                         retry_on_error=[redis.ConnectionError])
+NS = os.environ["NS"]
+
+@app.task(name="record")
+def record(i, seconds=0.0):
+    r.rpush(f"{NS}:started:{i}", time.time())
+    time.sleep(seconds)
+    r.hincrby(f"{NS}:runs", str(i), 1)
+    return i
+
+@app.task(name="suicide", max_retries=1)
+def suicide():
+    r.incr(f"{NS}:suicides")
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+class Project:
+    def __init__(self, path: Path, url: str) -> None:
+        self.path = path
+        self.ns = uuid.uuid4().hex[:8]
+        self.url = f"{url}?visibility_timeout=1&prefix={self.ns}"
+        (path / "app.py").write_text(textwrap.dedent(APP))
+        self.env = {**os.environ, "TINYQ_URL": self.url, "NS": self.ns}
+        self.env.pop("PYTHONPATH", None)
+        self.redis = redis.Redis.from_url(url)
+        self.procs: list[subprocess.Popen[str]] = []
+        sys.path.insert(0, str(path))
+        os.environ.update(TINYQ_URL=self.url, NS=self.ns)
+        import importlib
+
+        import app as module  # type: ignore[import-not-found]
+
+        self.app: Application = importlib.reload(module).app
+
+    def worker(self, *args: str) -> subprocess.Popen[str]:
+        # Logs go to a file: an unread pipe fills up and blocks the worker's logging.
+        log = open(self.path / f"worker{len(self.procs)}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tinyq_core", "-l", "info", *args], cwd=self.path,
+            env=self.env, text=True, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def output(self, proc: subprocess.Popen[str]) -> str:
+        return (self.path / f"worker{self.procs.index(proc)}.log").read_text()
+
+    def stop(self, proc: subprocess.Popen[str]) -> str:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        return self.output(proc)
+
+    def runs(self) -> dict[int, int]:
+        return {int(k): int(v) for k, v in self.redis.hgetall(f"{self.ns}:runs").items()}
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        sys.path.remove(str(self.path))
+        sys.modules.pop("app", None)
+
+
+@pytest.fixture
+def project(tmp_path: Path, redis_server: RedisServer) -> Iterator[Project]:
+    p = Project(tmp_path, redis_server.url)
+    yield p
+    p.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_batch_loses_no_job(project: Project) -> None:
+    record = project.app.tasks["record"]
+    handles = record.map([(i, 0.02) for i in range(300)])
+    a = project.worker("-w", "4")
+    b = project.worker("-w", "4")
+    wait_until(lambda: len(project.runs()) >= 60, 30, "60 jobs to run")
+    a.send_signal(signal.SIGKILL)
+    wait_until(lambda: len(project.runs()) == 300, 60, "every job to run")
+    assert b.poll() is None
+    assert [h.result(timeout=10) for h in handles] == list(range(300))
+    twice = [i for i, n in project.runs().items() if n > 1]
+    assert len(twice) <= 4 + 1  # only what the killed worker held (its slots and prefetch)
+    out = project.stop(b)
+    assert b.returncode == 0, out
+    assert project.app.broker.size("default") == 0
+
+
+def test_killed_workers_job_runs_again_within_the_visibility_timeout(project: Project) -> None:
+    record = project.app.tasks["record"]
+    a = project.worker("-w", "1")
+    h = record.delay("long", 3.0)
+    key = f"{project.ns}:started:long"
+    wait_until(lambda: project.redis.llen(key) == 1, 20, "the job to start")
+    b = project.worker("-w", "1")  # idle, waiting for work
+    time.sleep(0.5)
+    killed_at = time.time()
+    a.send_signal(signal.SIGKILL)
+    wait_until(lambda: project.redis.llen(key) == 2, 10, "the job to start again")
+    restarted_at = float(project.redis.lindex(key, 1))  # type: ignore[arg-type]
+    assert restarted_at - killed_at < 1.0 + 1.0  # visibility_timeout (1 s) plus one second
+    assert h.result(timeout=10) == "long"
+    assert b.poll() is None
+
+
+def test_a_job_that_kills_its_worker_ends_in_the_dead_letters(project: Project) -> None:
+    h = project.app.tasks["suicide"].delay()
+    deadline = time.monotonic() + 60
+    while not project.app.broker.dead_letters("default"):
+        assert time.monotonic() < deadline, "never dead-lettered"
+        proc = project.worker("-w", "1")
+        try:
+            proc.wait(timeout=5)  # dies in its job, or dead-letters it and idles
+        except subprocess.TimeoutExpired:
+            project.stop(proc)
+    [dead] = project.app.broker.dead_letters("default")
+    assert "crash loop" in dead.reason
+    # max_retries=1: two deliveries may die; the third is refused... after the rule's limit.
+    assert int(project.redis.get(f"{project.ns}:suicides") or 0) == 3
+    assert h.status() == "failed"
+
+
+def test_redis_restart_under_a_running_worker(tmp_path: Path) -> None:
+    server = RedisServer(appendonly=True).start()
+    try:
+        project = Project(tmp_path, server.url)
+        try:
+            record = project.app.tasks["record"]
+            record.map([(i, 0.01) for i in range(200)])
+            worker = project.worker("-w", "4")
+            wait_until(lambda: len(project.runs()) >= 20, 30, "20 jobs to run")
+            server.stop(kill=True)
+            time.sleep(2)
+            assert worker.poll() is None
+            server.start()
+            project.redis = redis.Redis.from_url(server.url)
+            wait_until(lambda: len(project.runs()) == 200, 60, "every job to run")
+            assert worker.poll() is None
+            out = project.stop(worker)
+            assert worker.returncode == 0, out
+            assert "Broker is reachable again" in out
+            assert out.count("Broker error") <= 3  # logged once per outage, per thread
+            assert "Traceback" not in out
+        finally:
+            project.close()
+    finally:
+        server.close()
+
+
+def test_hello_world_through_the_cli(tmp_path: Path, redis_server: RedisServer) -> None:
+    """The README's app.py exactly, on the test's own Redis (-u), 30 jobs, Ctrl+C."""
+    (tmp_path / "app.py").write_text(textwrap.dedent('''
+        from tinyq_core import Application
+
+        app = Application("redis://")
+
+
+        @app.task()
+        def add(m, n):
+            return m + n
+    '''))
+    url = f"{redis_server.url}?prefix=hello{uuid.uuid4().hex[:6]}"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import app as hello  # type: ignore[import-not-found]
+
+        hello.app.use_broker(url)
+        handles = [hello.add.delay(m, n) for m in range(10) for n in range(3)]
+        env = {**os.environ}
+        env.pop("PYTHONPATH", None)
+        proc = subprocess.Popen(["tinyq", "-l", "info", "-u", url], cwd=tmp_path, env=env,
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert [h.result(timeout=20) for h in handles] == [
+                m + n for m in range(10) for n in range(3)
+            ]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out
+        assert out.count("Got a job: <Job: id: ") == 30
+        assert "task_name: app.add>" in out
+        assert "Received stop signal, warm shutdown..." in out and "Exit workers." in out
+        assert "Traceback" not in out
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("app", None)
+
+
+def test_delayed_job_runs_on_time_on_an_idle_worker(project: Project) -> None:
+    record = project.app.tasks["record"]
+    record.apply_async(args=("far",), countdown=3600)  # the mover sleeps for this one
+    worker = project.worker("-w", "2")
+    time.sleep(1.5)
+    lateness = []
+    for n in range(3):
+        due = time.time() + 0.4
+        record.apply_async(args=(f"soon{n}",), eta=due)
+        key = f"{project.ns}:started:soon{n}"
+        wait_until(lambda key=key: project.redis.llen(key) == 1, 10, "the delayed job")
+        lateness.append(float(project.redis.lindex(key, 0)) - due)  # type: ignore[arg-type]
+    assert all(late >= -0.01 for late in lateness), lateness  # never early
+    # The mover is woken for an earlier job (a fixed 1 s tick would be up to 1 s late).
+    assert max(lateness) < 0.5, lateness
+    assert worker.poll() is None
+
+
+def test_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
+    port = free_port()
+    app = Application(f"redis://:s3cret@127.0.0.1:{port}/0")
+
+    @app.task()
+    def f() -> None:
+        return None
+
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as info:
+        f.delay()
+    assert time.monotonic() - started < 5  # a short, bounded retry
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "s3cret" not in str(info.value)
+    (tmp_path / "app.py").write_text("from tinyq_core import Application\napp = Application()\n")
+    env = {**os.environ}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run(["tinyq", "-u", f"redis://:s3cret@127.0.0.1:{port}/0"], cwd=tmp_path,
+                         env=env, text=True, capture_output=True, timeout=60)
+    assert out.returncode == 1
+    assert "tinyq: error: cannot reach the broker at redis://:***@127.0.0.1" in out.stderr
+    assert "s3cret" not in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr
