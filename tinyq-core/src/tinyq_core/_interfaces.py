@@ -112,6 +112,25 @@ class Broker(abc.ABC):
     def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; return how many."""
 
+    def settle_and_reserve(
+        self,
+        backend: ResultBackend,
+        results: Sequence[Result],
+        ttl: float,
+        acks: Sequence[Delivery],
+        queues: Sequence[str],
+        count: int,
+        timeout: float,
+    ) -> list[Delivery]:
+        """Store ``results`` in ``backend``, then ack ``acks``, then reserve up to ``count``
+        (none when 0): the worker's whole report and next fetch. A broker that can do it in
+        one round trip overrides this; the default makes up to three calls in that order."""
+        if results:
+            backend.store(results, ttl)
+        if acks:
+            self.ack(acks)
+        return self.reserve(queues, count, timeout) if count > 0 else []
+
     def ping(self) -> None:  # noqa: B027 - brokers without a connection have nothing to check
         """Raise :class:`BrokerUnavailable` when the broker cannot be reached."""
 

@@ -96,6 +96,7 @@ class Worker:
         self._zombies: set[_Work] = set()  # timed out, but the thread has not returned yet
         self._outbox: list[_Outcome] = []
         self._flush_lock = threading.Lock()
+        self._fetcher_waiting = False  # the fetcher waits for a free slot (see _complete)
         self._warm = threading.Event()
         self._cold = threading.Event()
         self._done = threading.Event()
@@ -161,25 +162,28 @@ class Worker:
             keeper.join(timeout=5)
 
     def _fetch_once(self, broker: Any, burst: bool) -> bool:
-        """Flush, reserve one batch and submit it; False when a burst has nothing left."""
-        self._flush()
+        """Report finished jobs and reserve the next batch in one broker call, and submit it;
+        False when a burst has nothing left."""
         with self._lock:
             free = self._capacity - len(self._held) - len(self._zombies)
-            if free <= 0:
+            if free <= 0 and not self._outbox:
+                # Full: finishing jobs leave their outcomes for us instead of flushing them,
+                # so the report and the next reserve share one round trip.
+                self._fetcher_waiting = True
                 self._lock.wait(POLL_SECONDS)
+                self._fetcher_waiting = False
                 return True
         if burst:
             broker.move_due(self.queues)
-        deliveries = broker.reserve(self.queues, free, 0 if burst else POLL_SECONDS)
+        deliveries = self._send_and_reserve(max(0, free), 0 if burst or free <= 0 else POLL_SECONDS)
         for delivery in deliveries:
             self._accept(delivery)
-        if burst and not deliveries:
+        if burst and not deliveries and free > 0:
             with self._lock:
-                if self._held:
+                if self._held or self._outbox:
                     self._lock.wait(0.05)
                     return True
-            # Nothing held: report back, then look once more (a retry may have become due).
-            self._flush()
+            # Nothing held or unreported: look once more (a retry may have become due).
             broker.move_due(self.queues)
             deliveries = broker.reserve(self.queues, free, 0)
             for delivery in deliveries:
@@ -286,7 +290,9 @@ class Worker:
             self._outbox.append(outcome)
             self.processed += 1
             self._lock.notify_all()
-        self._flush_quietly()
+            fetcher_reports = self._fetcher_waiting
+        if not fetcher_reports:
+            self._flush_quietly()
 
     def _decide(self, work: _Work, value: Any, error: BaseException | None) -> _Outcome:
         """Turn a job's return value or exception into what the broker must be told."""
@@ -355,19 +361,38 @@ class Worker:
                 if not self._outbox:
                     return
 
-    def _send(self, batch: list[_Outcome]) -> None:
+    def _send_and_reserve(self, count: int, timeout: float) -> list[Delivery]:
+        """Send the outbox and reserve up to ``count`` jobs, in one round trip where the
+        broker can; on an error the outbox keeps what was not sent."""
+        with self._lock:
+            batch, self._outbox = self._outbox, []
+        try:
+            return self._send(batch, count, timeout)
+        except BaseException:
+            with self._lock:
+                self._outbox[:0] = batch
+            raise
+
+    def _send(self, batch: list[_Outcome], count: int = 0, timeout: float = 0) -> list[Delivery]:
         broker, app = self.app.broker, self.app
-        results = [o.result for o in batch if o.result is not None]
-        if results:
-            app.results.store(results, app.result_ttl)
-        for o in batch:
-            if o.retry_body is not None:
-                broker.nack(o.delivery, o.retry_delay, o.retry_body)
-            elif o.dead_reason is not None:
-                broker.dead_letter(o.delivery, o.dead_reason, o.error)
-        acks = [o.delivery for o in batch if o.retry_body is None and o.dead_reason is None]
-        if acks:
-            broker.ack(acks)
+        plain = [o for o in batch if o.retry_body is None and o.dead_reason is None]
+        if len(plain) < len(batch):  # the rare paths: retries and dead letters
+            failed = [o.result for o in batch if o not in plain and o.result is not None]
+            if failed:
+                app.results.store(failed, app.result_ttl)
+            for o in batch:
+                if o.retry_body is not None:
+                    broker.nack(o.delivery, o.retry_delay, o.retry_body)
+                elif o.dead_reason is not None:
+                    broker.dead_letter(o.delivery, o.dead_reason, o.error)
+        results = [o.result for o in plain if o.result is not None]
+        if count <= 0 and not plain:
+            return []
+        deliveries: list[Delivery] = broker.settle_and_reserve(
+            app.results, results, app.result_ttl, [o.delivery for o in plain],
+            self.queues, count, timeout,
+        )
+        return deliveries
 
     # -- housekeeping ------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ from tinyq_core import (
     Delivery,
     JobStatus,
     Message,
+    Result,
+    ResultBackend,
 )
 
 from ._connection import Options, connect, translate_errors
@@ -173,19 +175,50 @@ class RedisBroker(Broker):
     def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
         if count <= 0:
             return []
+        return self._reserve_with(self._pipeline(), queues, count, timeout)
+
+    def settle_and_reserve(
+        self,
+        backend: ResultBackend,
+        results: Sequence[Result],
+        ttl: float,
+        acks: Sequence[Delivery],
+        queues: Sequence[str],
+        count: int,
+        timeout: float,
+    ) -> list[Delivery]:
+        """Results, acks and the next read in one pipeline: one round trip per batch. The
+        server runs them in order, so a job is acknowledged only after its result is stored,
+        and both happen before the read blocks."""
+        if backend is not self._results:
+            return super().settle_and_reserve(backend, results, ttl, acks, queues, count, timeout)
+        pipe = self._pipeline()
+        self._results.add_store(pipe, results, ttl)
+        self._add_ack(pipe, acks)
+        if count <= 0:
+            with translate_errors(self.where):
+                pipe.execute()
+            return []
+        return self._reserve_with(pipe, queues, count, timeout)
+
+    def _reserve_with(
+        self, pipe: redis.client.Pipeline, queues: Sequence[str], count: int, timeout: float
+    ) -> list[Delivery]:
         with translate_errors(self.where):
             try:
-                return self._reserve(queues, count, timeout)
+                return self._reserve(pipe, queues, count, timeout)
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
+                # The reply to everything before the read was fine: only read again.
                 self._forget_groups()
-                return self._reserve(queues, count, 0)
+                return self._reserve(self._pipeline(), queues, count, 0)
 
-    def _reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
+    def _reserve(
+        self, pipe: redis.client.Pipeline, queues: Sequence[str], count: int, timeout: float
+    ) -> list[Delivery]:
         self._ensure_groups(queues)
         block = max(1, int(timeout * 1000)) if timeout > 0 else None
-        pipe = self._pipeline()
         if len(queues) == 1:
             pipe.xreadgroup(GROUP, self.consumer, {self.keys(queues[0]).stream: ">"},
                             count=count, block=block)
@@ -245,13 +278,18 @@ class RedisBroker(Broker):
         if not deliveries:
             return
         pipe = self._pipeline()
+        self._add_ack(pipe, deliveries)
+        with translate_errors(self.where):
+            pipe.execute()
+
+    def _add_ack(self, pipe: redis.client.Pipeline, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
         for queue, entry_ids in self._by_queue(deliveries).items():
             stream = self.keys(queue).stream
             pipe.xack(stream, GROUP, *entry_ids)
             pipe.xdel(stream, *entry_ids)
         pipe.delete(*(self.job_key(d.id) for d in deliveries))
-        with translate_errors(self.where):
-            pipe.execute()
 
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         keys = self.keys(delivery.queue)

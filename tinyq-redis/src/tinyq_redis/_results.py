@@ -37,14 +37,19 @@ class RedisResultBackend(ResultBackend):
         if not results:
             return
         pipe = self.client.pipeline(transaction=False)
+        self.add_store(pipe, results, ttl)
+        with translate_errors(self.where):
+            pipe.execute()
+
+    def add_store(self, pipe: redis.client.Pipeline, results: Sequence[Result], ttl: float) -> None:
+        """Queue the commands that store ``results`` on ``pipe`` (the broker's, to share its
+        round trip)."""
         ttl_ms = max(1, int(ttl * 1000))
         for result in results:
             key = self.key(result.job_id)
             pipe.delete(key)  # a job that ran twice keeps one result, the last
             pipe.rpush(key, result.body)
             pipe.pexpire(key, ttl_ms)
-        with translate_errors(self.where):
-            pipe.execute()
 
     def get(self, job_id: str, timeout: float | None = 0) -> Result | None:
         key = self.key(job_id)
