@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import tinyq_core
 import tinyq_memory
+import tinyq_redis
 
 CORE_API = {
     "Application", "BadMessage", "Broker", "BrokerError", "BrokerUnavailable",
@@ -34,3 +39,21 @@ def test_contract_names_from_the_issue() -> None:
 
     assert issubclass(JobFailed, TinyqError)
     assert tinyq_core.__version__
+
+
+def test_redis_exports_exactly_the_public_api() -> None:
+    assert set(tinyq_redis.__all__) == {"RedisBroker", "RedisResultBackend"}
+    public = {n for n in vars(tinyq_redis) if not n.startswith("_")}
+    assert public - {"plugin"} == set(tinyq_redis.__all__)
+
+
+def test_readme_hello_world_runs() -> None:
+    """The README's first command: the hello world on the memory broker, no server."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    assert "pip install -e . && python examples/hello.py" in readme
+    out = subprocess.run([sys.executable, "examples/hello.py"], cwd=root, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "add(9, 2) = 11" in out.stdout
+    assert out.stdout.strip().endswith("all 30 jobs done")

@@ -7,6 +7,7 @@ tinyq's own options ride in the query string next to redis-py's:
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -21,6 +22,19 @@ from tinyq_core import BrokerError, BrokerUnavailable, ConfigurationError
 from tinyq_core._plugins import redact_uri as redact
 
 TINYQ_OPTIONS = {"visibility_timeout", "prefix"}
+
+
+def _redis_options() -> set[str]:
+    """The query options redis-py accepts: its URL parsers and its connections' arguments."""
+    names = set(URL_QUERY_ARGUMENT_PARSERS) | {"max_connections"}
+    for kind in (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection):
+        for cls in kind.__mro__:
+            if "__init__" in vars(cls):
+                names |= set(inspect.signature(cls.__init__).parameters)
+    return names - {"self", "args", "kwargs", "host", "port", "path", "retry"}
+
+
+REDIS_OPTIONS = _redis_options()
 DEFAULT_SOCKET_TIMEOUT = 5.0  # seconds; every blocking call waits less than this
 
 
@@ -36,9 +50,9 @@ def connect(uri: str, **overrides: Any) -> tuple[redis.Redis, Options, str]:
     query = dict(parse_qsl(parts.query))
     query.update({k: str(v) for k, v in overrides.items()})
     ours = {k: query.pop(k) for k in list(query) if k in TINYQ_OPTIONS}
-    unknown = set(query) - set(URL_QUERY_ARGUMENT_PARSERS) - {"db", "protocol", "client_name"}
+    unknown = set(query) - REDIS_OPTIONS
     if unknown:
-        known = sorted(TINYQ_OPTIONS | set(URL_QUERY_ARGUMENT_PARSERS))
+        known = sorted(TINYQ_OPTIONS | REDIS_OPTIONS)
         raise ConfigurationError(
             f"unknown option(s) in the Redis URI: {', '.join(sorted(unknown))} "
             f"(known: {', '.join(known)})"

@@ -1,0 +1,99 @@
+"""tinyq-redis's URIs: unix://, rediss:// (TLS) with an ACL user, and the query options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tinyq_core import Application, BrokerError, BrokerUnavailable, ConfigurationError
+from tinyq_redis import RedisBroker
+
+from redis_server import RedisServer
+
+
+def round_trip(app: Application) -> None:
+    @app.task(name="add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    h = add.delay(2, 3)
+    add.apply_async(args=(1, 1), countdown=0.1)
+    app.worker(concurrency=2).run(burst=True)
+    assert h.result(timeout=5) == 5
+
+
+@pytest.fixture(scope="module")
+def tls_server() -> Iterator[RedisServer]:
+    server = RedisServer(tls=True, extra=(
+        "--user", "default", "off",
+        "--user", "alice", "on", ">s3cret-pw", "~*", "&*", "+@all",
+    )).start()
+    yield server
+    server.close()
+
+
+def test_unix_socket(redis_server: RedisServer) -> None:
+    app = Application(f"unix://{redis_server.socket}?db=3&prefix=unixtest")
+    round_trip(app)
+    assert app.broker.client.connection_pool.connection_kwargs["path"] == str(redis_server.socket)
+
+
+def test_tls_with_an_acl_user(tls_server: RedisServer) -> None:
+    url = tls_server.url.replace("rediss://", "rediss://alice:s3cret-pw@")
+    app = Application(url)
+    round_trip(app)
+
+
+def test_tls_with_a_wrong_password_is_a_clear_error_without_the_secret(
+    tls_server: RedisServer,
+) -> None:
+    url = tls_server.url.replace("rediss://", "rediss://alice:wrong-pw@")
+    broker = RedisBroker(url)
+    with pytest.raises(BrokerError) as info:
+        broker.ping()
+    assert "wrong-pw" not in str(info.value)
+    assert "rediss://alice:***@127.0.0.1" in str(info.value)
+
+
+def test_tls_without_the_ca_is_refused(tls_server: RedisServer) -> None:
+    url = tls_server.url.split("?")[0].replace("rediss://", "rediss://alice:s3cret-pw@")
+    with pytest.raises(BrokerUnavailable):
+        RedisBroker(url).ping()
+
+
+def test_uri_options() -> None:
+    broker = RedisBroker("redis://localhost:1/2?visibility_timeout=2.5&prefix=app1"
+                         "&socket_timeout=3&max_connections=7")
+    assert broker.visibility_timeout == 2.5
+    assert broker.keys("q").stream == "{app1:q}:stream"
+    kwargs = broker.client.connection_pool.connection_kwargs
+    assert (kwargs["db"], kwargs["socket_timeout"]) == (2, 3.0)
+    assert broker.client.connection_pool.max_connections == 7
+    assert RedisBroker("redis://", visibility_timeout=4).visibility_timeout == 4
+    assert RedisBroker("redis://").visibility_timeout == 30
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("redis://?visiblity_timeout=5", "unknown option(s) in the Redis URI: visiblity_timeout"),
+        ("redis://?visibility_timeout=soon", "visibility_timeout must be a number"),
+        ("redis://?visibility_timeout=0", "more than 0"),
+        ("redis://?prefix={x}", "without braces"),
+    ],
+)
+def test_bad_uri_options_are_clear_errors(uri: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Application(uri).broker  # noqa: B018
+
+
+def test_queue_names_with_braces_are_refused(redis_server: RedisServer) -> None:
+    app = Application(redis_server.url)
+
+    @app.task(queue="a{b}")
+    def f() -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="without braces"):
+        f.delay()
