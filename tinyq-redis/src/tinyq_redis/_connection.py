@@ -30,7 +30,7 @@ def _redis_options() -> set[str]:
     for kind in (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection):
         for cls in kind.__mro__:
             if "__init__" in vars(cls):
-                names |= set(inspect.signature(cls.__init__).parameters)
+                names |= set(inspect.signature(vars(cls)["__init__"]).parameters)
     return names - {"self", "args", "kwargs", "host", "port", "path", "retry"}
 
 
