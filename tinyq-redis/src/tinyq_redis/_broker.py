@@ -10,9 +10,12 @@ stream). Besides: ``tinyq:job:<id>``, the job's state for ``status()``.
 Round trips (each one pipeline, whatever the batch size):
 * enqueue of any number of jobs: 1 (XADD, or the schedule script for delayed jobs, and a SET
   of each job's state);
-* reserve of a batch: 1 (XREADGROUP ... BLOCK, with the previous batch's "started" states);
-  several queues: 1 script (strict priority), plus a blocking read when all are empty;
-* ack of a batch: 1 (XACK + XDEL + DEL of the states); renew of a batch: 1 (XCLAIM JUSTID);
+* the worker's report and next fetch: 1 (``settle_and_reserve``: the results, XACK + XDEL +
+  DEL of the finished jobs' states, the previous batch's "started" states, then XREADGROUP
+  ... COUNT n BLOCK t); several queues: 1 script (strict priority) in that pipeline, plus a
+  blocking read when all are empty;
+* ack alone (a worker reporting while its fetcher blocks): 1; renew of a batch: 1 (XCLAIM
+  JUSTID);
 * nack (a retry) and dead letter: 1 script each (2 round trips for a nack, to set the state);
 * recovery and the mover: 1 script per queue, all pipelined; a lease expires after
   ``visibility_timeout`` of idle time in the pending list.
