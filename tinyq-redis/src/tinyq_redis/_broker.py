@@ -50,6 +50,7 @@ from ._results import RedisResultBackend
 
 GROUP = "tinyq"
 RECOVER_BATCH = 1000
+TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 MOVE_BATCH = 1000
 
 
@@ -348,11 +349,14 @@ class RedisBroker(Broker):
             return min(waits) / 1000 if waits else None
 
     def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> None:
-        if timeout <= 0.001:
+        # Redis checks blocking timeouts on its timer (10 times a second by default), so a
+        # BLPOP can return up to 100 ms late. Block until shortly before the due time, and
+        # sleep the last stretch here: the mover then moves the job on time.
+        if timeout <= TIMER_SLACK:
+            time.sleep(max(0.0, timeout))
             return
         with translate_errors(self.where):
-            # BLPOP's timeout 0 means forever: never pass less than a millisecond.
-            self.client.blpop([self.keys(q).wake for q in queues], timeout=max(0.001, timeout))
+            self.client.blpop([self.keys(q).wake for q in queues], timeout=timeout - TIMER_SLACK)
 
     # -- inspection and administration -------------------------------------------------------
 
