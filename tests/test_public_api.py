@@ -13,7 +13,8 @@ import tinyq_redis
 CORE_API = {
     "Application", "BadMessage", "Broker", "BrokerError", "BrokerUnavailable",
     "ConfigurationError", "DeadLetter", "Delivery", "DuplicateTaskError", "Executor", "Job",
-    "JobFailed", "JobHandle", "JobStatus", "JobTimeout", "Message", "PluginError", "Registry",
+    "JobFailed", "JobHandle", "JobStatus", "JobTimeout", "Message", "MessageTooLarge",
+    "PluginError", "Registry",
     "Result", "ResultBackend", "Retry", "Serializer", "SerializationError", "Task",
     "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__", "hookimpl",
 }

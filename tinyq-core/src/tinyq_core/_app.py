@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from ._codec import Codec
 from ._errors import (
     BadMessage,
+    ConfigurationError,
     DuplicateTaskError,
+    MessageTooLarge,
     SerializationError,
     UnknownTaskError,
 )
@@ -27,6 +29,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_RESULT_TTL = 24 * 3600.0
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # bytes of an encoded job
 
 
 def _module_name(fn: Callable[..., Any]) -> str:
@@ -49,8 +52,11 @@ class Application:
 
     ``broker`` is a URI (``"redis://"``, ``"memory://"``, ...) or a :class:`Broker` instance.
     ``secret_key`` (one key, or several for rotation: sign with the first, accept any) turns
-    on HMAC-SHA256 signing of every message and result. ``plugins`` registers plugin objects
-    or modules without installing them (handy in tests).
+    on HMAC-SHA256 signing of every message and result. ``max_message_size`` bounds an
+    encoded job (bytes; ``None``: no limit): producers refuse larger ones, workers dead-letter
+    them. With ``strict_queues``, enqueueing to a queue that is neither ``"default"``, in
+    ``queues`` nor a task's queue is an error. ``plugins`` registers plugin objects or modules
+    without installing them (handy in tests).
     """
 
     def __init__(
@@ -62,9 +68,15 @@ class Application:
         executor: str = "thread",
         result_ttl: float = DEFAULT_RESULT_TTL,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        queues: Iterable[str] = (),
+        strict_queues: bool = False,
         plugins: Iterable[Any] = (),
     ) -> None:
         self.registry: Registry = build_registry(plugins)
+        self.max_message_size = max_message_size
+        self.declared_queues = {"default", *queues}
+        self.strict_queues = strict_queues
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.result_ttl = result_ttl
         self.executor_name = executor
@@ -198,9 +210,19 @@ class Application:
 
     # -- producer internals ------------------------------------------------------------------
 
+    def known_queues(self) -> set[str]:
+        return self.declared_queues | {task.options.queue for task in self.tasks.values()}
+
     def _enqueue(self, jobs: Sequence[Job]) -> list[JobHandle[Any]]:
         messages = []
+        known = self.known_queues() if self.strict_queues else set()
+        limit = self.max_message_size
         for job in jobs:
+            if self.strict_queues and job.queue not in known:
+                raise ConfigurationError(
+                    f"cannot enqueue {job.task_name}: unknown queue {job.queue!r} (known: "
+                    f"{', '.join(sorted(known))}); declare it with Application(queues=[...])"
+                )
             try:
                 body = self.codec.encode_job(job)
             except SerializationError as exc:
@@ -211,6 +233,12 @@ class Application:
                     else f"cannot enqueue {job.task_name}: {exc}"
                 )
                 raise SerializationError(text) from None
+            if limit is not None and len(body) > limit:
+                raise MessageTooLarge(
+                    f"cannot enqueue {job.task_name}: the job is {len(body):,} bytes encoded, "
+                    f"more than max_message_size ({limit:,}); pass large data by reference "
+                    "(a path, a URL, a key) or raise the limit"
+                )
             messages.append(Message(job.id, job.queue, body, job.eta))
         self.broker.enqueue(messages)
         return [JobHandle(self, job.id) for job in jobs]

@@ -27,6 +27,10 @@ class SerializationError(TinyqError):
     """A value the configured serializer cannot encode or decode."""
 
 
+class MessageTooLarge(SerializationError):
+    """An encoded job is larger than the application's ``max_message_size``."""
+
+
 class BadMessage(TinyqError):
     """A message that cannot be turned into a job: undecodable, unsigned, tampered or malformed.
 

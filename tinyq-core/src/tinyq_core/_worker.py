@@ -135,6 +135,13 @@ class Worker:
         Returns 0 after a warm stop or an emptied burst, 1 after a cold stop."""
         broker = self.app.broker
         self.app.results  # noqa: B018 - resolve the backend before jobs need it
+        codec = self.app.codec
+        if codec.serializer.name == "cloudpickle" and not codec.signs:
+            logger.warning(
+                "SECURITY: serializer 'cloudpickle' without a secret_key: anyone who can write "
+                "to the broker can run code on this worker. Set Application(secret_key=...) "
+                "or use the json serializer."
+            )
         self.executor.start(self.concurrency, self._execute)
         keeper = threading.Thread(target=self._housekeeping, name="Housekeeper", daemon=True)
         keeper.start()
@@ -200,6 +207,11 @@ class Worker:
     def _accept(self, delivery: Delivery) -> None:
         """Decode a delivery; dead-letter it when it cannot run, else submit it."""
         app = self.app
+        size, limit = len(delivery.message.body), app.max_message_size
+        if limit is not None and size > limit:
+            self._reject(delivery, f"oversized message: {size:,} bytes, more than "
+                                   f"max_message_size ({limit:,})")
+            return
         try:
             job = app.codec.decode_job(delivery.message.body, delivery.queue)
         except BadMessage as exc:

@@ -1,0 +1,106 @@
+"""Bad input at the producer: each a clear error at the call, and nothing half-enqueued."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from tinyq_core import (
+    Application,
+    ConfigurationError,
+    MessageTooLarge,
+    PluginError,
+    SerializationError,
+)
+from tinyq_memory import MemoryBroker, drain
+
+
+def test_unserialisable_argument_in_a_map_enqueues_nothing(tinyq_app: Application) -> None:
+    @tinyq_app.task()
+    def f(x: object) -> None:
+        return None
+
+    with pytest.raises(SerializationError, match="argument 'x'"):
+        f.map([(1,), (2,), (threading.Lock(),), (4,)])
+    assert tinyq_app.broker.size("default") == 0
+
+
+def test_payload_over_the_size_limit(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker, max_message_size=1000)
+
+    @app.task()
+    def f(data: str) -> int:
+        return len(data)
+
+    with pytest.raises(MessageTooLarge) as info:
+        f.map([("small",), ("x" * 2000,)])
+    assert "max_message_size (1,000)" in str(info.value)
+    assert "by reference" in str(info.value)
+    assert tinyq_broker.size("default") == 0  # not even the small one
+    h = f.delay("x" * 500)
+    drain(app)
+    assert h.result(0) == 500
+    assert isinstance(info.value, SerializationError)
+
+
+def test_the_size_limit_can_be_lifted(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker, max_message_size=None)
+
+    @app.task()
+    def f(data: str) -> int:
+        return len(data)
+
+    h = f.delay("x" * (2 * 1024 * 1024))
+    drain(app)
+    assert h.result(0) == 2 * 1024 * 1024
+
+
+def test_strict_queues_refuse_an_unknown_queue(tinyq_broker: MemoryBroker) -> None:
+    app = Application(tinyq_broker, queues=["reports"], strict_queues=True)
+
+    @app.task(queue="emails")
+    def send(to: str) -> None:
+        return None
+
+    send.delay("a@example.com")  # the task's own queue
+    send.apply_async(args=("b",), queue="reports")  # declared
+    send.apply_async(args=("c",), queue="default")
+    with pytest.raises(ConfigurationError) as info:
+        send.apply_async(args=("d",), queue="emials")
+    assert "unknown queue 'emials'" in str(info.value)
+    assert "default, emails, reports" in str(info.value)
+    assert [tinyq_broker.size(q) for q in ("emails", "reports", "default", "emials")] == [
+        1, 1, 1, 0,
+    ]
+    loose = Application(tinyq_broker)
+    loose.send("anything", 1)  # strict_queues is off by default
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("localhost:6379", "has no scheme"),
+        ("rabbit://guest@localhost", "unknown broker URI scheme 'rabbit'"),
+        ("memory://?visibility_timeout=soon", "must be a number"),
+        ("redis://?visiblity_timeout=1", "unknown option(s) in the Redis URI"),
+    ],
+)
+def test_a_broker_uri_that_does_not_parse(uri: str, message: str) -> None:
+    with pytest.raises((PluginError, ConfigurationError)) as info:
+        Application(uri).broker  # noqa: B018
+    assert message in str(info.value)
+
+
+def test_cloudpickle_without_a_secret_key_warns_loudly_at_worker_start(
+    tinyq_broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tinyq")
+    Application(tinyq_broker, serializer="cloudpickle").worker().run(burst=True)
+    warnings = [r for r in caplog.records if "SECURITY" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "anyone who can write to the broker can run code" in warnings[0].getMessage()
+    caplog.clear()
+    Application(tinyq_broker, serializer="cloudpickle", secret_key="k").worker().run(burst=True)
+    Application(tinyq_broker).worker().run(burst=True)
+    assert not [r for r in caplog.records if "SECURITY" in r.getMessage()]
