@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from ._app import Application
 from ._errors import BrokerUnavailable, TinyqError
 from ._plugins import redact_uri
+from ._supervisor import Supervisor
 from ._version import __version__
 
 logger = logging.getLogger("tinyq.runner")
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Application, as module.attribute (default: app.app)")
     parser.add_argument("-l", "--log-level", default="warn", choices=list(LEVELS),
                         help="log level (default: warn)")
+    parser.add_argument("-p", "--processes", type=int, default=1,
+                        help="worker processes, each with -w threads (default: 1)")
     parser.add_argument("-q", "--queue", action="append", dest="queues", metavar="QUEUE",
                         help="a queue to consume; repeat in priority order (default: default)")
     parser.add_argument("--burst", action="store_true",
@@ -113,14 +116,19 @@ def wait_for_broker(app: Application, uri: str) -> None:
             delay *= 2
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.worker_number < 1:
         raise CommandError("-w must be at least 1")
+    if args.processes < 1:
+        raise CommandError("-p must be at least 1")
     app = load_app(args.app)
     if args.uri:
         app.use_broker(args.uri)
     uri = app.broker_uri or type(app.broker).__name__
     wait_for_broker(app, uri)
+    if args.processes > 1:
+        app.close()
+        return Supervisor(without_processes(argv), args.processes).run()
     logger.warning("Starting TinyQ worker, version %s...", __version__)
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
                         shutdown_timeout=args.shutdown_timeout)
@@ -131,11 +139,26 @@ def run(args: argparse.Namespace) -> int:
         app.close()
 
 
+def without_processes(argv: Sequence[str]) -> list[str]:
+    """The command line for a child: the same, without -p/--processes."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "-p" or (arg.startswith("--p") and "=" not in arg):
+            skip = True  # "-p 2", "--processes 2" or an abbreviation like "--proc 2"
+        elif not (arg.startswith("-p") or arg.startswith("--p")):
+            out.append(arg)  # drops "-p2" and "--processes=2"
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     setup_logging(logging.DEBUG if args.verbose else LEVELS[args.log_level])
     try:
-        code = run(args)
+        code = run(args, argv)
     except (CommandError, TinyqError) as exc:
         if args.verbose:
             traceback.print_exc()

@@ -1,0 +1,84 @@
+"""``tinyq -p N``: N worker processes under one supervising parent.
+
+Each child is a plain ``tinyq`` worker (the same command line without ``-p``) in a session of
+its own, so a Ctrl+C in the terminal reaches only the parent, which forwards it: the first
+SIGINT/SIGTERM to every child is their warm shutdown, the second their cold one. A child that
+dies is started again (its jobs come back to the queue through lease recovery); the parent
+exits once every child has exited after a stop, or, with ``--burst``, after all finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+logger = logging.getLogger("tinyq.supervisor")
+
+POLL_SECONDS = 0.2
+MAX_RESTART_DELAY = 10.0
+
+
+class Supervisor:
+    def __init__(self, child_args: Sequence[str], processes: int) -> None:
+        self.child_args = list(child_args)
+        self.processes = processes
+        self.children: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process
+        self.started_at: dict[int, float] = {}
+        self.restart_delay: dict[int, float] = {}
+        self.stops = 0  # signals received: 1 warm, 2 cold
+        self.finished: dict[int, int] = {}  # slot -> exit status, for children done for good
+
+    def _spawn(self, slot: int) -> None:
+        command = [sys.executable, "-m", "tinyq_core", *self.child_args]
+        self.children[slot] = subprocess.Popen(command, start_new_session=True)
+        self.started_at[slot] = time.monotonic()
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        self.stops += 1
+        kind = "warm" if self.stops == 1 else "cold"
+        logger.warning("Received stop signal, %s shutdown of %d worker processes...",
+                       kind, len(self.children))
+        for process in self.children.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._forward)
+        signal.signal(signal.SIGTERM, self._forward)
+        logger.warning("Supervising %d worker processes", self.processes)
+        for slot in range(self.processes):
+            self._spawn(slot)
+        pending_restart: dict[int, float] = {}
+        while self.children or pending_restart:
+            time.sleep(POLL_SECONDS)
+            now = time.monotonic()
+            for slot, process in list(self.children.items()):
+                status = process.poll()
+                if status is None:
+                    continue
+                del self.children[slot]
+                if self.stops or status == 0:
+                    self.finished[slot] = status  # stopped, or a burst worker that is done
+                    continue
+                # Died on its own (killed, crashed): start it again, backing off if it keeps
+                # dying young.
+                young = now - self.started_at[slot] < 5.0
+                delay = min(MAX_RESTART_DELAY, self.restart_delay.get(slot, 0.5) * 2) if young \
+                    else 0.0
+                self.restart_delay[slot] = delay or 0.5
+                logger.error("Worker process %d exited with status %s; restarting in %.1fs",
+                             process.pid, status, delay)
+                pending_restart[slot] = now + delay
+            for slot, when in list(pending_restart.items()):
+                if self.stops:
+                    del pending_restart[slot]
+                elif now >= when:
+                    del pending_restart[slot]
+                    self._spawn(slot)
+        worst = max(self.finished.values(), default=0)
+        return 0 if worst == 0 else 1
