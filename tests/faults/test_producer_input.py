@@ -6,6 +6,7 @@ import logging
 import threading
 
 import pytest
+
 from tinyq_core import (
     Application,
     ConfigurationError,

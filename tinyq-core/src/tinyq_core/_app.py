@@ -198,9 +198,19 @@ class Application:
         job = Job(id=new_job_id(), task_name=task_name, args=args, kwargs=kwargs, queue=queue)
         return self._enqueue([job])[0]
 
-    def job(self, job_id: str) -> JobHandle[Any]:
-        """A handle for a job enqueued earlier, from its id."""
-        return JobHandle(self, job_id)
+    def job(self, job_id: str, queue: str | None = None) -> JobHandle[Any]:
+        """A handle for a job enqueued earlier, from its id. Without ``queue``, the job is
+        looked for in the known queues (``"default"``, declared ones, the tasks' own)."""
+        return JobHandle(self, job_id, queue)
+
+    def _find_queue(self, job_id: str) -> str | None:
+        """The known queue that holds ``job_id`` or its result, if any."""
+        for queue in sorted(self.known_queues()):
+            if self.broker.status(job_id, queue) != "unknown":
+                return queue
+            if self.results.get(job_id, 0, queue) is not None:
+                return queue
+        return None
 
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
@@ -241,10 +251,12 @@ class Application:
                 )
             messages.append(Message(job.id, job.queue, body, job.eta))
         self.broker.enqueue(messages)
-        return [JobHandle(self, job.id) for job in jobs]
+        return [JobHandle(self, job.id, job.queue) for job in jobs]
 
-    def _fetch_outcome(self, job_id: str, timeout: float | None) -> dict[str, Any] | None:
-        result = self.results.get(job_id, timeout)
+    def _fetch_outcome(
+        self, job_id: str, timeout: float | None, queue: str
+    ) -> dict[str, Any] | None:
+        result = self.results.get(job_id, timeout, queue)
         if result is None:
             return None
         try:
@@ -253,20 +265,23 @@ class Application:
             return {"ok": False, "type": "BadMessage", "error": f"unreadable result: {exc.reason}"}
         return outcome if isinstance(outcome, dict) else {"ok": True, "value": outcome}
 
-    def _success(self, job_id: str, value: Any) -> Result:
+    def _success(self, job: Job, value: Any) -> Result:
         try:
-            return Result(job_id, self.codec.encode({"ok": True, "value": value}))
+            return Result(job.id, self.codec.encode({"ok": True, "value": value}), job.queue)
         except SerializationError as exc:
-            return self._failure(job_id, "SerializationError",
+            return self._failure(job.id, job.queue, "SerializationError",
                                  f"SerializationError: the return value: {exc}")
 
-    def _failure(self, job_id: str, exc_type: str, error: str, tb: str = "") -> Result:
+    def _failure(
+        self, job_id: str, queue: str, exc_type: str, error: str, tb: str = ""
+    ) -> Result:
         outcome = {"ok": False, "type": exc_type, "error": error, "traceback": tb}
-        return Result(job_id, self.codec.encode(outcome))
+        return Result(job_id, self.codec.encode(outcome), queue)
 
-    def _exception_result(self, job_id: str, exc: BaseException) -> Result:
+    def _exception_result(self, job: Job, exc: BaseException) -> Result:
         return self._failure(
-            job_id,
+            job.id,
+            job.queue,
             type(exc).__name__,
             describe_exception(exc),
             "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),

@@ -25,9 +25,12 @@ class ResultBackend(abc.ABC):
         """Store several results at once; each expires ``ttl`` seconds later."""
 
     @abc.abstractmethod
-    def get(self, job_id: str, timeout: float | None = 0) -> Result | None:
-        """Return the result of ``job_id``, waiting up to ``timeout`` seconds for it (``None``:
-        wait forever; ``0``: do not wait). Waiting must block, not poll. ``None`` when absent."""
+    def get(
+        self, job_id: str, timeout: float | None = 0, queue: str = "default"
+    ) -> Result | None:
+        """Return the result of ``job_id`` (a job of ``queue``), waiting up to ``timeout``
+        seconds for it (``None``: wait forever; ``0``: do not wait). Waiting must block, not
+        poll. ``None`` when absent."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections."""
@@ -89,8 +92,9 @@ class Broker(abc.ABC):
         time.sleep(timeout)
 
     @abc.abstractmethod
-    def status(self, job_id: str) -> JobStatus:
-        """``"queued"``, ``"scheduled"``, ``"started"`` (leased) or ``"unknown"``."""
+    def status(self, job_id: str, queue: str = "default") -> JobStatus:
+        """``"queued"``, ``"scheduled"``, ``"started"`` (leased) or ``"unknown"`` (not a
+        message of ``queue`` that is waiting or leased)."""
 
     @abc.abstractmethod
     def size(self, queue: str) -> int:

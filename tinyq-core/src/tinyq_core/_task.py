@@ -51,11 +51,12 @@ def _due(countdown: float | None, eta: datetime | float | None) -> float | None:
 class JobHandle(Generic[R]):
     """A reference to an enqueued job: its id, its status and, once done, its result."""
 
-    __slots__ = ("_app", "id")
+    __slots__ = ("_app", "id", "queue")
 
-    def __init__(self, app: Application, id: str) -> None:
+    def __init__(self, app: Application, id: str, queue: str | None = None) -> None:
         self._app = app
         self.id = id
+        self.queue = queue  # None until known: app.job(id) looks it up on first use
 
     def __repr__(self) -> str:
         return f"<JobHandle {self.id}>"
@@ -70,17 +71,33 @@ class JobHandle(Generic[R]):
         """``"queued"``, ``"scheduled"``, ``"started"``, ``"succeeded"``, ``"failed"``, or
         ``"unknown"`` (no such job, its result expired, or it succeeded with
         ``store_result=False``: failures are always stored)."""
-        outcome = self._app._fetch_outcome(self.id, 0)
+        queue = self._locate()
+        if queue is None:
+            return "unknown"
+        outcome = self._app._fetch_outcome(self.id, 0, queue)
         if outcome is not None:
             return "succeeded" if outcome.get("ok") else "failed"
-        return self._app.broker.status(self.id)
+        return self._app.broker.status(self.id, queue)
+
+    def _locate(self) -> str | None:
+        if self.queue is None:
+            self.queue = self._app._find_queue(self.id)
+        return self.queue
 
     def result(self, timeout: float | None = None) -> R:
         """Wait up to ``timeout`` seconds (forever when ``None``) and return the job's value.
 
         Raises :class:`JobFailed` when the job failed and :class:`TimeoutError` when it did not
         finish in time."""
-        outcome = self._app._fetch_outcome(self.id, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        queue = self._locate()
+        while queue is None:  # a handle from app.job(id) of a job not found yet
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {self.id} was not found in any known queue")
+            time.sleep(0.1)
+            queue = self._locate()
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        outcome = self._app._fetch_outcome(self.id, remaining, queue)
         if outcome is None:
             raise TimeoutError(f"job {self.id} did not finish within {timeout} seconds")
         if outcome.get("ok"):

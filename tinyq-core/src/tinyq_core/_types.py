@@ -57,10 +57,12 @@ class DeadLetter:
 
 @attrs.frozen
 class Result:
-    """The outcome of a job as the result backend stores it; ``body`` is encoded like a message."""
+    """The outcome of a job as the result backend stores it; ``body`` is encoded like a message.
+    ``queue`` is the job's queue (a backend may keep results beside their queue)."""
 
     job_id: str
     body: bytes
+    queue: str = "default"
 
 
 @attrs.frozen(repr=False)

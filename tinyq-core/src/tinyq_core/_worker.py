@@ -236,7 +236,7 @@ class Worker:
     def _reject(self, delivery: Delivery, reason: str, kind: str = "BadMessage") -> None:
         logger.error("Dead-lettering message %s from queue %r: %s",
                      delivery.id, delivery.queue, reason)
-        result = self.app._failure(delivery.id, kind, f"dead-lettered: {reason}")
+        result = self.app._failure(delivery.id, delivery.queue, kind, f"dead-lettered: {reason}")
         try:
             self.app.results.store([result], self.app.result_ttl)
             self.app.broker.dead_letter(delivery, reason)
@@ -310,7 +310,7 @@ class Worker:
         """Turn a job's return value or exception into what the broker must be told."""
         app, job, opts, delivery = self.app, work.job, work.task.options, work.delivery
         if error is None:
-            result = app._success(job.id, value) if opts.store_result else None
+            result = app._success(job, value) if opts.store_result else None
             return _Outcome(delivery, result=result)
         retryable = isinstance(error, Retry) or isinstance(error, opts.retry_on)
         if retryable and job.retries < opts.max_retries:
@@ -322,7 +322,7 @@ class Worker:
                             job.retries + 1, opts.max_retries, type(error).__name__)
             retried = attrs.evolve(job, retries=job.retries + 1)
             return _Outcome(delivery, retry_body=app.codec.encode_job(retried), retry_delay=delay)
-        result = app._exception_result(job.id, error)
+        result = app._exception_result(job, error)
         from ._app import describe_exception
 
         text = describe_exception(error)

@@ -77,7 +77,7 @@ class MemoryBroker(_Base, Broker):
         self._delayed: list[tuple[float, int, Message]] = []  # heap of (due, key, message)
         self._leases: dict[int, _Lease] = {}
         self._dead: dict[str, list[DeadLetter]] = collections.defaultdict(list)
-        self._status: dict[str, JobStatus] = {}
+        self._status: dict[tuple[str, str], JobStatus] = {}  # (queue, job id)
         self._keys = itertools.count(1)
         self._results = MemoryResultBackend(self.clock)
 
@@ -94,10 +94,10 @@ class MemoryBroker(_Base, Broker):
         key = next(self._keys)
         if message.due is not None and message.due > self.clock.time():
             heapq.heappush(self._delayed, (message.due, key, message))
-            self._status[message.id] = "scheduled"
+            self._status[message.queue, message.id] = "scheduled"
             return
         self._ready[message.queue].append((key, message, attempts))
-        self._status[message.id] = "queued"
+        self._status[message.queue, message.id] = "queued"
 
     def enqueue(self, messages: Sequence[Message]) -> None:
         with self._cond:
@@ -127,7 +127,7 @@ class MemoryBroker(_Base, Broker):
                         lease = _Lease(message, attempts + 1,
                                        self.clock.time() + self.visibility_timeout)
                         self._leases[key] = lease
-                        self._status[message.id] = "started"
+                        self._status[message.queue, message.id] = "started"
                         out.append(Delivery(message, lease.attempts, key))
                 if out or count <= 0 or not self._wait(deadline, next_due):
                     return out
@@ -144,7 +144,7 @@ class MemoryBroker(_Base, Broker):
     def _release(self, delivery: Delivery) -> _Lease | None:
         lease = self._leases.pop(delivery.receipt, None)
         if lease is not None:
-            self._status.pop(lease.message.id, None)
+            self._status.pop((lease.message.queue, lease.message.id), None)
         return lease
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -201,10 +201,10 @@ class MemoryBroker(_Base, Broker):
             dues = [due for due, _, message in self._delayed if message.queue in wanted]
             return max(0.0, min(dues) - self.clock.time()) if dues else None
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str, queue: str = "default") -> JobStatus:
         with self._cond:
             self._check()
-            return self._status.get(job_id, "unknown")
+            return self._status.get((queue, job_id), "unknown")
 
     def size(self, queue: str) -> int:
         with self._cond:
@@ -223,7 +223,7 @@ class MemoryBroker(_Base, Broker):
             self._delayed = kept
             heapq.heapify(self._delayed)
             for message in gone:
-                self._status.pop(message.id, None)
+                self._status.pop((message.queue, message.id), None)
             return len(gone)
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
@@ -253,25 +253,27 @@ class MemoryResultBackend(_Base, ResultBackend):
 
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(clock)
-        self._results: dict[str, tuple[Result, float]] = {}
+        self._results: dict[tuple[str, str], tuple[Result, float]] = {}  # by (queue, job id)
 
     def store(self, results: Sequence[Result], ttl: float) -> None:
         with self._cond:
             self._check()
             expires = self.clock.time() + ttl
             for result in results:
-                self._results[result.job_id] = (result, expires)
+                self._results[result.queue, result.job_id] = (result, expires)
             self._cond.notify_all()
 
-    def get(self, job_id: str, timeout: float | None = 0) -> Result | None:
+    def get(
+        self, job_id: str, timeout: float | None = 0, queue: str = "default"
+    ) -> Result | None:
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         with self._cond:
             while True:
                 self._check()
-                item = self._results.get(job_id)
+                item = self._results.get((queue, job_id))
                 if item is not None:
                     if item[1] > self.clock.time():
                         return item[0]
-                    del self._results[job_id]
+                    del self._results[queue, job_id]
                 if not self._wait(min(deadline, time.monotonic() + 3600)):
                     return None

@@ -1,22 +1,22 @@
 """The Redis broker: one Stream with one consumer group per queue.
 
-Keys of queue ``q`` (prefix ``tinyq``), all in one hash slot so every script is cluster-safe:
-``{tinyq:q}:stream`` (the queue; an entry holds the job id ``id``, the body ``b`` and ``a``, the
-deliveries before this entry), ``{tinyq:q}:delayed`` (sorted set of job ids by due time, ms, by
-the server's clock), ``{tinyq:q}:payloads`` (job id -> body of delayed jobs), ``{tinyq:q}:wake``
-(a one-item list that wakes a sleeping mover) and ``{tinyq:q}:dead`` (the dead letters, a
-stream). Besides: ``tinyq:job:<id>``, the job's state for ``status()``.
+Keys of queue ``q`` (prefix ``tinyq``) all share the hash tag ``{tinyq:q}``, so every script
+touches one Cluster slot: ``:stream`` (the queue; an entry holds the job id ``id``, the body
+``b`` and, after a recovery, ``a``: the deliveries before this entry), ``:jobs`` (hash: job id
+-> ``q`` queued or leased, ``d`` delayed; what ``status()`` reads), ``:delayed`` (sorted set of
+job ids by due time in ms, by the server's clock), ``:payloads`` (job id -> body of delayed
+jobs), ``:wake`` (a one-item list that wakes a sleeping mover), ``:dead`` (the dead letters, a
+stream) and ``:result:<job id>`` (see _results.py).
 
-Round trips (each one pipeline, whatever the batch size):
-* enqueue of any number of jobs: 1 (XADD, or the schedule script for delayed jobs, and a SET
-  of each job's state);
-* the worker's report and next fetch: 1 (``settle_and_reserve``: the results, XACK + XDEL +
-  DEL of the finished jobs' states, the previous batch's "started" states, then XREADGROUP
-  ... COUNT n BLOCK t); several queues: 1 script (strict priority) in that pipeline, plus a
-  blocking read when all are empty;
-* ack alone (a worker reporting while its fetcher blocks): 1; renew of a batch: 1 (XCLAIM
-  JUSTID);
-* nack (a retry) and dead letter: 1 script each (2 round trips for a nack, to set the state);
+Round trips, each one pipeline whatever the batch size:
+* enqueue of any number of jobs: 1 (one script call per queue: XADD + HSET for each job; the
+  schedule script for delayed jobs);
+* the worker's report and next fetch: 1 (``settle_and_reserve``: per queue one settle script
+  storing the results, then XACK + XDEL + HDEL; then XREADGROUP ... COUNT n BLOCK t); several
+  queues: the priority script in that pipeline, plus a blocking read when all are empty;
+* ack alone (a report while the fetcher blocks on an empty queue): 1; lease renewal of all
+  held jobs: 1 (XCLAIM ... JUSTID);
+* a retry (nack) and a dead letter: 1 script each;
 * recovery and the mover: 1 script per queue, all pipelined; a lease expires after
   ``visibility_timeout`` of idle time in the pending list.
 """
@@ -46,39 +46,29 @@ from tinyq_core import (
 )
 
 from ._connection import Options, connect, translate_errors
+from ._keys import Keys
 from ._results import RedisResultBackend
 
 GROUP = "tinyq"
 RECOVER_BATCH = 1000
-TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 MOVE_BATCH = 1000
+TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 
 
 def _script(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
+ENQUEUE = _script("enqueue.lua")
 SCHEDULE = _script("schedule.lua")
+SETTLE = _script("settle.lua")
+STATUS = _script("status.lua")
 MOVE_DUE = _script("move_due.lua")
 RECOVER = _script("recover.lua")
 DEAD_LETTER = _script("dead_letter.lua")
 REQUEUE_DEAD = _script("requeue_dead.lua")
 PURGE = _script("purge.lua")
 RESERVE = _script("reserve.lua")
-
-
-class _Keys:
-    __slots__ = ("dead", "delayed", "payloads", "stream", "wake")
-
-    def __init__(self, prefix: str, queue: str) -> None:
-        if not queue or any(c in queue for c in "{}"):
-            raise ConfigurationError(f"queue name {queue!r} must be non-empty, without braces")
-        tag = f"{{{prefix}:{queue}}}"
-        self.stream = f"{tag}:stream"
-        self.delayed = f"{tag}:delayed"
-        self.payloads = f"{tag}:payloads"
-        self.wake = f"{tag}:wake"
-        self.dead = f"{tag}:dead"
 
 
 def _text(value: bytes | str) -> str:
@@ -99,43 +89,36 @@ class RedisBroker(Broker):
         self.visibility_timeout = opts.visibility_timeout
         self.prefix = opts.prefix
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._keys: dict[str, _Keys] = {}
-        self._queue_of: dict[str, str] = {}  # stream key -> queue name
+        self._keys: dict[str, Keys] = {}
+        self._queue_of: dict[bytes, str] = {}  # stream key -> queue name
         self._groups: set[str] = set()
         self._lock = threading.Lock()
-        self._started: list[str] = []  # job ids reserved since the last pipeline
-        self._results = RedisResultBackend(self.client, self.prefix, self.where)
+        self._results = RedisResultBackend(self.client, self.keys, self.where)
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where}>"
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def keys(self, queue: str) -> _Keys:
+    def keys(self, queue: str) -> Keys:
         keys = self._keys.get(queue)
         if keys is None:
-            keys = self._keys[queue] = _Keys(self.prefix, queue)
-            self._queue_of[keys.stream] = queue
+            if not queue or any(c in queue for c in "{}"):
+                raise ConfigurationError(
+                    f"queue name {queue!r} must be non-empty, without braces"
+                )
+            keys = self._keys[queue] = Keys(self.prefix, queue)
+            self._queue_of[keys.stream.encode()] = queue
         return keys
 
-    def job_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
-
     def _pipeline(self) -> redis.client.Pipeline:
-        """A pipeline that first records the "started" state of jobs reserved earlier, so
-        that costs no round trip of its own."""
-        pipe = self.client.pipeline(transaction=False)
-        with self._lock:
-            started, self._started = self._started, []
-        for job_id in started:
-            pipe.set(self.job_key(job_id), "started")
-        return pipe
+        return self.client.pipeline(transaction=False)
 
     def _ensure_groups(self, queues: Iterable[str]) -> None:
         missing = [q for q in queues if q not in self._groups]
         if not missing:
             return
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for queue in missing:
             # From id 0: messages enqueued before any worker existed are delivered too.
             pipe.xgroup_create(self.keys(queue).stream, GROUP, id="0", mkstream=True)
@@ -144,33 +127,29 @@ class RedisBroker(Broker):
                 raise reply
             self._groups.add(queue)
 
-    def _forget_groups(self) -> None:
-        # The server lost its data (a restart without persistence, FLUSHALL): create again.
-        self._groups.clear()
-
     # -- producer ----------------------------------------------------------------------------
 
     def enqueue(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
         now = time.time()
-        pipe = self._pipeline()
-        delayed: dict[str, list[Message]] = {}
-        for message in messages:
-            if message.due is not None and message.due > now:
-                delayed.setdefault(message.queue, []).append(message)
-                continue
-            keys = self.keys(message.queue)
-            pipe.xadd(keys.stream, {"id": message.id, "b": message.body, "a": 0})
-            pipe.set(self.job_key(message.id), "queued")
-        for queue, batch in delayed.items():
-            keys = self.keys(queue)
-            args: list[Any] = [GROUP, ""]
-            for message in batch:
+        ready: dict[str, list[Any]] = {}
+        delayed: dict[str, list[Any]] = {}
+        for m in messages:
+            if m.due is not None and m.due > now:
                 # Relative delays: the server's clock decides when it is due, not ours.
-                args += [message.id, int(((message.due or now) - now) * 1000) or 1, message.body]
-                pipe.set(self.job_key(message.id), "scheduled")
-            pipe.eval(SCHEDULE, 4, keys.stream, keys.delayed, keys.payloads, keys.wake, *args)
+                delay_ms = int((m.due - now) * 1000) or 1
+                delayed.setdefault(m.queue, [GROUP, ""]).extend((m.id, delay_ms, m.body))
+            else:
+                ready.setdefault(m.queue, []).extend((m.id, m.body))
+        pipe = self._pipeline()
+        for queue, args in ready.items():
+            keys = self.keys(queue)
+            pipe.eval(ENQUEUE, 2, keys.stream, keys.jobs, *args)
+        for queue, args in delayed.items():
+            keys = self.keys(queue)
+            pipe.eval(SCHEDULE, 5, keys.stream, keys.delayed, keys.payloads, keys.wake,
+                      keys.jobs, *args)
         with translate_errors(self.where):
             pipe.execute()
 
@@ -197,13 +176,35 @@ class RedisBroker(Broker):
         if backend is not self._results:
             return super().settle_and_reserve(backend, results, ttl, acks, queues, count, timeout)
         pipe = self._pipeline()
-        self._results.add_store(pipe, results, ttl)
-        self._add_ack(pipe, acks)
+        self._add_settle(pipe, results, ttl, acks)
         if count <= 0:
             with translate_errors(self.where):
                 pipe.execute()
             return []
         return self._reserve_with(pipe, queues, count, timeout)
+
+    def _add_settle(
+        self,
+        pipe: redis.client.Pipeline,
+        results: Sequence[Result],
+        ttl: float,
+        acks: Sequence[Delivery],
+    ) -> None:
+        """Queue one settle script per queue: its results, then its acks."""
+        by_queue: dict[str, tuple[list[Result], list[Delivery]]] = {}
+        for result in results:
+            by_queue.setdefault(result.queue, ([], []))[0].append(result)
+        for delivery in acks:
+            by_queue.setdefault(delivery.queue, ([], []))[1].append(delivery)
+        ttl_ms = max(1, int(ttl * 1000))
+        for queue, (stored, done) in by_queue.items():
+            keys = self.keys(queue)
+            pipe.eval(
+                SETTLE, 2 + len(stored), keys.stream, keys.jobs,
+                *(keys.result(r.job_id) for r in stored),
+                GROUP, ttl_ms, len(done), *(d.receipt for d in done), *(d.id for d in done),
+                *(r.body for r in stored),
+            )
 
     def _reserve_with(
         self, pipe: redis.client.Pipeline, queues: Sequence[str], count: int, timeout: float
@@ -214,8 +215,9 @@ class RedisBroker(Broker):
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                # The reply to everything before the read was fine: only read again.
-                self._forget_groups()
+                # The server lost its data (a restart without persistence, FLUSHALL): the
+                # rest of the pipeline ran; create the groups again and only read again.
+                self._groups.clear()
                 return self._reserve(self._pipeline(), queues, count, 0)
 
     def _reserve(
@@ -226,45 +228,38 @@ class RedisBroker(Broker):
         if len(queues) == 1:
             pipe.xreadgroup(GROUP, self.consumer, {self.keys(queues[0]).stream: ">"},
                             count=count, block=block)
-            deliveries = self._deliveries(pipe.execute()[-1])
-        else:
-            streams = [self.keys(q).stream for q in queues]
-            pipe.eval(RESERVE, len(streams), *streams, GROUP, self.consumer, count)
-            deliveries = self._deliveries(pipe.execute()[-1])
-            if not deliveries and block is not None:
-                # All empty: wait for the first message on any of them, then top up in order.
-                reply = self.client.xreadgroup(
-                    GROUP, self.consumer, dict.fromkeys(streams, ">"), count=1, block=block
-                )
-                deliveries = self._deliveries(reply)
-                if deliveries and len(deliveries) < count:
-                    more = self.client.eval(RESERVE, len(streams), *streams, GROUP,
-                                            self.consumer, count - len(deliveries))
-                    deliveries += self._deliveries(more)
-        if deliveries:
-            with self._lock:
-                self._started += [d.id for d in deliveries]
+            return self._deliveries(pipe.execute()[-1])
+        streams = [self.keys(q).stream for q in queues]
+        pipe.eval(RESERVE, len(streams), *streams, GROUP, self.consumer, count)
+        deliveries = self._deliveries(pipe.execute()[-1])
+        if not deliveries and block is not None:
+            # All empty: wait for the first message on any of them, then top up in order.
+            reply = self.client.xreadgroup(
+                GROUP, self.consumer, dict.fromkeys(streams, ">"), count=1, block=block
+            )
+            deliveries = self._deliveries(reply)
+            if deliveries and len(deliveries) < count:
+                more = self.client.eval(RESERVE, len(streams), *streams, GROUP,
+                                        self.consumer, count - len(deliveries))
+                deliveries += self._deliveries(more)
         return deliveries
 
     def _deliveries(self, reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
         for stream, entries in reply or ():
-            queue = self._queue_of[_text(stream)]
+            queue = self._queue_of[stream if isinstance(stream, bytes) else stream.encode()]
             for entry_id, fields in entries:
                 if isinstance(fields, list):  # from the Lua script: a flat list
                     fields = dict(zip(fields[::2], fields[1::2], strict=True))
                 if not fields:  # deleted while pending; nothing to deliver
                     continue
-                message = Message(_text(fields[b"id"]), queue, bytes(fields[b"b"]))
-                attempts = int(fields.get(b"a", 0)) + 1
-                out.append(Delivery(message, attempts, _text(entry_id)))
+                entry = _text(entry_id)
+                # A malformed entry (written by hand) still becomes a delivery, so that the
+                # worker dead-letters it with a reason instead of choking on it.
+                job_id = _text(fields.get(b"id") or f"entry:{entry}")
+                message = Message(job_id, queue, bytes(fields.get(b"b", b"")))
+                out.append(Delivery(message, int(fields.get(b"a", 0)) + 1, entry))
         return out
-
-    def _by_queue(self, deliveries: Sequence[Delivery]) -> dict[str, list[str]]:
-        grouped: dict[str, list[str]] = {}
-        for delivery in deliveries:
-            grouped.setdefault(delivery.queue, []).append(delivery.receipt)
-        return grouped
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -273,54 +268,39 @@ class RedisBroker(Broker):
         for queue, entry_ids in self._by_queue(deliveries).items():
             # Claiming our own entries with JUSTID resets their idle time (the lease) and
             # leaves their delivery count alone.
-            ids: list[Any] = list(entry_ids)
-            pipe.xclaim(self.keys(queue).stream, GROUP, self.consumer, 0, ids, justid=True)
+            pipe.xclaim(self.keys(queue).stream, GROUP, self.consumer, 0, entry_ids, justid=True)
         with translate_errors(self.where):
             pipe.execute()
+
+    @staticmethod
+    def _by_queue(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = {}
+        for delivery in deliveries:
+            grouped.setdefault(delivery.queue, []).append(delivery.receipt)
+        return grouped
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
         pipe = self._pipeline()
-        self._add_ack(pipe, deliveries)
+        self._add_settle(pipe, (), 1, deliveries)
         with translate_errors(self.where):
             pipe.execute()
-
-    def _add_ack(self, pipe: redis.client.Pipeline, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        for queue, entry_ids in self._by_queue(deliveries).items():
-            stream = self.keys(queue).stream
-            pipe.xack(stream, GROUP, *entry_ids)
-            pipe.xdel(stream, *entry_ids)
-        pipe.delete(*(self.job_key(d.id) for d in deliveries))
 
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         keys = self.keys(delivery.queue)
         body = delivery.message.body if body is None else body
         delay_ms = int(delay * 1000) if delay > 0 else 0
-        pipe = self._pipeline()
-        pipe.eval(SCHEDULE, 4, keys.stream, keys.delayed, keys.payloads, keys.wake, GROUP,
-                  delivery.receipt, delivery.id, delay_ms, body)
         with translate_errors(self.where):
-            if pipe.execute()[-1]:
-                self.client.set(self.job_key(delivery.id), "scheduled" if delay_ms else "queued")
+            self.client.eval(SCHEDULE, 5, keys.stream, keys.delayed, keys.payloads, keys.wake,
+                             keys.jobs, GROUP, delivery.receipt, delivery.id, delay_ms, body)
 
     def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
         keys = self.keys(delivery.queue)
-        pipe = self._pipeline()
-        pipe.eval(DEAD_LETTER, 2, keys.stream, keys.dead, GROUP, delivery.receipt, delivery.id,
-                  delivery.message.body, reason, error, delivery.attempts)
-        pipe.delete(self.job_key(delivery.id))
         with translate_errors(self.where):
-            pipe.execute()
-
-    def _mark_queued(self, job_ids: Sequence[Any]) -> None:
-        if job_ids:
-            pipe = self.client.pipeline(transaction=False)
-            for job_id in job_ids:
-                pipe.set(self.job_key(_text(job_id)), "queued")
-            pipe.execute()
+            self.client.eval(DEAD_LETTER, 3, keys.stream, keys.dead, keys.jobs, GROUP,
+                             delivery.receipt, delivery.id, delivery.message.body, reason, error,
+                             delivery.attempts)
 
     def recover(self, queues: Sequence[str]) -> int:
         with translate_errors(self.where):
@@ -329,24 +309,20 @@ class RedisBroker(Broker):
             min_idle = int(self.visibility_timeout * 1000)
             for queue in queues:
                 pipe.eval(RECOVER, 1, self.keys(queue).stream, GROUP, min_idle, RECOVER_BATCH)
-            recovered = [job_id for ids in pipe.execute(raise_on_error=False)[-len(queues):]
-                         if not isinstance(ids, Exception) for job_id in ids]
-            self._mark_queued(recovered)
-            return len(recovered)
+            return sum(int(n) for n in pipe.execute())
 
     def move_due(self, queues: Sequence[str]) -> float | None:
         with translate_errors(self.where):
             pipe = self._pipeline()
             for queue in queues:
                 keys = self.keys(queue)
-                pipe.eval(MOVE_DUE, 3, keys.stream, keys.delayed, keys.payloads, MOVE_BATCH)
-            replies = pipe.execute()[-len(queues):]
-            moved = [job_id for reply in replies for job_id in reply[:-1]]
-            self._mark_queued(moved)
-            waits = [int(reply[-1]) for reply in replies if int(reply[-1]) >= 0]
-            if any(len(reply) - 1 >= MOVE_BATCH for reply in replies):
-                return 0.0  # more are due than one batch moves
-            return min(waits) / 1000 if waits else None
+                pipe.eval(MOVE_DUE, 4, keys.stream, keys.delayed, keys.payloads, keys.jobs,
+                          MOVE_BATCH)
+            replies = pipe.execute()
+        if any(int(moved) >= MOVE_BATCH for moved, _ in replies):
+            return 0.0  # more are due than one batch moves
+        waits = [int(wait) for _, wait in replies if int(wait) >= 0]
+        return min(waits) / 1000 if waits else None
 
     def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> None:
         # Redis checks blocking timeouts on its timer (10 times a second by default), so a
@@ -360,19 +336,18 @@ class RedisBroker(Broker):
 
     # -- inspection and administration -------------------------------------------------------
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str, queue: str = "default") -> JobStatus:
+        keys = self.keys(queue)
         with translate_errors(self.where):
-            self._pipeline().execute()  # first record pending "started" states
-            state = self.client.get(self.job_key(job_id))
-        if state in (b"queued", b"scheduled", b"started"):
-            return _text(state)  # type: ignore[return-value]
-        return "unknown"
+            self._ensure_groups([queue])
+            state = _text(self.client.eval(STATUS, 2, keys.stream, keys.jobs, GROUP, job_id))
+        return state  # type: ignore[return-value]
 
     def size(self, queue: str) -> int:
         keys = self.keys(queue)
         with translate_errors(self.where):
             self._ensure_groups([queue])
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._pipeline()
             pipe.xlen(keys.stream)
             pipe.xpending(keys.stream, GROUP)
             pipe.zcard(keys.delayed)
@@ -383,10 +358,8 @@ class RedisBroker(Broker):
         keys = self.keys(queue)
         with translate_errors(self.where):
             self._ensure_groups([queue])
-            ids = self.client.eval(PURGE, 3, keys.stream, keys.delayed, keys.payloads, GROUP)
-            if ids:
-                self.client.delete(*(self.job_key(_text(i)) for i in ids))
-        return len(ids)
+            return int(self.client.eval(PURGE, 4, keys.stream, keys.delayed, keys.payloads,
+                                        keys.jobs, GROUP))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with translate_errors(self.where):
@@ -404,9 +377,8 @@ class RedisBroker(Broker):
         keys = self.keys(queue)
         args = ["all"] if ids is None else ["some", *ids]
         with translate_errors(self.where):
-            requeued = self.client.eval(REQUEUE_DEAD, 2, keys.stream, keys.dead, *args)
-            self._mark_queued(requeued)
-        return len(requeued)
+            return int(self.client.eval(REQUEUE_DEAD, 3, keys.stream, keys.dead, keys.jobs,
+                                        *args))
 
     def purge_dead_letters(self, queue: str) -> int:
         dead = self.keys(queue).dead
@@ -427,9 +399,4 @@ class RedisBroker(Broker):
         return self._results
 
     def close(self) -> None:
-        try:
-            with translate_errors(self.where):
-                self._pipeline().execute()
-        except Exception:  # closing must not fail; these states are advisory
-            pass
         self.client.close()

@@ -1,14 +1,17 @@
-"""Results on Redis: one list key per job holding one item, with a TTL.
+"""Results on Redis: one list key per job holding one item, with a TTL, beside its queue
+(``{prefix:queue}:result:<job id>``).
 
 ``get`` with a timeout blocks on the server with BRPOPLPUSH from the key to itself, which
 returns the item as soon as it is pushed and leaves it in place for other readers (fakeredis
 blocks on it too, unlike BLMOVE). Waits longer than the socket timeout are cut into slices.
+The worker stores results through the broker's settle script, in the same round trip as its
+acknowledgements; ``store`` here is for everything else.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -16,6 +19,7 @@ import redis
 from tinyq_core import Result, ResultBackend
 
 from ._connection import translate_errors
+from ._keys import Keys
 
 
 def _bytes(value: Any) -> bytes:
@@ -23,40 +27,34 @@ def _bytes(value: Any) -> bytes:
 
 
 class RedisResultBackend(ResultBackend):
-    def __init__(self, client: redis.Redis, prefix: str, where: str) -> None:
+    def __init__(self, client: redis.Redis, keys: Callable[[str], Keys], where: str) -> None:
         self.client = client
-        self.prefix = prefix
+        self.keys = keys
         self.where = where
         socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
         self._slice = max(0.1, float(socket_timeout) - 1.0)
-
-    def key(self, job_id: str) -> str:
-        return f"{self.prefix}:result:{job_id}"
 
     def store(self, results: Sequence[Result], ttl: float) -> None:
         if not results:
             return
         pipe = self.client.pipeline(transaction=False)
-        self.add_store(pipe, results, ttl)
-        with translate_errors(self.where):
-            pipe.execute()
-
-    def add_store(self, pipe: redis.client.Pipeline, results: Sequence[Result], ttl: float) -> None:
-        """Queue the commands that store ``results`` on ``pipe`` (the broker's, to share its
-        round trip)."""
         ttl_ms = max(1, int(ttl * 1000))
         for result in results:
-            key = self.key(result.job_id)
+            key = self.keys(result.queue).result(result.job_id)
             pipe.delete(key)  # a job that ran twice keeps one result, the last
             pipe.rpush(key, result.body)
             pipe.pexpire(key, ttl_ms)
+        with translate_errors(self.where):
+            pipe.execute()
 
-    def get(self, job_id: str, timeout: float | None = 0) -> Result | None:
-        key = self.key(job_id)
+    def get(
+        self, job_id: str, timeout: float | None = 0, queue: str = "default"
+    ) -> Result | None:
+        key = self.keys(queue).result(job_id)
         with translate_errors(self.where):
             if timeout is not None and timeout <= 0:
                 body = self.client.lindex(key, 0)
-                return None if body is None else Result(job_id, _bytes(body))
+                return None if body is None else Result(job_id, _bytes(body), queue)
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 wait = self._slice
@@ -67,4 +65,4 @@ class RedisResultBackend(ResultBackend):
                 # Redis reads a 0 timeout as "forever": never pass less than a millisecond.
                 body = self.client.brpoplpush(key, key, timeout=max(0.001, wait))
                 if body is not None:
-                    return Result(job_id, _bytes(body))
+                    return Result(job_id, _bytes(body), queue)

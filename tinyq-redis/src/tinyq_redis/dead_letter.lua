@@ -1,11 +1,13 @@
 -- Move a leased entry to the queue's dead-letter stream, with why.
--- KEYS: stream, dead stream; ARGV: group, entry id, job id, body, reason, error, attempts
+-- KEYS: stream, dead stream, jobs hash; ARGV: group, entry id, job id, body, reason, error,
+-- attempts
 -- Returns 0 when the entry was no longer pending (someone else owns it now), else 1.
 local stream, dead = KEYS[1], KEYS[2]
 if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call("XDEL", stream, ARGV[2])
+redis.call("HDEL", KEYS[3], ARGV[3])
 local now = redis.call("TIME")
 redis.call("XADD", dead, "*", "id", ARGV[3], "b", ARGV[4], "reason", ARGV[5], "error", ARGV[6],
   "attempts", ARGV[7], "at", now[1] .. "." .. string.format("%06d", tonumber(now[2])))

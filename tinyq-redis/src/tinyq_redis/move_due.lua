@@ -1,14 +1,15 @@
 -- Move delayed messages that are due (by the server's clock) to their stream.
--- KEYS: stream, delayed zset, payload hash; ARGV: max messages to move
--- Returns {job ids moved..., ms until the next due message or -1}: the last item is the wait.
-local stream, delayed, payloads = KEYS[1], KEYS[2], KEYS[3]
+-- KEYS: stream, delayed zset, payload hash, jobs hash; ARGV: max messages to move
+-- Returns {number moved, ms until the next due message or -1}.
+local stream, delayed, payloads, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = redis.call("TIME")
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local ids = redis.call("ZRANGEBYSCORE", delayed, "-inf", now, "LIMIT", 0, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
   local body = redis.call("HGET", payloads, id)
   if body then
-    redis.call("XADD", stream, "*", "id", id, "b", body, "a", 0)
+    redis.call("XADD", stream, "*", "id", id, "b", body)
+    redis.call("HSET", jobs, id, "q")
   end
   redis.call("HDEL", payloads, id)
   redis.call("ZREM", delayed, id)
@@ -18,5 +19,4 @@ local wait = -1
 if head[2] then
   wait = math.max(0, tonumber(head[2]) - now)
 end
-ids[#ids + 1] = wait
-return ids
+return {#ids, wait}

@@ -1,8 +1,8 @@
 -- Delete a queue's waiting messages: entries not yet delivered to the group, and delayed ones.
 -- Leased entries stay: their workers still ack them.
--- KEYS: stream, delayed zset, payload hash; ARGV: group
--- Returns the job ids deleted.
-local stream, delayed, payloads = KEYS[1], KEYS[2], KEYS[3]
+-- KEYS: stream, delayed zset, payload hash, jobs hash; ARGV: group
+-- Returns how many were deleted.
+local stream, delayed, payloads, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local last = "0-0"
 for _, g in ipairs(redis.call("XINFO", "GROUPS", stream)) do
   local info = {}
@@ -26,5 +26,8 @@ end
 for _, id in ipairs(redis.call("ZRANGE", delayed, 0, -1)) do
   ids[#ids + 1] = id
 end
+for _, id in ipairs(ids) do
+  redis.call("HDEL", jobs, id)
+end
 redis.call("DEL", delayed, payloads)
-return ids
+return #ids

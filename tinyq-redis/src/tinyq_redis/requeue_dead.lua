@@ -1,6 +1,6 @@
 -- Put dead letters back on their queue: all of them, or those whose job id is in ARGV[2..].
--- KEYS: stream, dead stream; ARGV: "all" or "some", job ids...
--- Returns the job ids requeued.
+-- KEYS: stream, dead stream, jobs hash; ARGV: "all" or "some", job ids...
+-- Returns how many were requeued.
 local stream, dead = KEYS[1], KEYS[2]
 local wanted = nil
 if ARGV[1] == "some" then
@@ -9,16 +9,17 @@ if ARGV[1] == "some" then
     wanted[ARGV[i]] = true
   end
 end
-local ids = {}
+local requeued = 0
 for _, entry in ipairs(redis.call("XRANGE", dead, "-", "+")) do
   local f, fields = entry[2], {}
   for i = 1, #f, 2 do
     fields[f[i]] = f[i + 1]
   end
   if wanted == nil or wanted[fields["id"]] then
-    redis.call("XADD", stream, "*", "id", fields["id"], "b", fields["b"], "a", 0)
+    redis.call("XADD", stream, "*", "id", fields["id"], "b", fields["b"])
+    redis.call("HSET", KEYS[3], fields["id"], "q")
     redis.call("XDEL", dead, entry[1])
-    ids[#ids + 1] = fields["id"]
+    requeued = requeued + 1
   end
 end
-return ids
+return requeued

@@ -1,9 +1,9 @@
 -- Add messages to a queue, each now or after a delay, optionally taking one leased entry off
 -- the queue first (nack). One script so that a retry never exists twice or not at all.
--- KEYS: stream, delayed zset (score: due, ms), payload hash (id -> body), wake list
+-- KEYS: stream, delayed zset (score: due, ms), payload hash (id -> body), wake list, jobs hash
 -- ARGV: group, entry id to ack ("" for none), then (job id, delay ms, body) triples
 -- Returns 0 when the entry to ack was no longer pending (someone else owns it now), else 1.
-local stream, delayed, payloads, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, delayed, payloads, wake, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[2] ~= "" then
   if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
     return 0
@@ -18,11 +18,13 @@ local woke = false
 for i = 3, #ARGV, 3 do
   local id, delay, body = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   if delay <= 0 then
-    redis.call("XADD", stream, "*", "id", id, "b", body, "a", 0)
+    redis.call("XADD", stream, "*", "id", id, "b", body)
+    redis.call("HSET", jobs, id, "q")
   else
     local due = now + delay
     redis.call("ZADD", delayed, due, id)
     redis.call("HSET", payloads, id, body)
+    redis.call("HSET", jobs, id, "d")
     if earliest == nil or due < earliest then
       earliest = due
       woke = true

@@ -198,7 +198,7 @@ class BrokerContract:
 
         self._expire_leases(broker)
         assert broker.recover([queue]) == 1
-        assert broker.status(message.id) == "queued"
+        assert broker.status(message.id, queue) == "queued"
         [again] = self._reserve(broker, queue, 1)
         assert (again.id, again.message.body, again.attempts) == (message.id, message.body, 2)
 
@@ -212,7 +212,7 @@ class BrokerContract:
         self.advance(broker, broker.visibility_timeout * 0.6)
         assert broker.recover([queue]) == 0
         assert broker.reserve([queue], 1, 0) == []
-        assert broker.status(delivery[0].id) == "started"
+        assert broker.status(delivery[0].id, queue) == "started"
 
     # -- delayed messages ----------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class BrokerContract:
         soon = _message(queue, due=self.now(broker) + delay)
         later = _message(queue, due=self.now(broker) + 100 * delay)
         broker.enqueue([later, soon])
-        assert broker.status(soon.id) == "scheduled"
+        assert broker.status(soon.id, queue) == "scheduled"
         assert broker.size(queue) == 2
 
         due_in = broker.move_due([queue])
@@ -235,7 +235,8 @@ class BrokerContract:
         self.advance(broker, delay * 0.75)
         due_in = broker.move_due([queue])
         assert due_in is not None and delay * 90 < due_in <= delay * 100  # now the later one
-        assert (broker.status(soon.id), broker.status(later.id)) == ("queued", "scheduled")
+        states = (broker.status(soon.id, queue), broker.status(later.id, queue))
+        assert states == ("queued", "scheduled")
         [delivery] = broker.reserve([queue], 2, _GRACE)
         assert (delivery.id, delivery.message.body, delivery.attempts) == (soon.id, soon.body, 1)
 
@@ -250,7 +251,7 @@ class BrokerContract:
         broker.enqueue([message])
         [delivery] = self._reserve(broker, queue, 1)
         broker.nack(delivery)
-        assert broker.status(message.id) == "queued"
+        assert broker.status(message.id, queue) == "queued"
         assert broker.size(queue) == 1
         [again] = self._reserve(broker, queue, 1)
         assert (again.id, again.message.body, again.attempts) == (message.id, message.body, 1)
@@ -262,7 +263,7 @@ class BrokerContract:
         [delivery] = self._reserve(broker, queue, 1)
         delay = broker.visibility_timeout
         broker.nack(delivery, delay=delay)
-        assert broker.status(message.id) == "scheduled"
+        assert broker.status(message.id, queue) == "scheduled"
         broker.move_due([queue])
         assert broker.reserve([queue], 1, 0) == []
 
@@ -302,7 +303,7 @@ class BrokerContract:
         assert (letter.reason, letter.error) == ("max retries", "ValueError: boom")
         assert letter.attempts == 2
         assert abs(letter.failed_at - self.now(broker)) < 60
-        assert broker.status(message.id) == "unknown"
+        assert broker.status(message.id, queue) == "unknown"
         assert broker.size(queue) == 0
         # Its lease is gone with it: expiry does not bring it back.
         self._expire_leases(broker)
@@ -322,7 +323,7 @@ class BrokerContract:
 
         assert broker.requeue_dead_letters(queue, [order[1]]) == 1
         assert [d.message.id for d in broker.dead_letters(queue)] == [order[0], order[2]]
-        assert broker.status(order[1]) == "queued"
+        assert broker.status(order[1], queue) == "queued"
         [again] = self._reserve(broker, queue, 1)
         assert (again.id, again.attempts) == (order[1], 1)
 
@@ -373,9 +374,9 @@ class BrokerContract:
 
         assert broker.purge(queue) == 2  # waiting and delayed, not the leased one
         assert (broker.size(queue), broker.size(other)) == (0, 1)
-        assert broker.status(waiting.id) == "unknown"
-        assert broker.status(delayed.id) == "unknown"
-        assert broker.status(leased.id) == "started"
+        assert broker.status(waiting.id, queue) == "unknown"
+        assert broker.status(delayed.id, queue) == "unknown"
+        assert broker.status(leased.id, queue) == "started"
         assert broker.reserve([queue], 1, 0) == []
         assert broker.purge(queue) == 0
         broker.ack([delivery])
@@ -383,20 +384,23 @@ class BrokerContract:
     def test_status_follows_the_message(self, broker: Broker) -> None:
         queue = _queue()
         message = _message(queue)
-        assert broker.status(message.id) == "unknown"
+        assert broker.status(message.id, queue) == "unknown"
         broker.enqueue([message])
-        assert broker.status(message.id) == "queued"
+        assert broker.status(message.id, queue) == "queued"
+        assert broker.status(message.id, _queue()) == "unknown"  # per queue
         [delivery] = self._reserve(broker, queue, 1)
-        assert broker.status(message.id) == "started"
+        assert broker.status(message.id, queue) == "started"
         broker.ack([delivery])
-        assert broker.status(message.id) == "unknown"
+        assert broker.status(message.id, queue) == "unknown"
 
     # -- results -------------------------------------------------------------------------------
 
     def test_results_round_trip(self, results: ResultBackend) -> None:
+        queue = _queue()
         stored = [Result(uuid.uuid4().hex, b"\x00 result \xff"), Result(uuid.uuid4().hex, b"")]
+        stored.append(Result(uuid.uuid4().hex, b"in a queue", queue))
         results.store(stored, ttl=60)
-        assert [results.get(r.job_id) for r in stored] == stored
+        assert [results.get(r.job_id, queue=r.queue) for r in stored] == stored
 
     def test_missing_result_is_none_at_once(self, results: ResultBackend) -> None:
         started = time.monotonic()

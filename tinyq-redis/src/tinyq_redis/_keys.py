@@ -1,0 +1,20 @@
+"""Key names of one queue; all share the hash tag ``{prefix:queue}`` (one Cluster slot)."""
+
+from __future__ import annotations
+
+
+class Keys:
+    __slots__ = ("dead", "delayed", "jobs", "payloads", "results", "stream", "wake")
+
+    def __init__(self, prefix: str, queue: str) -> None:
+        tag = f"{{{prefix}:{queue}}}"
+        self.stream = f"{tag}:stream"
+        self.jobs = f"{tag}:jobs"
+        self.delayed = f"{tag}:delayed"
+        self.payloads = f"{tag}:payloads"
+        self.wake = f"{tag}:wake"
+        self.dead = f"{tag}:dead"
+        self.results = f"{tag}:result:"
+
+    def result(self, job_id: str) -> str:
+        return self.results + job_id
