@@ -18,7 +18,7 @@ from ._errors import (
     UnknownTaskError,
 )
 from ._interfaces import Broker, ResultBackend, Serializer
-from ._plugins import Registry, build_registry
+from ._plugins import Registry, build_registry, redact_uri
 from ._task import AsyncTask, JobHandle, Task, TaskDecorator, TaskOptions, new_job_id
 from ._types import Job, Message, Result
 
@@ -94,7 +94,7 @@ class Application:
         self.use_broker(broker)
 
     def __repr__(self) -> str:
-        return f"<Application {self.broker_uri or type(self._broker).__name__}>"
+        return f"<Application {redact_uri(self.broker_uri) or type(self._broker).__name__}>"
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -315,6 +315,6 @@ def describe_exception(exc: BaseException) -> str:
     """``"Type: message"``, even for an exception whose ``__str__`` raises."""
     try:
         text = str(exc)
-    except Exception as inner:
+    except BaseException as inner:  # even SystemExit: a job must not take its thread down
         text = f"<str() of the exception failed: {type(inner).__name__}>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

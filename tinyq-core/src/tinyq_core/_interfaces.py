@@ -7,7 +7,6 @@ everything about tasks, arguments, signing and retries stays in the application 
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -85,11 +84,11 @@ class Broker(abc.ABC):
         """Make delayed messages of ``queues`` that are now due deliverable; return the seconds
         until the next delayed message is due, or ``None`` when there is none."""
 
-    def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> None:
+    def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> None:  # noqa: B027
         """Wait up to ``timeout`` seconds, returning early when a delayed message that is due
-        sooner than the mover knew of may have been added. The default just sleeps: right
-        for brokers whose ``reserve`` delivers due messages by itself."""
-        time.sleep(timeout)
+        sooner than the mover knew of may have been added. The default returns at once and
+        the worker's mover sleeps by itself: right for brokers whose ``reserve`` delivers due
+        messages anyway, or that cannot be woken."""
 
     @abc.abstractmethod
     def status(self, job_id: str, queue: str = "default") -> JobStatus:

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 import pluggy
@@ -45,13 +45,28 @@ KNOWN_PROVIDERS = {
 }
 
 
+SECRET_QUERY_OPTIONS = {"password", "ssl_password"}
+
+
 def redact_uri(uri: str) -> str:
-    """``uri`` with its password replaced by ``***``, fit for logs and error messages."""
+    """``uri`` with its passwords (in the userinfo or the query) replaced by ``***``, fit for
+    logs and error messages."""
     parts = urlsplit(uri)
-    if parts.password is None:
+    redacted = parts
+    if parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        redacted = redacted._replace(netloc=netloc)
+    if parts.query:
+        query = [
+            f"{name}=***" if name in SECRET_QUERY_OPTIONS else f"{name}={value}" if sep else name
+            for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+        ]
+        redacted = redacted._replace(query="&".join(query))
+    if redacted == parts:
         return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    # Joined by hand: urlunsplit drops the "//" of "unix:///path" when there is no host.
+    text = f"{redacted.scheme}://{redacted.netloc}{redacted.path}"
+    return text + (f"?{redacted.query}" if redacted.query else "")
 
 
 class HookSpecs:

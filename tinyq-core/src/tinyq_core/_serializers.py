@@ -109,8 +109,8 @@ class JSONSerializer(Serializer):
             return json.loads(data, object_hook=_object_hook)
         except SerializationError:
             raise
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
-            raise SerializationError(f"not valid json: {exc}") from exc
+        except Exception as exc:  # any of them: a bad tagged value is bad input, not a crash
+            raise SerializationError(f"not valid json: {type(exc).__name__}: {exc}") from exc
 
 
 class CloudpickleSerializer(Serializer):

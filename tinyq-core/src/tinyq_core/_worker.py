@@ -217,6 +217,9 @@ class Worker:
         except BadMessage as exc:
             self._reject(delivery, exc.reason)
             return
+        except Exception as exc:  # a serializer that raised something else: still bad input
+            self._reject(delivery, f"undecodable: {type(exc).__name__}: {exc}")
+            return
         task = app.tasks.get(job.task_name)
         if task is None:
             self._reject(delivery, f"unknown task {job.task_name!r}: no task of that name is "
@@ -296,7 +299,10 @@ class Worker:
                 self._lock.notify_all()
                 return
             work.finished = True
-        outcome = self._decide(work, value, error)
+        try:
+            outcome = self._decide(work, value, error)
+        except BaseException as exc:  # reporting failed (an exotic exception): still report
+            outcome = self._unreportable(work, exc)
         with self._lock:
             self._held.discard(work)
             self._outbox.append(outcome)
@@ -333,6 +339,12 @@ class Worker:
             dead_reason=f"failed after {job.retries + 1} attempt(s)",
             error=text,
         )
+
+    def _unreportable(self, work: _Work, exc: BaseException) -> _Outcome:
+        text = f"the job's outcome could not be reported ({type(exc).__name__})"
+        logger.error("Job %r failed: %s", work.job, text)
+        result = self.app._failure(work.job.id, work.job.queue, type(exc).__name__, text)
+        return _Outcome(work.delivery, result=result, dead_reason="failed", error=text)
 
     @staticmethod
     def _backoff(base: float, cap: float, retries: int) -> float:
@@ -441,8 +453,15 @@ class Worker:
         while not self._done.is_set():
             try:
                 due_in = broker.move_due(self.queues)
-                broker.wait_for_delayed(self.queues, min(1.0, 1.0 if due_in is None else due_in))
+                wait = min(1.0, 1.0 if due_in is None else due_in)
+                started = time.monotonic()
+                broker.wait_for_delayed(self.queues, wait)
+                # A broker that cannot be woken returns at once; then wait here, where a
+                # stop interrupts the wait.
+                self._done.wait(max(0.0, wait - (time.monotonic() - started)))
             except Exception as exc:
+                if self._done.is_set():
+                    return  # the worker stopped (and its app may be closed): not an outage
                 self._report_broker_error(exc)
                 self._done.wait(1.0)
 
@@ -501,7 +520,8 @@ class Worker:
             for work in running:
                 self._give_back(work)
         self._retry_flush()
-        self.executor.shutdown(wait=not cold)
+        # Threads stuck in a timed-out job (in C code) cannot be joined: do not wait for them.
+        self.executor.shutdown(wait=not cold and not self._zombies)
         logger.warning("Exit workers.")
         return 1 if cold else 0
 

@@ -75,6 +75,14 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _count(value: Any) -> int:
+    """Earlier deliveries of an entry; 0 when absent or not a number (a hand-written entry)."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 class RedisBroker(Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
@@ -94,6 +102,8 @@ class RedisBroker(Broker):
         self._groups: set[str] = set()
         self._lock = threading.Lock()
         self._results = RedisResultBackend(self.client, self.keys, self.where)
+        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        self._longest_block = max(0.05, float(socket_timeout or 5.0) * 0.75)
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where}>"
@@ -224,6 +234,8 @@ class RedisBroker(Broker):
         self, pipe: redis.client.Pipeline, queues: Sequence[str], count: int, timeout: float
     ) -> list[Delivery]:
         self._ensure_groups(queues)
+        # A blocking read must end well inside the socket timeout, or it reads as an outage.
+        timeout = min(timeout, self._longest_block)
         block = max(1, int(timeout * 1000)) if timeout > 0 else None
         if len(queues) == 1:
             pipe.xreadgroup(GROUP, self.consumer, {self.keys(queues[0]).stream: ">"},
@@ -256,9 +268,10 @@ class RedisBroker(Broker):
                 entry = _text(entry_id)
                 # A malformed entry (written by hand) still becomes a delivery, so that the
                 # worker dead-letters it with a reason instead of choking on it.
-                job_id = _text(fields.get(b"id") or f"entry:{entry}")
+                raw_id = fields.get(b"id") or f"entry:{entry}".encode()
+                job_id = raw_id.decode(errors="replace") if isinstance(raw_id, bytes) else raw_id
                 message = Message(job_id, queue, bytes(fields.get(b"b", b"")))
-                out.append(Delivery(message, int(fields.get(b"a", 0)) + 1, entry))
+                out.append(Delivery(message, _count(fields.get(b"a")) + 1, entry))
         return out
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
@@ -331,8 +344,9 @@ class RedisBroker(Broker):
         if timeout <= TIMER_SLACK:
             time.sleep(max(0.0, timeout))
             return
+        wait = min(timeout - TIMER_SLACK, self._longest_block)
         with translate_errors(self.where):
-            self.client.blpop([self.keys(q).wake for q in queues], timeout=timeout - TIMER_SLACK)
+            self.client.blpop([self.keys(q).wake for q in queues], timeout=wait)
 
     # -- inspection and administration -------------------------------------------------------
 

@@ -32,7 +32,7 @@ class RedisResultBackend(ResultBackend):
         self.keys = keys
         self.where = where
         socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
-        self._slice = max(0.1, float(socket_timeout) - 1.0)
+        self._slice = max(0.05, float(socket_timeout) * 0.75)
 
     def store(self, results: Sequence[Result], ttl: float) -> None:
         if not results:

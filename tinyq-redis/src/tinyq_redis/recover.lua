@@ -15,7 +15,7 @@ for _, p in ipairs(pending) do
     for i = 1, #f, 2 do
       fields[f[i]] = f[i + 1]
     end
-    local prior = tonumber(fields["a"] or "0")
+    local prior = tonumber(fields["a"] or "0") or 0
     -- A malformed entry (written by hand) is carried on as it is: the worker dead-letters it.
     redis.call("XADD", stream, "*", "id", fields["id"] or "", "b", fields["b"] or "",
       "a", prior + deliveries)
