@@ -10,91 +10,16 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from faults.helpers import Project, wait_until
 
 from tinyq_core import Application, BrokerUnavailable
 
 from redis_server import RedisServer, free_port
-
-APP = '''
-import os, signal, time
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
-from tinyq_core import Application
-
-URL = os.environ["TINYQ_URL"]
-app = Application(URL)
-# The jobs' own bookkeeping rides out a Redis restart, so that every job can finish.
-r = redis.Redis.from_url(URL.split("?")[0], retry=Retry(ExponentialBackoff(cap=1), 30),
-                         retry_on_error=[redis.ConnectionError])
-NS = os.environ["NS"]
-
-@app.task(name="record")
-def record(i, seconds=0.0):
-    r.rpush(f"{NS}:started:{i}", time.time())
-    time.sleep(seconds)
-    r.hincrby(f"{NS}:runs", str(i), 1)
-    return i
-
-@app.task(name="suicide", max_retries=1)
-def suicide():
-    r.incr(f"{NS}:suicides")
-    os.kill(os.getpid(), signal.SIGKILL)
-'''
-
-
-class Project:
-    def __init__(self, path: Path, url: str) -> None:
-        self.path = path
-        self.ns = uuid.uuid4().hex[:8]
-        self.url = f"{url}?visibility_timeout=1&prefix={self.ns}"
-        (path / "app.py").write_text(textwrap.dedent(APP))
-        self.env = {**os.environ, "TINYQ_URL": self.url, "NS": self.ns}
-        self.env.pop("PYTHONPATH", None)
-        self.redis = redis.Redis.from_url(url)
-        self.procs: list[subprocess.Popen[str]] = []
-        sys.path.insert(0, str(path))
-        os.environ.update(TINYQ_URL=self.url, NS=self.ns)
-        import importlib
-
-        import app as module  # type: ignore[import-not-found]
-
-        self.app: Application = importlib.reload(module).app
-
-    def worker(self, *args: str) -> subprocess.Popen[str]:
-        # Logs go to a file: an unread pipe fills up and blocks the worker's logging.
-        log = open(self.path / f"worker{len(self.procs)}.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tinyq_core", "-l", "info", *args], cwd=self.path,
-            env=self.env, text=True, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def output(self, proc: subprocess.Popen[str]) -> str:
-        return (self.path / f"worker{self.procs.index(proc)}.log").read_text()
-
-    def stop(self, proc: subprocess.Popen[str]) -> str:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-        return self.output(proc)
-
-    def runs(self) -> dict[int, int]:
-        return {int(k): int(v) for k, v in self.redis.hgetall(f"{self.ns}:runs").items()}
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        sys.path.remove(str(self.path))
-        sys.modules.pop("app", None)
 
 
 @pytest.fixture
@@ -102,13 +27,6 @@ def project(tmp_path: Path, redis_server: RedisServer) -> Iterator[Project]:
     p = Project(tmp_path, redis_server.url)
     yield p
     p.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_sigkill_mid_batch_loses_no_job(project: Project) -> None:

@@ -75,7 +75,8 @@ class Codec:
     # -- jobs --------------------------------------------------------------------------------
 
     def encode_job(self, job: Job) -> bytes:
-        envelope: dict[str, Any] = {"id": job.id, "task": job.task_name, "args": job.args,
+        # args as a list: decode_job makes it a tuple again, so it needs no type tag.
+        envelope: dict[str, Any] = {"id": job.id, "task": job.task_name, "args": list(job.args),
                                     "kwargs": job.kwargs}
         if job.retries:
             envelope["retries"] = job.retries
