@@ -84,11 +84,12 @@ class Broker(abc.ABC):
         """Make delayed messages of ``queues`` that are now due deliverable; return the seconds
         until the next delayed message is due, or ``None`` when there is none."""
 
-    def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> None:  # noqa: B027
+    def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> bool:
         """Wait up to ``timeout`` seconds, returning early when a delayed message that is due
-        sooner than the mover knew of may have been added. The default returns at once and
-        the worker's mover sleeps by itself: right for brokers whose ``reserve`` delivers due
-        messages anyway, or that cannot be woken."""
+        sooner than the mover knew of may have been added; True if it waited. The default
+        does not wait (False) and the worker's mover sleeps by itself: right for brokers
+        whose ``reserve`` delivers due messages anyway, or that cannot be woken."""
+        return False
 
     @abc.abstractmethod
     def status(self, job_id: str, queue: str = "default") -> JobStatus:

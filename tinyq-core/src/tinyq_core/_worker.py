@@ -454,11 +454,8 @@ class Worker:
             try:
                 due_in = broker.move_due(self.queues)
                 wait = min(1.0, 1.0 if due_in is None else due_in)
-                started = time.monotonic()
-                broker.wait_for_delayed(self.queues, wait)
-                # A broker that cannot be woken returns at once; then wait here, where a
-                # stop interrupts the wait.
-                self._done.wait(max(0.0, wait - (time.monotonic() - started)))
+                if not broker.wait_for_delayed(self.queues, wait):
+                    self._done.wait(wait)  # a broker that cannot wake the mover
             except Exception as exc:
                 if self._done.is_set():
                     return  # the worker stopped (and its app may be closed): not an outage

@@ -103,7 +103,9 @@ class MemoryBroker(_Base, Broker):
         with self._cond:
             self._check()
             for message in messages:
-                self._put(message)
+                # A job id still queued, delayed or leased is skipped: a retried enqueue.
+                if (message.queue, message.id) not in self._status:
+                    self._put(message)
             self._cond.notify_all()
 
     def _move_due_locked(self) -> float | None:

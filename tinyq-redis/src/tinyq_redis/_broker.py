@@ -50,6 +50,7 @@ from ._keys import Keys
 from ._results import RedisResultBackend
 
 GROUP = "tinyq"
+ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
 RECOVER_BATCH = 1000
 MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
@@ -149,17 +150,23 @@ class RedisBroker(Broker):
             if m.due is not None and m.due > now:
                 # Relative delays: the server's clock decides when it is due, not ours.
                 delay_ms = int((m.due - now) * 1000) or 1
-                delayed.setdefault(m.queue, [GROUP, ""]).extend((m.id, delay_ms, m.body))
+                delayed.setdefault(m.queue, []).extend((m.id, delay_ms, m.body))
             else:
                 ready.setdefault(m.queue, []).extend((m.id, m.body))
         pipe = self._pipeline()
+        # Script calls of at most ENQUEUE_CHUNK jobs: each runs in milliseconds, so no reply
+        # waits near the socket timeout and other clients are never held up for long. A
+        # producer killed mid-way leaves whole chunks, in order.
         for queue, args in ready.items():
             keys = self.keys(queue)
-            pipe.eval(ENQUEUE, 2, keys.stream, keys.jobs, *args)
+            for start in range(0, len(args), 2 * ENQUEUE_CHUNK):
+                pipe.eval(ENQUEUE, 2, keys.stream, keys.jobs,
+                          *args[start : start + 2 * ENQUEUE_CHUNK])
         for queue, args in delayed.items():
             keys = self.keys(queue)
-            pipe.eval(SCHEDULE, 5, keys.stream, keys.delayed, keys.payloads, keys.wake,
-                      keys.jobs, *args)
+            for start in range(0, len(args), 3 * ENQUEUE_CHUNK):
+                pipe.eval(SCHEDULE, 5, keys.stream, keys.delayed, keys.payloads, keys.wake,
+                          keys.jobs, GROUP, "", *args[start : start + 3 * ENQUEUE_CHUNK])
         with translate_errors(self.where):
             pipe.execute()
 
@@ -337,16 +344,17 @@ class RedisBroker(Broker):
         waits = [int(wait) for _, wait in replies if int(wait) >= 0]
         return min(waits) / 1000 if waits else None
 
-    def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> None:
+    def wait_for_delayed(self, queues: Sequence[str], timeout: float) -> bool:
         # Redis checks blocking timeouts on its timer (10 times a second by default), so a
         # BLPOP can return up to 100 ms late. Block until shortly before the due time, and
         # sleep the last stretch here: the mover then moves the job on time.
         if timeout <= TIMER_SLACK:
             time.sleep(max(0.0, timeout))
-            return
+            return True
         wait = min(timeout - TIMER_SLACK, self._longest_block)
         with translate_errors(self.where):
             self.client.blpop([self.keys(q).wake for q in queues], timeout=wait)
+        return True
 
     # -- inspection and administration -------------------------------------------------------
 

@@ -2,6 +2,8 @@
 -- the queue first (nack). One script so that a retry never exists twice or not at all.
 -- KEYS: stream, delayed zset (score: due, ms), payload hash (id -> body), wake list, jobs hash
 -- ARGV: group, entry id to ack ("" for none), then (job id, delay ms, body) triples
+-- Without an entry to ack (a producer's enqueue), a job id that is still queued, delayed or
+-- running is skipped, so a retry after a lost reply does not add it twice.
 -- Returns 0 when the entry to ack was no longer pending (someone else owns it now), else 1.
 local stream, delayed, payloads, wake, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[2] ~= "" then
@@ -15,9 +17,12 @@ now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local head = redis.call("ZRANGE", delayed, 0, 0, "WITHSCORES")
 local earliest = head[2] and tonumber(head[2]) or nil
 local woke = false
+local producing = ARGV[2] == ""
 for i = 3, #ARGV, 3 do
   local id, delay, body = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  if delay <= 0 then
+  if producing and redis.call("HEXISTS", jobs, id) == 1 then
+    -- already queued, delayed or running: a retried enqueue
+  elseif delay <= 0 then
     redis.call("XADD", stream, "*", "id", id, "b", body)
     redis.call("HSET", jobs, id, "q")
   else

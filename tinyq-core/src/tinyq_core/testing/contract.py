@@ -134,6 +134,21 @@ class BrokerContract:
         broker.ack(first + rest)  # several at once
         assert broker.size(queue) == 0
 
+    def test_enqueueing_a_waiting_job_id_again_adds_nothing(self, broker: Broker) -> None:
+        # A producer retrying after a lost reply must not create a second copy.
+        queue = _queue()
+        message = _message(queue)
+        later = _message(queue, due=self.now(broker) + 100)
+        broker.enqueue([message, later])
+        broker.enqueue([message, later])
+        assert broker.size(queue) == 2
+        [delivery] = self._reserve(broker, queue, 1)
+        broker.enqueue([message])  # leased: still the same job
+        assert broker.reserve([queue], 1, 0) == []
+        broker.ack([delivery])
+        broker.enqueue([message])  # done: a new run of that id is a new job
+        assert [d.id for d in self._reserve(broker, queue, 1)] == [message.id]
+
     def test_enqueue_many_in_one_call(self, broker: Broker) -> None:
         queue = _queue()
         broker.enqueue([])  # nothing to add is not an error
