@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import attrs
 import pluggy
@@ -51,14 +51,21 @@ SECRET_QUERY_OPTIONS = {"password", "ssl_password"}
 def redact_uri(uri: str) -> str:
     """``uri`` with its passwords (in the userinfo or the query) replaced by ``***``, fit for
     logs and error messages."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - a bad port or bracket raises here, not later
+    except ValueError:  # unparsable: keep the user name, hide the rest of the userinfo
+        scheme, sep, rest = uri.partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}" if at else uri
     redacted = parts
     if parts.password is not None:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
         redacted = redacted._replace(netloc=netloc)
     if parts.query:
         query = [
-            f"{name}=***" if name in SECRET_QUERY_OPTIONS else f"{name}={value}" if sep else name
+            f"{name}=***" if unquote_plus(name) in SECRET_QUERY_OPTIONS
+            else f"{name}={value}" if sep else name
             for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
         ]
         redacted = redacted._replace(query="&".join(query))

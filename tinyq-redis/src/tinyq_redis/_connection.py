@@ -24,17 +24,21 @@ from tinyq_core._plugins import redact_uri as redact
 TINYQ_OPTIONS = {"visibility_timeout", "prefix"}
 
 
-def _redis_options() -> set[str]:
-    """The query options redis-py accepts: its URL parsers and its connections' arguments."""
+def _redis_options(kind: type) -> set[str]:
+    """The query options redis-py accepts for one connection class: its URL parsers and the
+    class's arguments."""
     names = set(URL_QUERY_ARGUMENT_PARSERS) | {"max_connections"}
-    for kind in (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection):
-        for cls in kind.__mro__:
-            if "__init__" in vars(cls):
-                names |= set(inspect.signature(vars(cls)["__init__"]).parameters)
+    for cls in kind.__mro__:
+        if "__init__" in vars(cls):
+            names |= set(inspect.signature(vars(cls)["__init__"]).parameters)
     return names - {"self", "args", "kwargs", "host", "port", "path", "retry"}
 
 
-REDIS_OPTIONS = _redis_options()
+REDIS_OPTIONS = {
+    "redis": _redis_options(redis.Connection),
+    "rediss": _redis_options(redis.SSLConnection),
+    "unix": _redis_options(redis.UnixDomainSocketConnection),
+}
 DEFAULT_SOCKET_TIMEOUT = 5.0  # seconds; every blocking call waits less than this
 
 
@@ -46,16 +50,20 @@ class Options:
 
 def connect(uri: str, **overrides: Any) -> tuple[redis.Redis, Options, str]:
     """A client for ``uri`` (not connected yet), tinyq's options, and the URI without secrets."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - a bad port or bracket raises here
+    except ValueError as exc:
+        raise ConfigurationError(f"bad Redis URI {redact(uri)!r}: {exc}") from None
     query = dict(parse_qsl(parts.query))
     query.update({k: str(v) for k, v in overrides.items()})
     ours = {k: query.pop(k) for k in list(query) if k in TINYQ_OPTIONS}
-    unknown = set(query) - REDIS_OPTIONS
+    accepted = REDIS_OPTIONS.get(parts.scheme, REDIS_OPTIONS["redis"])
+    unknown = set(query) - accepted
     if unknown:
-        known = sorted(TINYQ_OPTIONS | REDIS_OPTIONS)
         raise ConfigurationError(
             f"unknown option(s) in the Redis URI: {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(known)})"
+            f"(known for {parts.scheme}://: {', '.join(sorted(TINYQ_OPTIONS | accepted))})"
         )
     try:
         options = Options(
