@@ -129,6 +129,8 @@ def test_a_dead_child_is_restarted_and_its_jobs_run(setup: Setup) -> None:
 
 def test_second_signal_stops_children_cold(setup: Setup) -> None:
     parent = setup.start("-p", "2", "-w", "1")
+    # Both children up (a child still importing dies of SIGTERM at once) and one busy.
+    wait_until(lambda: setup.output().count("Starting TinyQ worker") == 2, 30, "both children")
     setup.enqueue(2, 30.0)  # long jobs
     wait_until(lambda: "Got a job" in setup.output(), 30, "a child to be busy")
     parent.send_signal(signal.SIGINT)
