@@ -97,3 +97,24 @@ def test_queue_names_with_braces_are_refused(redis_server: RedisServer) -> None:
 
     with pytest.raises(ConfigurationError, match="without braces"):
         f.delay()
+
+
+def test_scripts_are_loaded_again_after_redis_forgets_them(redis_server: RedisServer) -> None:
+    """A restarted Redis has no scripts: calls by SHA load them and run once, not twice."""
+    import redis as redis_py
+
+    app = Application(f"{redis_server.url}?prefix=noscript")
+
+    @app.task(name="add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    add.delay(0, 0)
+    app.worker(concurrency=2).run(burst=True)
+    redis_py.Redis.from_url(redis_server.url).script_flush()
+    handles = add.map([(i, i) for i in range(50)])
+    assert app.broker.size("default") == 50  # each once, although the first try hit NOSCRIPT
+    redis_py.Redis.from_url(redis_server.url).script_flush()
+    app.worker(concurrency=2).run(burst=True)
+    assert [h.result(timeout=5) for h in handles] == [2 * i for i in range(50)]
+    assert app.broker.size("default") == 0

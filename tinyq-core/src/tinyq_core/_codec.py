@@ -94,20 +94,25 @@ class Codec:
             retries, eta = envelope.get("retries", 0), envelope.get("eta")
         except KeyError as exc:
             raise BadMessage(f"malformed: missing field {exc.args[0]!r}") from None
-        checks = (
-            ("id", job_id, str),
-            ("task", name, str),
-            ("args", args, tuple | list),
-            ("kwargs", kwargs, dict),
-            ("retries", retries, int),
-            ("eta", eta, float | int | type(None)),
-        )
-        for field, value, kind in checks:
-            if not isinstance(value, kind) or (isinstance(value, bool) and field == "retries"):
-                raise BadMessage(
-                    f"malformed: field {field!r} has type {type(value).__name__}"
-                )
-        if not all(isinstance(k, str) for k in kwargs):
+        # The common case in one cheap test; the field-by-field search only for the reason.
+        if not (
+            type(job_id) is str
+            and type(name) is str
+            and type(args) in (list, tuple)
+            and type(kwargs) is dict
+            and type(retries) is int
+            and (eta is None or type(eta) in (float, int))
+        ):
+            _reject_fields(job_id, name, args, kwargs, retries, eta)
+        if kwargs and not all(type(k) is str for k in kwargs):
             raise BadMessage("malformed: field 'kwargs' has a key that is not a string")
         return Job(id=job_id, task_name=name, args=tuple(args), kwargs=kwargs, queue=queue,
                    retries=retries, eta=eta)
+
+
+def _reject_fields(*values: Any) -> None:
+    kinds = ((str,), (str,), (list, tuple), (dict,), (int,), (float, int, type(None)))
+    names = ("id", "task", "args", "kwargs", "retries", "eta")
+    for name, value, kind in zip(names, values, kinds, strict=True):
+        if type(value) not in kind:
+            raise BadMessage(f"malformed: field {name!r} has type {type(value).__name__}")

@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from typing import Any
 
 import redis
@@ -48,28 +47,25 @@ from tinyq_core import (
 from ._connection import Options, connect, translate_errors
 from ._keys import Keys
 from ._results import RedisResultBackend
+from ._scripts import (
+    DEAD_LETTER,
+    ENQUEUE,
+    MOVE_DUE,
+    PURGE,
+    RECOVER,
+    REQUEUE_DEAD,
+    RESERVE,
+    SCHEDULE,
+    SETTLE,
+    STATUS,
+    execute,
+)
 
 GROUP = "tinyq"
 ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
 RECOVER_BATCH = 1000
 MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
-
-
-def _script(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text()
-
-
-ENQUEUE = _script("enqueue.lua")
-SCHEDULE = _script("schedule.lua")
-SETTLE = _script("settle.lua")
-STATUS = _script("status.lua")
-MOVE_DUE = _script("move_due.lua")
-RECOVER = _script("recover.lua")
-DEAD_LETTER = _script("dead_letter.lua")
-REQUEUE_DEAD = _script("requeue_dead.lua")
-PURGE = _script("purge.lua")
-RESERVE = _script("reserve.lua")
 
 
 def _text(value: bytes | str) -> str:
@@ -160,15 +156,15 @@ class RedisBroker(Broker):
         for queue, args in ready.items():
             keys = self.keys(queue)
             for start in range(0, len(args), 2 * ENQUEUE_CHUNK):
-                pipe.eval(ENQUEUE, 2, keys.stream, keys.jobs,
-                          *args[start : start + 2 * ENQUEUE_CHUNK])
+                ENQUEUE.queue(pipe, (keys.stream, keys.jobs),
+                              args[start : start + 2 * ENQUEUE_CHUNK])
         for queue, args in delayed.items():
             keys = self.keys(queue)
             for start in range(0, len(args), 3 * ENQUEUE_CHUNK):
-                pipe.eval(SCHEDULE, 5, keys.stream, keys.delayed, keys.payloads, keys.wake,
-                          keys.jobs, GROUP, "", *args[start : start + 3 * ENQUEUE_CHUNK])
+                SCHEDULE.queue(pipe, keys.schedule,
+                               [GROUP, "", *args[start : start + 3 * ENQUEUE_CHUNK]])
         with translate_errors(self.where):
-            pipe.execute()
+            execute(self.client, pipe)
 
     # -- consumer ----------------------------------------------------------------------------
 
@@ -196,7 +192,7 @@ class RedisBroker(Broker):
         self._add_settle(pipe, results, ttl, acks)
         if count <= 0:
             with translate_errors(self.where):
-                pipe.execute()
+                execute(self.client, pipe)
             return []
         return self._reserve_with(pipe, queues, count, timeout)
 
@@ -216,11 +212,11 @@ class RedisBroker(Broker):
         ttl_ms = max(1, int(ttl * 1000))
         for queue, (stored, done) in by_queue.items():
             keys = self.keys(queue)
-            pipe.eval(
-                SETTLE, 2 + len(stored), keys.stream, keys.jobs,
-                *(keys.result(r.job_id) for r in stored),
-                GROUP, ttl_ms, len(done), *(d.receipt for d in done), *(d.id for d in done),
-                *(r.body for r in stored),
+            SETTLE.queue(
+                pipe,
+                [keys.stream, keys.jobs, *(keys.result(r.job_id) for r in stored)],
+                [GROUP, ttl_ms, len(done), *(d.receipt for d in done), *(d.id for d in done),
+                 *(r.body for r in stored)],
             )
 
     def _reserve_with(
@@ -247,10 +243,10 @@ class RedisBroker(Broker):
         if len(queues) == 1:
             pipe.xreadgroup(GROUP, self.consumer, {self.keys(queues[0]).stream: ">"},
                             count=count, block=block)
-            return self._deliveries(pipe.execute()[-1])
+            return self._deliveries(execute(self.client, pipe)[-1])
         streams = [self.keys(q).stream for q in queues]
-        pipe.eval(RESERVE, len(streams), *streams, GROUP, self.consumer, count)
-        deliveries = self._deliveries(pipe.execute()[-1])
+        RESERVE.queue(pipe, streams, (GROUP, self.consumer, count))
+        deliveries = self._deliveries(execute(self.client, pipe)[-1])
         if not deliveries and block is not None:
             # All empty: wait for the first message on any of them, then top up in order.
             reply = self.client.xreadgroup(
@@ -258,8 +254,8 @@ class RedisBroker(Broker):
             )
             deliveries = self._deliveries(reply)
             if deliveries and len(deliveries) < count:
-                more = self.client.eval(RESERVE, len(streams), *streams, GROUP,
-                                        self.consumer, count - len(deliveries))
+                more = RESERVE(self.client, streams,
+                               (GROUP, self.consumer, count - len(deliveries)))
                 deliveries += self._deliveries(more)
         return deliveries
 
@@ -305,22 +301,22 @@ class RedisBroker(Broker):
         pipe = self._pipeline()
         self._add_settle(pipe, (), 1, deliveries)
         with translate_errors(self.where):
-            pipe.execute()
+            execute(self.client, pipe)
 
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         keys = self.keys(delivery.queue)
         body = delivery.message.body if body is None else body
         delay_ms = int(delay * 1000) if delay > 0 else 0
         with translate_errors(self.where):
-            self.client.eval(SCHEDULE, 5, keys.stream, keys.delayed, keys.payloads, keys.wake,
-                             keys.jobs, GROUP, delivery.receipt, delivery.id, delay_ms, body)
+            SCHEDULE(self.client, keys.schedule,
+                     (GROUP, delivery.receipt, delivery.id, delay_ms, body))
 
     def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
         keys = self.keys(delivery.queue)
         with translate_errors(self.where):
-            self.client.eval(DEAD_LETTER, 3, keys.stream, keys.dead, keys.jobs, GROUP,
-                             delivery.receipt, delivery.id, delivery.message.body, reason, error,
-                             delivery.attempts)
+            DEAD_LETTER(self.client, (keys.stream, keys.dead, keys.jobs),
+                        (GROUP, delivery.receipt, delivery.id, delivery.message.body, reason,
+                         error, delivery.attempts))
 
     def recover(self, queues: Sequence[str]) -> int:
         with translate_errors(self.where):
@@ -328,17 +324,17 @@ class RedisBroker(Broker):
             pipe = self._pipeline()
             min_idle = int(self.visibility_timeout * 1000)
             for queue in queues:
-                pipe.eval(RECOVER, 1, self.keys(queue).stream, GROUP, min_idle, RECOVER_BATCH)
-            return sum(int(n) for n in pipe.execute())
+                RECOVER.queue(pipe, [self.keys(queue).stream], (GROUP, min_idle, RECOVER_BATCH))
+            return sum(int(n) for n in execute(self.client, pipe))
 
     def move_due(self, queues: Sequence[str]) -> float | None:
         with translate_errors(self.where):
             pipe = self._pipeline()
             for queue in queues:
                 keys = self.keys(queue)
-                pipe.eval(MOVE_DUE, 4, keys.stream, keys.delayed, keys.payloads, keys.jobs,
-                          MOVE_BATCH)
-            replies = pipe.execute()
+                MOVE_DUE.queue(pipe, (keys.stream, keys.delayed, keys.payloads, keys.jobs),
+                               [MOVE_BATCH])
+            replies = execute(self.client, pipe)
         if any(int(moved) >= MOVE_BATCH for moved, _ in replies):
             return 0.0  # more are due than one batch moves
         waits = [int(wait) for _, wait in replies if int(wait) >= 0]
@@ -362,7 +358,7 @@ class RedisBroker(Broker):
         keys = self.keys(queue)
         with translate_errors(self.where):
             self._ensure_groups([queue])
-            state = _text(self.client.eval(STATUS, 2, keys.stream, keys.jobs, GROUP, job_id))
+            state = _text(STATUS(self.client, (keys.stream, keys.jobs), (GROUP, job_id)))
         return state  # type: ignore[return-value]
 
     def size(self, queue: str) -> int:
@@ -380,8 +376,8 @@ class RedisBroker(Broker):
         keys = self.keys(queue)
         with translate_errors(self.where):
             self._ensure_groups([queue])
-            return int(self.client.eval(PURGE, 4, keys.stream, keys.delayed, keys.payloads,
-                                        keys.jobs, GROUP))
+            return int(PURGE(self.client, (keys.stream, keys.delayed, keys.payloads, keys.jobs),
+                             [GROUP]))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with translate_errors(self.where):
@@ -399,8 +395,7 @@ class RedisBroker(Broker):
         keys = self.keys(queue)
         args = ["all"] if ids is None else ["some", *ids]
         with translate_errors(self.where):
-            return int(self.client.eval(REQUEUE_DEAD, 3, keys.stream, keys.dead, keys.jobs,
-                                        *args))
+            return int(REQUEUE_DEAD(self.client, (keys.stream, keys.dead, keys.jobs), args))
 
     def purge_dead_letters(self, queue: str) -> int:
         dead = self.keys(queue).dead

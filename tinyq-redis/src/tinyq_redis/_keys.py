@@ -16,5 +16,10 @@ class Keys:
         self.dead = f"{tag}:dead"
         self.results = f"{tag}:result:"
 
+    @property
+    def schedule(self) -> tuple[str, str, str, str, str]:
+        """The keys of schedule.lua, in its order."""
+        return (self.stream, self.delayed, self.payloads, self.wake, self.jobs)
+
     def result(self, job_id: str) -> str:
         return self.results + job_id

@@ -1,0 +1,64 @@
+"""The Lua scripts beside this module, called by SHA (EVALSHA) to keep each call small.
+
+Redis forgets loaded scripts when it restarts; a call that meets NOSCRIPT loads the script and
+runs that call again, alone, so the rest of its pipeline is not sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+
+class Lua:
+    by_sha: dict[str, Lua] = {}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.text = resources.files(__package__).joinpath(name).read_text()
+        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
+        Lua.by_sha[self.sha] = self
+
+    def queue(self, pipe: redis.client.Pipeline, keys: Sequence[Any], args: Sequence[Any]) -> None:
+        """Add a call to ``pipe``; run it with :func:`execute`."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    def __call__(self, client: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.text)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+def execute(client: redis.Redis, pipe: redis.client.Pipeline) -> list[Any]:
+    """``pipe.execute()``, loading scripts Redis does not know and running those calls again;
+    then raises the first error, as ``execute`` does."""
+    commands = [args for args, _ in pipe.command_stack]
+    replies: list[Any] = pipe.execute(raise_on_error=False)
+    for index, reply in enumerate(replies):
+        if isinstance(reply, NoScriptError):
+            args = commands[index]
+            client.script_load(Lua.by_sha[str(args[1])].text)
+            replies[index] = client.execute_command(*args)  # type: ignore[no-untyped-call]
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+ENQUEUE = Lua("enqueue.lua")
+SCHEDULE = Lua("schedule.lua")
+SETTLE = Lua("settle.lua")
+STATUS = Lua("status.lua")
+MOVE_DUE = Lua("move_due.lua")
+RECOVER = Lua("recover.lua")
+DEAD_LETTER = Lua("dead_letter.lua")
+REQUEUE_DEAD = Lua("requeue_dead.lua")
+PURGE = Lua("purge.lua")
+RESERVE = Lua("reserve.lua")
