@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tinyq.worker")
 
 POLL_SECONDS = 1.0  # longest a blocking reserve waits; bounds how fast a stop is noticed
+LINGER = 0.002  # seconds a full worker waits for more finished jobs to report together
 MAX_BACKOFF = 5.0
 
 
@@ -91,6 +92,7 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.executor: Executor[_Work] = app.registry.executor(executor)
         self._capacity = concurrency + self.prefetch if executor != "inline" else 1
+        self._batch_goal = max(1, concurrency // 2)
         self._lock = threading.Condition()
         self._held: set[_Work] = set()
         self._zombies: set[_Work] = set()  # timed out, but the thread has not returned yet
@@ -175,9 +177,11 @@ class Worker:
             free = self._capacity - len(self._held) - len(self._zombies)
             if free <= 0 and not self._outbox:
                 # Full: finishing jobs leave their outcomes for us instead of flushing them,
-                # so the report and the next reserve share one round trip.
+                # so the report and the next reserve share one round trip. After the first
+                # one, linger a moment for more: a bigger batch for the same round trip.
                 self._fetcher_waiting = True
-                self._lock.wait(POLL_SECONDS)
+                if self._lock.wait(POLL_SECONDS):
+                    self._lock.wait_for(lambda: len(self._outbox) >= self._batch_goal, LINGER)
                 self._fetcher_waiting = False
                 return True
         if burst:
