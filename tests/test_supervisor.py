@@ -90,7 +90,7 @@ def setup(tmp_path: Path, redis_server: RedisServer) -> Iterator[Setup]:
     s = Setup(tmp_path, redis_server)
     yield s
     if s.proc is not None and s.proc.poll() is None:
-        s.proc.kill()
+        s.proc.kill()  # its children notice and stop by themselves
         s.proc.wait()
     for pid in s.pids():
         if alive(pid):
@@ -149,3 +149,13 @@ def test_burst_with_processes_exits_when_done(setup: Setup) -> None:
     parent = setup.start("-p", "2", "--burst")
     assert parent.wait(30) == 0, setup.output()
     assert len(setup.runs()) == 100
+
+
+def test_children_stop_when_the_supervisor_dies(setup: Setup) -> None:
+    parent = setup.start("-p", "2", "-w", "1")
+    setup.enqueue(20, 0.01)
+    wait_until(lambda: len(setup.pids()) == 2, 30, "both children to work")
+    parent.kill()  # SIGKILL: no chance to forward anything
+    parent.wait()
+    wait_until(lambda: not any(alive(pid) for pid in setup.pids()), 15, "orphans to stop")
+    assert "Supervisor" in setup.output() and "is gone, warm shutdown" in setup.output()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ._app import Application
 from ._errors import BrokerUnavailable, TinyqError
 from ._plugins import redact_uri
-from ._supervisor import Supervisor
+from ._supervisor import Supervisor, watch_parent
 from ._version import __version__
 
 logger = logging.getLogger("tinyq.runner")
@@ -133,6 +133,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
                         shutdown_timeout=args.shutdown_timeout)
     worker.install_signal_handlers()
+    watch_parent(worker.stop)
     try:
         return worker.run(burst=args.burst)
     finally:

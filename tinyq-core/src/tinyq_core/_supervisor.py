@@ -10,16 +10,19 @@ exits once every child has exited after a stop, or, with ``--burst``, after all 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 logger = logging.getLogger("tinyq.supervisor")
 
 POLL_SECONDS = 0.2
+PARENT_ENV = "TINYQ_SUPERVISOR_PID"
 MAX_RESTART_DELAY = 10.0
 
 
@@ -35,7 +38,9 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> None:
         command = [sys.executable, "-m", "tinyq_core", *self.child_args]
-        self.children[slot] = subprocess.Popen(command, start_new_session=True)
+        # The child stops by itself if this parent dies (it watches its parent process).
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        self.children[slot] = subprocess.Popen(command, start_new_session=True, env=env)
         self.started_at[slot] = time.monotonic()
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
@@ -82,3 +87,19 @@ class Supervisor:
                     self._spawn(slot)
         worst = max(self.finished.values(), default=0)
         return 0 if worst == 0 else 1
+
+
+def watch_parent(stop: Callable[[], None]) -> None:
+    """In a child: call ``stop`` (a warm shutdown) once the supervising parent is gone, so an
+    orphaned worker does not run on unsupervised."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        logger.warning("Supervisor %s is gone, warm shutdown...", parent)
+        stop()
+
+    threading.Thread(target=watch, name="ParentWatch", daemon=True).start()
