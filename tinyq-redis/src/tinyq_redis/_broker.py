@@ -140,6 +140,12 @@ class RedisBroker(Broker):
         if not messages:
             return
         now = time.time()
+        if len(messages) == 1 and (messages[0].due is None or messages[0].due <= now):
+            # delay(): one script call, without the cost of building a pipeline.
+            m, keys = messages[0], self.keys(messages[0].queue)
+            with translate_errors(self.where):
+                ENQUEUE(self.client, (keys.stream, keys.jobs), (m.id, m.body))
+            return
         ready: dict[str, list[Any]] = {}
         delayed: dict[str, list[Any]] = {}
         for m in messages:
