@@ -5,12 +5,14 @@ With CI=true a missing redis-server binary fails the tests instead of skipping t
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +34,19 @@ def free_port() -> int:
         return port
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too."""
+    while True:
+        port = random.randrange(20000, 45000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
 class RedisServer:
     """One redis-server; ``appendonly`` keeps its data across ``restart``."""
 
@@ -39,7 +54,7 @@ class RedisServer:
         self, *, appendonly: bool = False, tls: bool = False, extra: tuple[str, ...] = ()
     ) -> None:
         self.binary = redis_server_binary()
-        self.port = free_port()
+        self.port = free_cluster_port() if "--cluster-enabled" in extra else free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="tinyq-redis-"))
         self.appendonly = appendonly
         self.tls = tls
@@ -123,3 +138,170 @@ def make_certificates(folder: Path) -> None:
     (folder / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "ext.cnf")
+
+
+def redis_cli(*args: str, timeout: float = 30) -> str:
+    binary = shutil.which("redis-cli")
+    if binary is None:
+        pytest.fail("redis-cli is not installed (it comes with redis-server)", pytrace=False)
+    done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"redis-cli {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+class RedisClusterServers:
+    """Three redis-servers joined as a Cluster of three primaries (no replicas), each with
+    a third of the 16,384 slots; ``appendonly`` so that a node keeps its data over a restart."""
+
+    def __init__(self, size: int = 3, extra: tuple[str, ...] = ()) -> None:
+        self.nodes = [
+            RedisServer(appendonly=True, extra=(
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000", *extra,
+            ))
+            for _ in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> RedisClusterServers:
+        for node in self.nodes:
+            node.start()
+        redis_cli("--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                  "--cluster-replicas", "0", "--cluster-yes")
+        self.wait_ok()
+        return self
+
+    def wait_ok(self, timeout: float = 20) -> None:
+        """Until every node says the cluster is up and all agree on the slot map."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                states = [redis_cli("-p", str(n.port), "cluster", "info") for n in self.nodes]
+                maps = {redis_cli("-p", str(n.port), "cluster", "slots") for n in self.nodes}
+                if all("cluster_state:ok" in s for s in states) and len(maps) == 1:
+                    return
+            except RuntimeError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not come up")
+            time.sleep(0.1)
+
+    def node_of(self, key: str) -> RedisServer:
+        slot = int(redis_cli("-p", str(self.nodes[0].port), "cluster", "keyslot", key))
+        for node in self.nodes:
+            for line in redis_cli("-p", str(node.port), "cluster", "nodes").splitlines():
+                fields = line.split()
+                if "myself" not in fields[2]:
+                    continue
+                for span in fields[8:]:
+                    low, _, high = span.partition("-")
+                    if low.isdigit() and int(low) <= slot <= int(high or low):
+                        return node
+        raise LookupError(f"no node serves {key!r}")
+
+    def node_id(self, node: RedisServer) -> str:
+        return redis_cli("-p", str(node.port), "cluster", "myid").strip()
+
+    def move_slot_of(self, key: str, to: RedisServer) -> None:
+        """Migrate the slot of ``key`` and its keys to ``to``, as ``redis-cli --cluster
+        reshard`` does: clients meanwhile meet ASK and then MOVED."""
+        source = self.node_of(key)
+        slot = redis_cli("-p", str(source.port), "cluster", "keyslot", key).strip()
+        src, dst = self.node_id(source), self.node_id(to)
+        redis_cli("-p", str(to.port), "cluster", "setslot", slot, "importing", src)
+        redis_cli("-p", str(source.port), "cluster", "setslot", slot, "migrating", dst)
+        while True:
+            keys = redis_cli("-p", str(source.port), "cluster", "getkeysinslot", slot, "100")
+            if not keys.split():
+                break
+            redis_cli("-p", str(source.port), "migrate", "127.0.0.1", str(to.port), "", "0",
+                      "5000", "keys", *keys.split())
+        for node in self.nodes:
+            redis_cli("-p", str(node.port), "cluster", "setslot", slot, "node", dst)
+        self.wait_ok()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+class SentinelDeployment:
+    """A primary, its replica and three sentinels watching them as service ``tinyq``; the
+    sentinels fail over one second after the primary stops answering."""
+
+    service = "tinyq"
+
+    def __init__(self) -> None:
+        self.primary = RedisServer()
+        self.replica = RedisServer()
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.dir = Path(tempfile.mkdtemp(prefix="tinyq-sentinel-"))
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.service}"
+
+    def start(self) -> SentinelDeployment:
+        self.primary.start()
+        self.replica.extra = ("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.replica.start()
+        for port in self.sentinel_ports:
+            conf = self.dir / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"logfile {self.dir / f'sentinel-{port}.log'}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.service} 1000\n"
+                f"sentinel failover-timeout {self.service} 5000\n"
+            )
+            self.sentinels.append(subprocess.Popen(
+                [redis_server_binary(), str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        self.wait_until(lambda: self.replica_in_sync() and self.sentinels_agree())
+        return self
+
+    def master_port(self, sentinel_port: int) -> int | None:
+        try:
+            reply = redis_cli("-p", str(sentinel_port), "sentinel",
+                              "get-master-addr-by-name", self.service, timeout=5).split()
+        except (RuntimeError, subprocess.TimeoutExpired):
+            return None
+        return int(reply[1]) if len(reply) == 2 else None
+
+    def sentinels_agree(self, on: RedisServer | None = None) -> bool:
+        """All sentinels name ``on`` (default: the primary) and each knows the others."""
+        port = (on or self.primary).port
+        if any(self.master_port(p) != port for p in self.sentinel_ports):
+            return False
+        for p in self.sentinel_ports:
+            info = redis_cli("-p", str(p), "sentinel", "master", self.service).split()
+            if int(info[info.index("num-other-sentinels") + 1]) < 2:
+                return False
+        return True
+
+    def replica_in_sync(self, replica: RedisServer | None = None) -> bool:
+        info = redis_cli("-p", str((replica or self.replica).port), "info", "replication")
+        return "master_link_status:up" in info
+
+    @staticmethod
+    def wait_until(check: Any, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Sentinel deployment did not reach the expected state")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        for proc in self.sentinels:
+            proc.kill()
+            proc.wait(10)
+        self.primary.close()
+        self.replica.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

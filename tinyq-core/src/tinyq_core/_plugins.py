@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote_plus
 
 import attrs
 import pluggy
@@ -41,6 +41,8 @@ KNOWN_PROVIDERS = {
     "unix": "tinyq-redis",
     "redis+cluster": "tinyq-redis",
     "redis+sentinel": "tinyq-redis",
+    "rediss+cluster": "tinyq-redis",
+    "rediss+sentinel": "tinyq-redis",
     "memory": "tinyq-memory",
 }
 
@@ -50,30 +52,23 @@ SECRET_QUERY_OPTIONS = {"password", "ssl_password"}
 
 def redact_uri(uri: str) -> str:
     """``uri`` with its passwords (in the userinfo or the query) replaced by ``***``, fit for
-    logs and error messages."""
-    try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - a bad port or bracket raises here, not later
-    except ValueError:  # unparsable: keep the user name, hide the rest of the userinfo
-        scheme, sep, rest = uri.partition("://")
-        userinfo, at, host = rest.rpartition("@")
-        return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}" if at else uri
-    redacted = parts
-    if parts.password is not None:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        redacted = redacted._replace(netloc=netloc)
-    if parts.query:
-        query = [
-            f"{name}=***" if unquote_plus(name) in SECRET_QUERY_OPTIONS
-            else f"{name}={value}" if sep else name
-            for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
-        ]
-        redacted = redacted._replace(query="&".join(query))
-    if redacted == parts:
+    logs and error messages. Split by hand, not by urlsplit: a URI may list several hosts
+    (``redis+cluster://a:1,b:2``) or fail to parse, and its secrets must go all the same."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
         return uri
-    # Joined by hand: urlunsplit drops the "//" of "unix:///path" when there is no host.
-    text = f"{redacted.scheme}://{redacted.netloc}{redacted.path}"
-    return text + (f"?{redacted.query}" if redacted.query else "")
+    rest, qmark, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    if query:
+        query = "&".join(
+            f"{name}=***" if unquote_plus(name) in SECRET_QUERY_OPTIONS
+            else f"{name}={value}" if eq else name
+            for name, eq, value in (item.partition("=") for item in query.split("&"))
+        )
+    return f"{scheme}://{userinfo}{at}{hosts}{slash}{path}{qmark}{query}"
 
 
 class HookSpecs:

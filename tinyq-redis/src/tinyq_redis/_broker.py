@@ -13,12 +13,17 @@ Round trips, each one pipeline whatever the batch size:
   schedule script for delayed jobs);
 * the worker's report and next fetch: 1 (``settle_and_reserve``: per queue one settle script
   storing the results, then XACK + XDEL + HDEL; then XREADGROUP ... COUNT n BLOCK t); several
-  queues: the priority script in that pipeline, plus a blocking read when all are empty;
+  queues: the priority script in that pipeline, plus a blocking read when all are empty (on a
+  Cluster, where queues live in different slots: one read per queue, in priority order, until
+  the batch is full; when all are empty, one blocking read per queue at once, see _cluster.py);
 * ack alone (a report while the fetcher blocks on an empty queue): 1; lease renewal of all
   held jobs: 1 (XCLAIM ... JUSTID);
 * a retry (nack) and a dead letter: 1 script each;
 * recovery and the mover: 1 script per queue, all pipelined; a lease expires after
   ``visibility_timeout`` of idle time in the pending list.
+
+On a Cluster a pipeline may span queues (slots) and nodes: redis-py sends each node its part
+on one connection, in order, so each queue's commands still run in the order given.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from tinyq_core import (
     Broker,
+    BrokerError,
     ConfigurationError,
     DeadLetter,
     Delivery,
@@ -44,6 +51,7 @@ from tinyq_core import (
     ResultBackend,
 )
 
+from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
 from ._keys import Keys
 from ._results import RedisResultBackend
@@ -84,23 +92,30 @@ class RedisBroker(Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(
-        self, uri: str = "redis://", *, client: redis.Redis | None = None, **options: Any
+        self,
+        uri: str = "redis://",
+        *,
+        client: redis.Redis | RedisCluster | None = None,
+        **options: Any,
     ) -> None:
         """``client`` replaces the connection the URI describes (a fakeredis client in
         tests); the URI's tinyq options still apply."""
         made, opts, self.where = connect(uri, **options)
-        self.client = client if client is not None else made
+        self.client: Any = client if client is not None else made
         self.options: Options = opts
         self.visibility_timeout = opts.visibility_timeout
         self.prefix = opts.prefix
+        # On a Cluster the keys of two queues are in different slots: no command spans them.
+        self._first_of = FirstOf(self.client) if isinstance(self.client, RedisCluster) else None
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._keys: dict[str, Keys] = {}
         self._queue_of: dict[bytes, str] = {}  # stream key -> queue name
         self._groups: set[str] = set()
         self._lock = threading.Lock()
-        self._results = RedisResultBackend(self.client, self.keys, self.where)
-        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
-        self._longest_block = max(0.05, float(socket_timeout or 5.0) * 0.75)
+        # A blocking call must end well inside the socket timeout, or it reads as an outage.
+        self._longest_block = max(0.05, opts.socket_timeout * 0.75)
+        self._results = RedisResultBackend(self.client, self.keys, self.where,
+                                           self._longest_block)
 
     def __repr__(self) -> str:
         return f"<RedisBroker {self.where}>"
@@ -118,7 +133,7 @@ class RedisBroker(Broker):
             self._queue_of[keys.stream.encode()] = queue
         return keys
 
-    def _pipeline(self) -> redis.client.Pipeline:
+    def _pipeline(self) -> Any:
         return self.client.pipeline(transaction=False)
 
     def _ensure_groups(self, queues: Iterable[str]) -> None:
@@ -136,11 +151,13 @@ class RedisBroker(Broker):
 
     # -- producer ----------------------------------------------------------------------------
 
-    def enqueue(self, messages: Sequence[Message]) -> None:
+    def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
         if not messages:
             return
         now = time.time()
-        if len(messages) == 1 and (messages[0].due is None or messages[0].due <= now):
+        if not durable and len(messages) == 1 and (
+            messages[0].due is None or messages[0].due <= now
+        ):
             # delay(): one script call, without the cost of building a pipeline.
             m, keys = messages[0], self.keys(messages[0].queue)
             with translate_errors(self.where):
@@ -169,8 +186,32 @@ class RedisBroker(Broker):
             for start in range(0, len(args), 3 * ENQUEUE_CHUNK):
                 SCHEDULE.queue(pipe, keys.schedule,
                                [GROUP, "", *args[start : start + 3 * ENQUEUE_CHUNK]])
+        waits = self._add_wait(pipe, {*ready, *delayed}) if durable else 0
         with translate_errors(self.where):
-            execute(self.client, pipe)
+            replies = execute(self.client, pipe)
+        if waits and min(int(n) for n in replies[-waits:]) < 1:
+            raise BrokerError(
+                f"durable enqueue: no replica of Redis at {self.where} confirmed the "
+                f"{len(messages)} job(s) within {self.options.durable_timeout:g} s "
+                "(durable_timeout). They are on the primary and run if it stays up; enqueue "
+                "them again under the same job_id to be sure (a queued job is not added twice)"
+            )
+
+    def _add_wait(self, pipe: Any, queues: Iterable[str]) -> int:
+        """Queue WAIT 1 after the writes, on each node written to: the reply counts the
+        replicas that have them. Returns how many WAITs were queued."""
+        timeout_ms = max(1, int(self.options.durable_timeout * 1000))
+        if self._first_of is None:
+            pipe.execute_command("WAIT", 1, timeout_ms)
+            return 1
+        nodes = {}
+        for queue in queues:
+            node = self.client.get_node_from_key(self.keys(queue).stream)
+            nodes[node.name] = node
+        for node in nodes.values():
+            # In a Cluster pipeline each node's commands share one connection, as WAIT needs.
+            pipe.execute_command("WAIT", 1, timeout_ms, target_nodes=node)
+        return len(nodes)
 
     # -- consumer ----------------------------------------------------------------------------
 
@@ -204,7 +245,7 @@ class RedisBroker(Broker):
 
     def _add_settle(
         self,
-        pipe: redis.client.Pipeline,
+        pipe: Any,
         results: Sequence[Result],
         ttl: float,
         acks: Sequence[Delivery],
@@ -226,7 +267,7 @@ class RedisBroker(Broker):
             )
 
     def _reserve_with(
-        self, pipe: redis.client.Pipeline, queues: Sequence[str], count: int, timeout: float
+        self, pipe: Any, queues: Sequence[str], count: int, timeout: float
     ) -> list[Delivery]:
         with translate_errors(self.where):
             try:
@@ -240,7 +281,7 @@ class RedisBroker(Broker):
                 return self._reserve(self._pipeline(), queues, count, 0)
 
     def _reserve(
-        self, pipe: redis.client.Pipeline, queues: Sequence[str], count: int, timeout: float
+        self, pipe: Any, queues: Sequence[str], count: int, timeout: float
     ) -> list[Delivery]:
         self._ensure_groups(queues)
         # A blocking read must end well inside the socket timeout, or it reads as an outage.
@@ -251,6 +292,8 @@ class RedisBroker(Broker):
                             count=count, block=block)
             return self._deliveries(execute(self.client, pipe)[-1])
         streams = [self.keys(q).stream for q in queues]
+        if self._first_of is not None:
+            return self._reserve_across_slots(pipe, streams, count, block)
         RESERVE.queue(pipe, streams, (GROUP, self.consumer, count))
         deliveries = self._deliveries(execute(self.client, pipe)[-1])
         if not deliveries and block is not None:
@@ -265,9 +308,34 @@ class RedisBroker(Broker):
                 deliveries += self._deliveries(more)
         return deliveries
 
+    def _reserve_across_slots(
+        self, pipe: Any, streams: list[str], count: int, block: int | None
+    ) -> list[Delivery]:
+        """Several queues on a Cluster: read them one by one in priority order (the first
+        read rides ``pipe``) until ``count`` are leased; when all are empty, block on all
+        at once and take one entry from each that has one."""
+        pipe.xreadgroup(GROUP, self.consumer, {streams[0]: ">"}, count=count)
+        deliveries = self._deliveries(execute(self.client, pipe)[-1])
+        for stream in streams[1:]:
+            if len(deliveries) >= count:
+                break
+            reply = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"},
+                                           count=count - len(deliveries))
+            deliveries += self._deliveries(reply)
+        if deliveries or block is None:
+            return deliveries
+        assert self._first_of is not None
+        replies = self._first_of([
+            (stream, ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", 1, "BLOCK", block,
+                      "STREAMS", stream, ">"))
+            for stream in streams
+        ])
+        return [d for reply in replies for d in self._deliveries(reply)]
+
     def _deliveries(self, reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
-        for stream, entries in reply or ():
+        # A raw RESP3 reply (see _cluster.py) maps streams to entries; RESP2 lists pairs.
+        for stream, entries in reply.items() if isinstance(reply, dict) else reply or ():
             queue = self._queue_of[stream if isinstance(stream, bytes) else stream.encode()]
             for entry_id, fields in entries:
                 if isinstance(fields, list):  # from the Lua script: a flat list
@@ -354,8 +422,12 @@ class RedisBroker(Broker):
             time.sleep(max(0.0, timeout))
             return True
         wait = min(timeout - TIMER_SLACK, self._longest_block)
+        wakes = [self.keys(q).wake for q in queues]
         with translate_errors(self.where):
-            self.client.blpop([self.keys(q).wake for q in queues], timeout=wait)
+            if self._first_of is not None and len(wakes) > 1:
+                self._first_of([(key, ("BLPOP", key, wait)) for key in wakes])
+            else:
+                self.client.blpop(wakes, timeout=wait)
         return True
 
     # -- inspection and administration -------------------------------------------------------
@@ -422,4 +494,6 @@ class RedisBroker(Broker):
         return self._results
 
     def close(self) -> None:
+        if self._first_of is not None:
+            self._first_of.close()
         self.client.close()

@@ -1,4 +1,9 @@
-"""Turning a ``redis://``, ``rediss://`` or ``unix://`` URI into a client and broker options.
+"""Turning a Redis URI into a client and broker options.
+
+Schemes: ``redis://`` and ``rediss://`` (TLS) to one server, ``unix://`` to its socket,
+``redis+cluster://host:port[,host:port...]`` (or ``rediss+cluster://``) to a Redis Cluster,
+and ``redis+sentinel://host:port[,host:port...]/service_name`` (or ``rediss+sentinel://``) to
+the primary that Sentinel names for ``service_name``, followed through failovers.
 
 tinyq's own options ride in the query string next to redis-py's:
 ``redis://host:6379/0?visibility_timeout=5&prefix=myapp&socket_timeout=5``.
@@ -10,18 +15,23 @@ import contextlib
 import inspect
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import attrs
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from tinyq_core import BrokerError, BrokerUnavailable, ConfigurationError
 from tinyq_core._plugins import redact_uri as redact
 
-TINYQ_OPTIONS = {"visibility_timeout", "prefix"}
+TINYQ_OPTIONS = {"visibility_timeout", "prefix", "durable_timeout"}
+SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel",
+           "rediss+sentinel")
 
 
 def _redis_options(kind: type) -> set[str]:
@@ -46,55 +56,145 @@ DEFAULT_SOCKET_TIMEOUT = 5.0  # seconds; every blocking call waits less than thi
 class Options:
     visibility_timeout: float = 30.0
     prefix: str = "tinyq"
+    durable_timeout: float = 1.0  # seconds a durable enqueue waits for a replica
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    cluster: bool = False
 
 
-def connect(uri: str, **overrides: Any) -> tuple[redis.Redis, Options, str]:
-    """A client for ``uri`` (not connected yet), tinyq's options, and the URI without secrets."""
+def _retry() -> Retry:
+    # A short, bounded retry: a producer gets BrokerUnavailable within about a second; the
+    # worker has its own, unbounded backoff on top.
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+
+
+def _bad(uri: str, why: object) -> ConfigurationError:
+    return ConfigurationError(f"bad Redis URI {redact(uri)!r}: {why}")
+
+
+def _number(ours: dict[str, str], name: str, default: float) -> float:
     try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - a bad port or bracket raises here
-    except ValueError as exc:
-        raise ConfigurationError(f"bad Redis URI {redact(uri)!r}: {exc}") from None
-    query = dict(parse_qsl(parts.query))
+        value = float(ours.get(name, default))
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be more than 0 seconds")
+    return value
+
+
+def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
+    """A client for ``uri`` (not connected yet), tinyq's options, and the URI without secrets.
+
+    The client is a ``redis.Redis`` except for ``+cluster`` URIs (a ``RedisCluster``)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise _bad(uri, f"the scheme must be one of {', '.join(s + '://' for s in SCHEMES)}")
+    base, _, topology = scheme.partition("+")
+    netloc, _, query_text = rest.partition("?")
+    netloc, slash, path = netloc.partition("/")
+    query = dict(parse_qsl(query_text))
     query.update({k: str(v) for k, v in overrides.items()})
     ours = {k: query.pop(k) for k in list(query) if k in TINYQ_OPTIONS}
-    accepted = REDIS_OPTIONS.get(parts.scheme, REDIS_OPTIONS["redis"])
+    accepted = REDIS_OPTIONS["unix" if base == "unix" else base]
     unknown = set(query) - accepted
     if unknown:
         raise ConfigurationError(
             f"unknown option(s) in the Redis URI: {', '.join(sorted(unknown))} "
-            f"(known for {parts.scheme}://: {', '.join(sorted(TINYQ_OPTIONS | accepted))})"
+            f"(known for {scheme}://: {', '.join(sorted(TINYQ_OPTIONS | accepted))})"
         )
-    try:
-        options = Options(
-            visibility_timeout=float(ours.get("visibility_timeout", 30.0)),
-            prefix=ours.get("prefix", "tinyq"),
-        )
-    except ValueError:
-        raise ConfigurationError("visibility_timeout must be a number of seconds") from None
-    if options.visibility_timeout <= 0:
-        raise ConfigurationError("visibility_timeout must be more than 0 seconds")
-    if not options.prefix or any(c in options.prefix for c in "{}"):
-        raise ConfigurationError("prefix must be a non-empty name without braces")
     query.setdefault("socket_timeout", str(DEFAULT_SOCKET_TIMEOUT))
     query.setdefault("socket_connect_timeout", "2")
     query.setdefault("health_check_interval", "15")
-    if parts.scheme in ("redis", "rediss") and not parts.hostname:
+    try:
+        socket_timeout = float(query["socket_timeout"])
+    except ValueError:
+        raise ConfigurationError(
+            f"Invalid value for 'socket_timeout' in the Redis URI: {query['socket_timeout']!r}"
+        ) from None
+    options = Options(
+        visibility_timeout=_number(ours, "visibility_timeout", 30.0),
+        prefix=ours.get("prefix", "tinyq"),
+        durable_timeout=_number(ours, "durable_timeout", 1.0),
+        socket_timeout=socket_timeout,
+        cluster=topology == "cluster",
+    )
+    if not options.prefix or any(c in options.prefix for c in "{}"):
+        raise ConfigurationError("prefix must be a non-empty name without braces")
+    if topology:
+        client = _connect_many(uri, base, topology, netloc, path, query)
+        return client, options, redact(uri)
+    try:
+        parts = urlsplit(f"{base}://{netloc}{slash}{path}")
+        parts.port  # noqa: B018 - a bad port or bracket raises here
+    except ValueError as exc:
+        raise _bad(uri, exc) from None
+    if base in ("redis", "rediss") and not parts.hostname:
         # "redis://" alone means the local server, as in redis-py and the original tinyq.
         parts = parts._replace(netloc=parts.netloc + "localhost:6379")
     # Built by hand: urlunsplit drops the "//" of "unix:///path" when there is no host.
     url = f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
     try:
         client = redis.Redis.from_url(
-            url,
-            # A short, bounded retry: a producer gets BrokerUnavailable within about a second;
-            # the worker has its own, unbounded backoff on top.
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            url, retry=_retry(), retry_on_error=[redis.ConnectionError, redis.TimeoutError]
         )
     except ValueError as exc:
-        raise ConfigurationError(f"bad Redis URI {redact(uri)!r}: {exc}") from None
+        raise _bad(uri, exc) from None
     return client, options, redact(uri)
+
+
+def _connect_many(
+    uri: str, base: str, topology: str, netloc: str, path: str, query: dict[str, str]
+) -> Any:
+    """A client for a ``+cluster`` or ``+sentinel`` URI: several ``host:port`` seeds."""
+    userinfo, at, hosts = netloc.rpartition("@")
+    seeds = []
+    for item in hosts.split(","):
+        try:
+            parts = urlsplit(f"//{item}")
+            host, port = parts.hostname, parts.port
+        except ValueError as exc:
+            raise _bad(uri, exc) from None
+        if not host:
+            raise _bad(uri, f"{item!r} is not a host:port")
+        seeds.append((host, port or (26379 if topology == "sentinel" else 6379)))
+    # redis-py's URL parser types every option; the host in this URL is only a placeholder.
+    try:
+        kwargs = parse_url(f"{base}://{userinfo}{at}localhost/?{urlencode(query)}")
+    except ValueError as exc:
+        raise _bad(uri, exc) from None
+    for name in ("host", "port", "db"):
+        kwargs.pop(name, None)
+    if kwargs.pop("connection_class", None) is redis.SSLConnection:
+        kwargs["ssl"] = True
+    retry_on = [redis.ConnectionError, redis.TimeoutError]
+    if topology == "cluster":
+        if path.strip("/"):
+            raise _bad(uri, "a cluster has no databases: leave out the path (/0)")
+        try:  # RedisCluster asks a seed node for the slot map at once
+            return RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in seeds],
+                retry=_retry(), retry_on_error=retry_on, **kwargs,
+            )
+        except (RedisClusterException, redis.RedisError) as exc:
+            raise BrokerUnavailable(
+                f"Redis Cluster at {redact(uri)} is unreachable: {exc}"
+            ) from None
+    service, _, db = path.partition("/")
+    if not service:
+        raise _bad(uri, "name the Sentinel service: redis+sentinel://host:port/service_name")
+    if db.strip("/"):
+        try:
+            kwargs["db"] = int(db.strip("/"))
+        except ValueError:
+            raise _bad(uri, f"the database {db!r} is not a number") from None
+    # The sentinels get the socket and TLS settings, not the primary's credentials: Sentinel
+    # deployments usually protect the data nodes only.
+    sentinel_kwargs = {
+        k: v for k, v in kwargs.items() if k.startswith(("socket_", "ssl"))
+    }
+    sentinel = Sentinel(seeds, sentinel_kwargs=sentinel_kwargs, **kwargs)
+    return sentinel.master_for(
+        unquote(service), retry=_retry(), retry_on_error=retry_on
+    )
 
 
 @contextlib.contextmanager
@@ -104,5 +204,5 @@ def translate_errors(where: str) -> Iterator[None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise BrokerUnavailable(f"Redis at {where} is unreachable: {exc}") from exc
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise BrokerError(f"Redis at {where} failed: {exc}") from exc

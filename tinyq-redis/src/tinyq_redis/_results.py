@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
-
 from tinyq_core import Result, ResultBackend
 
 from ._connection import translate_errors
@@ -27,12 +25,13 @@ def _bytes(value: Any) -> bytes:
 
 
 class RedisResultBackend(ResultBackend):
-    def __init__(self, client: redis.Redis, keys: Callable[[str], Keys], where: str) -> None:
+    def __init__(
+        self, client: Any, keys: Callable[[str], Keys], where: str, longest_block: float
+    ) -> None:
         self.client = client
         self.keys = keys
         self.where = where
-        socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0
-        self._slice = max(0.05, float(socket_timeout) * 0.75)
+        self._slice = longest_block  # waits longer than this are cut into slices
 
     def store(self, results: Sequence[Result], ttl: float) -> None:
         if not results:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-import redis
+from redis.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError
 
 
@@ -24,11 +24,12 @@ class Lua:
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
         Lua.by_sha[self.sha] = self
 
-    def queue(self, pipe: redis.client.Pipeline, keys: Sequence[Any], args: Sequence[Any]) -> None:
-        """Add a call to ``pipe``; run it with :func:`execute`."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+    def queue(self, pipe: Any, keys: Sequence[Any], args: Sequence[Any]) -> None:
+        """Add a call to ``pipe``; run it with :func:`execute`. (A Cluster pipeline refuses
+        ``evalsha()``, but routes EVALSHA by its keys when given as a command.)"""
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    def __call__(self, client: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    def __call__(self, client: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
             return client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -36,16 +37,23 @@ class Lua:
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-def execute(client: redis.Redis, pipe: redis.client.Pipeline) -> list[Any]:
+def _commands(pipe: Any) -> list[tuple[Any, ...]]:
+    """The commands queued in ``pipe``; a Cluster pipeline keeps them in its strategy."""
+    if isinstance(pipe, ClusterPipeline):
+        return [command.args for command in pipe._execution_strategy.command_queue]
+    return [args for args, _ in pipe.command_stack]
+
+
+def execute(client: Any, pipe: Any) -> list[Any]:
     """``pipe.execute()``, loading scripts Redis does not know and running those calls again;
     then raises the first error, as ``execute`` does."""
-    commands = [args for args, _ in pipe.command_stack]
+    commands = _commands(pipe)
     replies: list[Any] = pipe.execute(raise_on_error=False)
     for index, reply in enumerate(replies):
         if isinstance(reply, NoScriptError):
             args = commands[index]
             client.script_load(Lua.by_sha[str(args[1])].text)
-            replies[index] = client.execute_command(*args)  # type: ignore[no-untyped-call]
+            replies[index] = client.execute_command(*args)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
