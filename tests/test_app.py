@@ -275,3 +275,39 @@ def test_bare_decorator_works(tinyq_app: Application) -> None:
     h = f.delay()
     drain(tinyq_app)
     assert h.result(0) == 7
+
+
+class RecordingBroker(MemoryBroker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.durable: list[tuple[int, bool]] = []
+
+    def enqueue(self, messages, *, durable=False):  # type: ignore[no-untyped-def]
+        self.durable.append((len(messages), durable))
+        super().enqueue(messages, durable=durable)
+
+
+def test_durable_enqueue_reaches_the_broker_by_default_and_per_call() -> None:
+    broker = RecordingBroker()
+    app = Application(broker, durable_enqueue=True)
+
+    @app.task()
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    add.delay(1, 2)
+    add.apply_async((1, 2), durable=False)
+    add.map([(1, 2), (3, 4)])
+    add.map([(1, 2)], durable=False)
+    assert broker.durable == [(1, True), (1, False), (2, True), (1, False)]
+    assert drain(app) == 5
+
+    plain = Application(RecordingBroker())
+
+    @plain.task()
+    def mul(m: int, n: int) -> int:
+        return m * n
+
+    mul.delay(1, 2)
+    mul.apply_async((1, 2), durable=True)
+    assert plain.broker.durable == [(1, False), (1, True)]  # type: ignore[attr-defined]

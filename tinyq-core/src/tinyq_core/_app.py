@@ -55,8 +55,10 @@ class Application:
     on HMAC-SHA256 signing of every message and result. ``max_message_size`` bounds an
     encoded job (bytes; ``None``: no limit): producers refuse larger ones, workers dead-letter
     them. With ``strict_queues``, enqueueing to a queue that is neither ``"default"``, in
-    ``queues`` nor a task's queue is an error. ``plugins`` registers plugin objects or modules
-    without installing them (handy in tests).
+    ``queues`` nor a task's queue is an error. With ``durable_enqueue``, an enqueue returns only
+    once a replica of the broker has the job (Redis ``WAIT``; see docs/scaling.md) and raises
+    :class:`BrokerError` when none confirms it in time. ``plugins`` registers plugin objects
+    or modules without installing them (handy in tests).
     """
 
     def __init__(
@@ -71,12 +73,14 @@ class Application:
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         queues: Iterable[str] = (),
         strict_queues: bool = False,
+        durable_enqueue: bool = False,
         plugins: Iterable[Any] = (),
     ) -> None:
         self.registry: Registry = build_registry(plugins)
         self.max_message_size = max_message_size
         self.declared_queues = {"default", *queues}
         self.strict_queues = strict_queues
+        self.durable_enqueue = durable_enqueue
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.result_ttl = result_ttl
         self.executor_name = executor
@@ -223,7 +227,9 @@ class Application:
     def known_queues(self) -> set[str]:
         return self.declared_queues | {task.options.queue for task in self.tasks.values()}
 
-    def _enqueue(self, jobs: Sequence[Job]) -> list[JobHandle[Any]]:
+    def _enqueue(
+        self, jobs: Sequence[Job], durable: bool | None = None
+    ) -> list[JobHandle[Any]]:
         messages = []
         known = self.known_queues() if self.strict_queues else set()
         limit = self.max_message_size
@@ -250,7 +256,10 @@ class Application:
                     "(a path, a URL, a key) or raise the limit"
                 )
             messages.append(Message(job.id, job.queue, body, job.eta))
-        self.broker.enqueue(messages)
+        if self.durable_enqueue if durable is None else durable:
+            self.broker.enqueue(messages, durable=True)
+        else:
+            self.broker.enqueue(messages)
         return [JobHandle(self, job.id, job.queue) for job in jobs]
 
     def _fetch_outcome(

@@ -45,9 +45,13 @@ class Broker(abc.ABC):
     visibility_timeout: float = 30.0
 
     @abc.abstractmethod
-    def enqueue(self, messages: Sequence[Message]) -> None:
+    def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
         """Add messages in one operation; a message with a ``due`` time waits until then.
-        All or none: a failure leaves none of them enqueued where the broker can promise it."""
+        All or none: a failure leaves none of them enqueued where the broker can promise it.
+
+        With ``durable``, return only once the messages would survive the loss of the server
+        that took them (a replica has them), else raise :class:`BrokerError`; a broker with
+        nothing to wait for (one process, one disk) returns as usual."""
 
     @abc.abstractmethod
     def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:

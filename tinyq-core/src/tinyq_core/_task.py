@@ -144,20 +144,25 @@ class Task(Generic[P, R]):
         eta: datetime | float | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        durable: bool | None = None,
     ) -> JobHandle[R]:
         """Enqueue with options: ``countdown`` seconds from now or at ``eta`` (a datetime, naive
-        meaning UTC, or a Unix time), on another ``queue``, under a chosen ``job_id``."""
+        meaning UTC, or a Unix time), on another ``queue``, under a chosen ``job_id``;
+        ``durable`` overrides the application's ``durable_enqueue`` for this job."""
         job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, _due(countdown, eta))
-        return self.app._enqueue([job])[0]
+        return self.app._enqueue([job], durable)[0]
 
-    def map(self, arguments: Iterable[Any]) -> list[JobHandle[R]]:
+    def map(
+        self, arguments: Iterable[Any], *, durable: bool | None = None
+    ) -> list[JobHandle[R]]:
         """Enqueue one job per item in a single broker operation; each item is a tuple of
-        positional arguments (anything else is taken as the only argument)."""
+        positional arguments (anything else is taken as the only argument). ``durable``
+        overrides the application's ``durable_enqueue`` (one wait for the whole batch)."""
         jobs = [
             self._job(item if isinstance(item, tuple) else (item,), {}, None, None, None)
             for item in arguments
         ]
-        return self.app._enqueue(jobs) if jobs else []
+        return self.app._enqueue(jobs, durable) if jobs else []
 
     def _job(
         self,

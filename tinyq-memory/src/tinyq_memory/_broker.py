@@ -99,7 +99,8 @@ class MemoryBroker(_Base, Broker):
         self._ready[message.queue].append((key, message, attempts))
         self._status[message.queue, message.id] = "queued"
 
-    def enqueue(self, messages: Sequence[Message]) -> None:
+    def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
+        # durable: there is no replica to wait for; the messages are in this process.
         with self._cond:
             self._check()
             for message in messages:
