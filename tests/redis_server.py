@@ -152,25 +152,38 @@ def redis_cli(*args: str, timeout: float = 30) -> str:
 
 class RedisClusterServers:
     """Three redis-servers joined as a Cluster of three primaries (no replicas), each with
-    a third of the 16,384 slots; ``appendonly`` so that a node keeps its data over a restart."""
+    a third of the 16,384 slots; ``appendonly`` so that a node keeps its data over a restart.
+    With ``user``, a client must log in: as ``user`` (password ``password``) or as the
+    default user with another password. (Not "default off": Redis 7.0 then refuses to load
+    its own append-only file after a restart, NOPERM on every MULTI/EXEC in it.)"""
 
-    def __init__(self, size: int = 3, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, size: int = 3, user: str = "", password: str = "") -> None:
+        everything = ("~*", "&*", "+@all")
+        acl = ("--user", "default", "on", f">{password}-default", *everything,
+               "--user", user, "on", f">{password}", *everything) if user else ()
+        self.auth = ("--user", user, "--pass", password, "--no-auth-warning") if user else ()
+        self.userinfo = f"{user}:{password}@" if user else ""
         self.nodes = [
             RedisServer(appendonly=True, extra=(
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "2000", *extra,
+                "--cluster-node-timeout", "2000", *acl,
             ))
             for _ in range(size)
         ]
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        return f"redis+cluster://{self.userinfo}{hosts}"
+
+    def cli(self, node: RedisServer, *args: str) -> str:
+        return redis_cli("-p", str(node.port), *self.auth, *args)
 
     def start(self) -> RedisClusterServers:
         for node in self.nodes:
             node.start()
-        redis_cli("--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+        redis_cli(*self.auth, "--cluster", "create",
+                  *(f"127.0.0.1:{n.port}" for n in self.nodes),
                   "--cluster-replicas", "0", "--cluster-yes")
         self.wait_ok()
         return self
@@ -180,8 +193,8 @@ class RedisClusterServers:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                states = [redis_cli("-p", str(n.port), "cluster", "info") for n in self.nodes]
-                maps = {redis_cli("-p", str(n.port), "cluster", "slots") for n in self.nodes}
+                states = [self.cli(n, "cluster", "info") for n in self.nodes]
+                maps = {self.cli(n, "cluster", "slots") for n in self.nodes}
                 if all("cluster_state:ok" in s for s in states) and len(maps) == 1:
                     return
             except RuntimeError:
@@ -191,9 +204,9 @@ class RedisClusterServers:
             time.sleep(0.1)
 
     def node_of(self, key: str) -> RedisServer:
-        slot = int(redis_cli("-p", str(self.nodes[0].port), "cluster", "keyslot", key))
+        slot = int(self.cli(self.nodes[0], "cluster", "keyslot", key))
         for node in self.nodes:
-            for line in redis_cli("-p", str(node.port), "cluster", "nodes").splitlines():
+            for line in self.cli(node, "cluster", "nodes").splitlines():
                 fields = line.split()
                 if "myself" not in fields[2]:
                     continue
@@ -204,24 +217,25 @@ class RedisClusterServers:
         raise LookupError(f"no node serves {key!r}")
 
     def node_id(self, node: RedisServer) -> str:
-        return redis_cli("-p", str(node.port), "cluster", "myid").strip()
+        return self.cli(node, "cluster", "myid").strip()
 
     def move_slot_of(self, key: str, to: RedisServer) -> None:
         """Migrate the slot of ``key`` and its keys to ``to``, as ``redis-cli --cluster
         reshard`` does: clients meanwhile meet ASK and then MOVED."""
         source = self.node_of(key)
-        slot = redis_cli("-p", str(source.port), "cluster", "keyslot", key).strip()
+        slot = self.cli(source, "cluster", "keyslot", key).strip()
         src, dst = self.node_id(source), self.node_id(to)
-        redis_cli("-p", str(to.port), "cluster", "setslot", slot, "importing", src)
-        redis_cli("-p", str(source.port), "cluster", "setslot", slot, "migrating", dst)
+        self.cli(to, "cluster", "setslot", slot, "importing", src)
+        self.cli(source, "cluster", "setslot", slot, "migrating", dst)
+        auth = ("auth2", *self.userinfo.rstrip("@").split(":")) if self.userinfo else ()
         while True:
-            keys = redis_cli("-p", str(source.port), "cluster", "getkeysinslot", slot, "100")
-            if not keys.split():
+            keys = self.cli(source, "cluster", "getkeysinslot", slot, "100").split()
+            if not keys:
                 break
-            redis_cli("-p", str(source.port), "migrate", "127.0.0.1", str(to.port), "", "0",
-                      "5000", "keys", *keys.split())
+            self.cli(source, "migrate", "127.0.0.1", str(to.port), "", "0", "5000", *auth,
+                     "keys", *keys)
         for node in self.nodes:
-            redis_cli("-p", str(node.port), "cluster", "setslot", slot, "node", dst)
+            self.cli(node, "cluster", "setslot", slot, "node", dst)
         self.wait_ok()
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""tinyq-redis's plugin: ``redis://``, ``rediss://`` (TLS) and ``unix://`` brokers."""
+"""tinyq-redis's plugin: ``redis://``, ``rediss://`` (TLS), ``unix://``, and Cluster and
+Sentinel deployments (``redis+cluster://``, ``redis+sentinel://`` and their TLS forms)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from tinyq_core import Registry, hookimpl
 
 from ._broker import RedisBroker
+from ._connection import SCHEMES
 
 
 def make_broker(uri: str, **options: Any) -> RedisBroker:
@@ -15,5 +17,5 @@ def make_broker(uri: str, **options: Any) -> RedisBroker:
 
 @hookimpl
 def tinyq_register(registry: Registry) -> None:
-    for scheme in ("redis", "rediss", "unix"):
+    for scheme in SCHEMES:
         registry.add_broker(scheme, make_broker)
