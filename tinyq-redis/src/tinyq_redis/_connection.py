@@ -24,7 +24,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from tinyq_core import BrokerError, BrokerUnavailable, ConfigurationError
 from tinyq_core._plugins import redact_uri as redact
@@ -188,9 +188,11 @@ def _connect_many(
             raise _bad(uri, f"the database {db!r} is not a number") from None
     # The sentinels get the socket and TLS settings, not the primary's credentials: Sentinel
     # deployments usually protect the data nodes only.
-    sentinel_kwargs = {
+    sentinel_kwargs: dict[str, Any] = {
         k: v for k, v in kwargs.items() if k.startswith(("socket_", "ssl"))
     }
+    # One quick retry per sentinel: the primary's own retry asks all of them again.
+    sentinel_kwargs["retry"] = Retry(ExponentialBackoff(cap=0.1, base=0.02), 1)
     sentinel = Sentinel(seeds, sentinel_kwargs=sentinel_kwargs, **kwargs)
     return sentinel.master_for(
         unquote(service), retry=_retry(), retry_on_error=retry_on
@@ -202,6 +204,13 @@ def translate_errors(where: str) -> Iterator[None]:
     """redis-py's connection errors become BrokerUnavailable, the rest BrokerError."""
     try:
         yield
+    except MasterNotFoundError as exc:
+        # Its text goes on with the repr of every sentinel client: keep the first part.
+        why = str(exc).split(" : ")[0]
+        raise BrokerUnavailable(
+            f"Redis at {where} is unreachable: {why} (are the sentinels up, and is the "
+            "service name the one they monitor?)"
+        ) from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise BrokerUnavailable(f"Redis at {where} is unreachable: {exc}") from exc
     except (redis.RedisError, RedisClusterException) as exc:

@@ -1,0 +1,131 @@
+"""tinyq on Sentinel: a primary, its replica and three sentinels, started by the test; the
+primary is killed with SIGKILL under a running worker and a producer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tinyq_core import Application, BrokerError, BrokerUnavailable, ConfigurationError
+from tinyq_redis import RedisBroker
+
+from redis_server import SentinelDeployment
+
+APP = '''
+import os, time
+from tinyq_core import Application
+
+app = Application(os.environ["TINYQ_URL"])
+
+
+@app.task(name="record")
+def record(i):
+    with open(os.environ["RUNS_FILE"], "a") as runs:
+        runs.write(f"{i}\\n")
+    time.sleep(0.002)
+    return i
+'''
+
+
+def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> None:
+    """The primary dies (SIGKILL) while a worker drains and a producer enqueues with
+    ``durable_enqueue``. The worker carries on against the promoted replica without a
+    restart, and every job whose enqueue returned runs at least once."""
+    deployment = SentinelDeployment().start()
+    worker: subprocess.Popen[str] | None = None
+    try:
+        url = f"{deployment.url}?visibility_timeout=2&prefix=f{uuid.uuid4().hex[:6]}"
+        (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+        runs_file = tmp_path / "runs.txt"
+        runs_file.touch()
+        env = {**os.environ, "TINYQ_URL": url, "RUNS_FILE": str(runs_file)}
+        env.pop("PYTHONPATH", None)
+        log = open(tmp_path / "worker.log", "w")
+        worker = subprocess.Popen([sys.executable, "-m", "tinyq_core", "-l", "info", "-w", "4"],
+                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  text=True)
+        log.close()
+
+        wrong = RedisBroker(deployment.url.replace("/tinyq", "/nope"))
+        with pytest.raises(BrokerUnavailable, match="No master found for 'nope'"):
+            wrong.ping()
+        producer = Application(url, durable_enqueue=True)
+
+        @producer.task(name="record")
+        def record(i: int) -> int:
+            return i
+
+        total, acknowledged, refused = 600, set(), 0
+        killed = threading.Event()
+
+        def fail_over() -> None:
+            old = deployment.primary
+            old.stop(kill=True)
+            killed.set()
+            deployment.wait_until(lambda: deployment.sentinels_agree(on=deployment.replica))
+            # The old primary comes back empty and Sentinel makes it the new one's replica:
+            # from then on durable enqueues are confirmed again.
+            old.start()
+            deployment.wait_until(lambda: deployment.replica_in_sync(old))
+
+        deadline = time.monotonic() + 90
+        for i in range(total):
+            if i == total // 3:
+                threading.Thread(target=fail_over).start()
+            while True:
+                assert time.monotonic() < deadline, f"enqueue of job {i} never confirmed"
+                try:
+                    record.apply_async((i,), job_id=f"job-{i}")
+                except BrokerError:  # the primary is gone, or no replica has the job yet
+                    refused += 1
+                    time.sleep(0.05)
+                else:
+                    acknowledged.add(i)
+                    break
+            time.sleep(0.003)
+        assert killed.is_set() and refused > 0  # the kill did happen under the producer
+
+        def ran() -> list[int]:
+            return [int(line) for line in runs_file.read_text().split()]
+
+        while not acknowledged <= set(ran()):
+            assert time.monotonic() < deadline, (
+                f"{len(acknowledged - set(ran()))} acknowledged jobs never ran; worker log:\n"
+                + (tmp_path / "worker.log").read_text()[-3000:]
+            )
+            time.sleep(0.1)
+        assert worker.poll() is None  # the same worker process, never restarted
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(30) == 0
+        output = (tmp_path / "worker.log").read_text()
+        assert "Broker is reachable again, resuming" in output
+        assert "Traceback" not in output
+        producer.close()
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        deployment.close()
+
+
+def test_sentinel_uri_errors() -> None:
+    with pytest.raises(ConfigurationError, match="name the Sentinel service"):
+        RedisBroker("redis+sentinel://127.0.0.1:26379")
+    with pytest.raises(ConfigurationError, match="not a number"):
+        RedisBroker("redis+sentinel://127.0.0.1:26379/tinyq/zero")
+    broker = RedisBroker("redis+sentinel://u:pw@127.0.0.1:1,127.0.0.1:2/tinyq")
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="are the sentinels up") as info:
+        broker.ping()
+    assert time.monotonic() - started < 5  # a bounded retry, not redis-py's long default
+    assert "redis+sentinel://u:***@127.0.0.1:1,127.0.0.1:2/tinyq" in str(info.value)
+    assert "pw" not in str(info.value).replace("***", "")
