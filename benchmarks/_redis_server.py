@@ -22,13 +22,16 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    """`extra`: more redis-server arguments, e.g. ("--replicaof", "127.0.0.1", "<port>")."""
+
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SystemExit("redis-server is not installed (apt-get install redis-server)")
         self.binary = binary
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="tinyq-bench-redis-"))
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +55,7 @@ class RedisServer:
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--databases", "16",
             "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
+            "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"), *self.extra,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
