@@ -157,23 +157,35 @@ class RedisClusterServers:
     default user with another password. (Not "default off": Redis 7.0 then refuses to load
     its own append-only file after a restart, NOPERM on every MULTI/EXEC in it.)"""
 
-    def __init__(self, size: int = 3, user: str = "", password: str = "") -> None:
+    def __init__(
+        self, size: int = 3, user: str = "", password: str = "", tls: bool = False
+    ) -> None:
         everything = ("~*", "&*", "+@all")
         acl = ("--user", "default", "on", f">{password}-default", *everything,
                "--user", user, "on", f">{password}", *everything) if user else ()
         self.auth = ("--user", user, "--pass", password, "--no-auth-warning") if user else ()
         self.userinfo = f"{user}:{password}@" if user else ""
+        self.tls = tls
         self.nodes = [
-            RedisServer(appendonly=True, extra=(
+            RedisServer(appendonly=True, tls=tls, extra=(
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "2000", *acl,
+                *(("--tls-cluster", "yes") if tls else ()),
             ))
             for _ in range(size)
         ]
+        if tls:  # the nodes talk TLS to each other too: one CA and one certificate for all
+            self.ca = self.nodes[0].dir / "ca.crt"
+            for node in self.nodes[1:]:
+                for name in ("ca.crt", "server.crt", "server.key"):
+                    shutil.copy(self.nodes[0].dir / name, node.dir / name)
+            self.auth = (*self.auth, "--tls", "--cacert", str(self.ca))
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        if self.tls:
+            return f"rediss+cluster://{self.userinfo}{hosts}/?ssl_ca_certs={self.ca}"
         return f"redis+cluster://{self.userinfo}{hosts}"
 
     def cli(self, node: RedisServer, *args: str) -> str:

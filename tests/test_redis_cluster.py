@@ -267,3 +267,25 @@ def test_cluster_uri_errors(cluster: RedisClusterServers) -> None:
     dead = free_port()  # nobody listens there
     with pytest.raises(BrokerUnavailable, match="Redis Cluster at redis\\+cluster://u:\\*\\*\\*@"):
         RedisBroker(f"redis+cluster://u:pw@127.0.0.1:{dead}")
+
+
+def test_a_cluster_over_tls_with_an_acl_user() -> None:
+    """rediss+cluster:// to nodes that speak TLS only (to clients and to each other)."""
+    servers = RedisClusterServers(user="bob", password="tls-s3cret", tls=True).start()
+    try:
+        assert servers.url.startswith("rediss+cluster://bob:tls-s3cret@")
+        app = Application(f"{servers.url}&prefix=tls")
+
+        @app.task()
+        def add(m: int, n: int) -> int:
+            return m + n
+
+        handles = add.map([(i, i) for i in range(20)])
+        app.worker(concurrency=2).run(burst=True)
+        assert [h.result(timeout=5) for h in handles] == [2 * i for i in range(20)]
+        app.close()
+        plain = servers.url.replace("rediss+", "redis+").split("/?")[0]
+        with pytest.raises(BrokerUnavailable):  # the nodes take no plain-text clients
+            RedisBroker(plain).ping()
+    finally:
+        servers.close()
