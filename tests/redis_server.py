@@ -257,13 +257,29 @@ class RedisClusterServers:
 
 class SentinelDeployment:
     """A primary, its replica and three sentinels watching them as service ``tinyq``; the
-    sentinels fail over one second after the primary stops answering."""
+    sentinels fail over one second after the primary stops answering. With ``user``, the data
+    nodes want that user's password (as in :class:`RedisClusterServers`); with ``tls``, data
+    nodes and sentinels speak TLS only, with one CA."""
 
     service = "tinyq"
 
-    def __init__(self) -> None:
-        self.primary = RedisServer()
-        self.replica = RedisServer()
+    def __init__(self, user: str = "", password: str = "", tls: bool = False) -> None:
+        everything = ("~*", "&*", "+@all")
+        extra: tuple[str, ...] = ()
+        if user:
+            extra = ("--user", "default", "on", f">{password}-default", *everything,
+                     "--user", user, "on", f">{password}", *everything,
+                     "--masteruser", user, "--masterauth", password)
+        if tls:
+            extra = (*extra, "--tls-replication", "yes")
+        self.user, self.password, self.tls = user, password, tls
+        self.primary = RedisServer(tls=tls, extra=extra)
+        self.replica = RedisServer(tls=tls, extra=extra)
+        self.cli_args: tuple[str, ...] = ()
+        if tls:  # one CA for all: the replica and the sentinels check the primary's certificate
+            for name in ("ca.crt", "server.crt", "server.key"):
+                shutil.copy(self.primary.dir / name, self.replica.dir / name)
+            self.cli_args = ("--tls", "--cacert", str(self.primary.dir / "ca.crt"))
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.dir = Path(tempfile.mkdtemp(prefix="tinyq-sentinel-"))
         self.sentinels: list[subprocess.Popen[bytes]] = []
@@ -271,21 +287,42 @@ class SentinelDeployment:
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{self.service}"
+        userinfo = f"{self.user}:{self.password}@" if self.user else ""
+        if self.tls:
+            ca = self.primary.dir / "ca.crt"
+            return f"rediss+sentinel://{userinfo}{hosts}/{self.service}?ssl_ca_certs={ca}"
+        return f"redis+sentinel://{userinfo}{hosts}/{self.service}"
+
+    def cli(self, port: int, *args: str, timeout: float = 30) -> str:
+        """redis-cli (over TLS when the deployment uses it) to a sentinel or a data node."""
+        return redis_cli("-p", str(port), *self.cli_args, *args, timeout=timeout)
 
     def start(self) -> SentinelDeployment:
         self.primary.start()
-        self.replica.extra = ("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.replica.extra = (*self.replica.extra, "--replicaof", "127.0.0.1",
+                              str(self.primary.port))
         self.replica.start()
+        certs = self.primary.dir
         for port in self.sentinel_ports:
             conf = self.dir / f"sentinel-{port}.conf"
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
-                f"logfile {self.dir / f'sentinel-{port}.log'}\n"
-                f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 2\n"
-                f"sentinel down-after-milliseconds {self.service} 1000\n"
-                f"sentinel failover-timeout {self.service} 5000\n"
-            )
+            lines = ["bind 127.0.0.1", f"dir {self.dir}",
+                     f"logfile {self.dir / f'sentinel-{port}.log'}"]
+            if self.tls:
+                lines += ["port 0", f"tls-port {port}", f"tls-cert-file {certs / 'server.crt'}",
+                          f"tls-key-file {certs / 'server.key'}",
+                          f"tls-ca-cert-file {certs / 'ca.crt'}", "tls-replication yes",
+                          "tls-auth-clients no"]
+            else:
+                lines.append(f"port {port}")
+            lines += [
+                f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 2",
+                f"sentinel down-after-milliseconds {self.service} 1000",
+                f"sentinel failover-timeout {self.service} 5000",
+            ]
+            if self.user:
+                lines += [f"sentinel auth-user {self.service} {self.user}",
+                          f"sentinel auth-pass {self.service} {self.password}"]
+            conf.write_text("\n".join(lines) + "\n")
             self.sentinels.append(subprocess.Popen(
                 [redis_server_binary(), str(conf), "--sentinel"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -295,8 +332,8 @@ class SentinelDeployment:
 
     def master_port(self, sentinel_port: int) -> int | None:
         try:
-            reply = redis_cli("-p", str(sentinel_port), "sentinel",
-                              "get-master-addr-by-name", self.service, timeout=5).split()
+            reply = self.cli(sentinel_port, "sentinel", "get-master-addr-by-name",
+                             self.service, timeout=5).split()
         except (RuntimeError, subprocess.TimeoutExpired):
             return None
         return int(reply[1]) if len(reply) == 2 else None
@@ -307,13 +344,15 @@ class SentinelDeployment:
         if any(self.master_port(p) != port for p in self.sentinel_ports):
             return False
         for p in self.sentinel_ports:
-            info = redis_cli("-p", str(p), "sentinel", "master", self.service).split()
+            info = self.cli(p, "sentinel", "master", self.service).split()
             if int(info[info.index("num-other-sentinels") + 1]) < 2:
                 return False
         return True
 
     def replica_in_sync(self, replica: RedisServer | None = None) -> bool:
-        info = redis_cli("-p", str((replica or self.replica).port), "info", "replication")
+        auth = ("--user", self.user, "--pass", self.password, "--no-auth-warning")
+        info = self.cli((replica or self.replica).port, *(auth if self.user else ()),
+                        "info", "replication")
         return "master_link_status:up" in info
 
     @staticmethod

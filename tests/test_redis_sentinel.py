@@ -137,3 +137,27 @@ def test_sentinel_uri_errors() -> None:
     assert time.monotonic() - started < 5  # a bounded retry, not redis-py's long default
     assert "redis+sentinel://u:***@127.0.0.1:1,127.0.0.1:2/tinyq" in str(info.value)
     assert "pw" not in str(info.value).replace("***", "")
+
+
+def test_sentinel_over_tls_with_an_acl_user() -> None:
+    """rediss+sentinel:// with credentials: TLS to the sentinels and to the primary they
+    name, logged in as an ACL user (the replica and the sentinels log in as it too)."""
+    deployment = SentinelDeployment(user="alice", password="sn-s3cret", tls=True).start()
+    try:
+        assert deployment.url.startswith("rediss+sentinel://alice:sn-s3cret@")
+        app = Application(f"{deployment.url}&prefix=tls")
+
+        @app.task()
+        def add(m: int, n: int) -> int:
+            return m + n
+
+        handles = add.map([(i, i) for i in range(20)], durable=True)
+        app.worker(concurrency=2).run(burst=True)
+        assert [h.result(timeout=5) for h in handles] == [2 * i for i in range(20)]
+        app.close()
+        wrong = deployment.url.replace("sn-s3cret", "wrong-pw")
+        with pytest.raises(BrokerError) as info:
+            RedisBroker(wrong).ping()
+        assert "wrong-pw" not in str(info.value)
+    finally:
+        deployment.close()
