@@ -26,46 +26,71 @@ _TAG_BYTES = b'"__tq__"'
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _path(path: str) -> str:
-    return path or "the value"
+class _Unencodable(Exception):
+    """A value of a type the json serializer has no encoding for (turned into a
+    SerializationError that names where it sits)."""
 
 
-def _to_json(value: Any, path: str) -> Any:
+def _to_json(value: Any) -> Any:
+    # The hot path of every enqueue: no bookkeeping of where we are; _where() finds the place
+    # of a bad value only when there is one.
     kind = type(value)
     if kind in _PLAIN:
         return value
+    # Plain items are taken as they are, without a call each.
     if kind is list:
-        return [_to_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [v if type(v) in _PLAIN else _to_json(v) for v in value]
     if kind is dict:
         if _TAG not in value and all(type(k) is str for k in value):
-            return {k: _to_json(v, f"{path}[{k!r}]") for k, v in value.items()}
-        return {_TAG: "dict", "v": [[_to_json(k, path), _to_json(v, f"{path}[{k!r}]")]
-                                      for k, v in value.items()]}
+            return {k: v if type(v) in _PLAIN else _to_json(v) for k, v in value.items()}
+        return {_TAG: "dict", "v": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
     if kind is tuple:
-        return {_TAG: "tuple", "v": [_to_json(v, f"{path}[{i}]") for i, v in enumerate(value)]}
+        return {_TAG: "tuple", "v": [_to_json(v) for v in value]}
     encode = _ENCODERS.get(kind)
     if encode is None:
-        raise SerializationError(
-            f"{_path(path)} of type {kind.__name__} cannot be encoded by the 'json' serializer; "
-            "pass plain data (str, int, float, bool, None, list, dict, tuple, set, frozenset, "
-            "bytes, datetime, date, time, timedelta, Decimal, UUID) or use "
-            "Application(..., serializer='cloudpickle')"
-        )
-    tag, data = encode(value, path)
-    return {_TAG: tag, "v": data}
+        raise _Unencodable(value)
+    return {_TAG: _TAG_OF[kind], "v": encode(value)}
 
 
-_ENCODERS: dict[type, Callable[[Any, str], tuple[str, Any]]] = {
-    set: lambda v, p: ("set", [_to_json(x, p) for x in v]),
-    frozenset: lambda v, p: ("frozenset", [_to_json(x, p) for x in v]),
-    bytes: lambda v, p: ("bytes", base64.b64encode(v).decode("ascii")),
-    dt.datetime: lambda v, p: ("datetime", v.isoformat()),
-    dt.date: lambda v, p: ("date", v.isoformat()),
-    dt.time: lambda v, p: ("time", v.isoformat()),
-    dt.timedelta: lambda v, p: ("timedelta", [v.days, v.seconds, v.microseconds]),
-    decimal.Decimal: lambda v, p: ("decimal", str(v)),
-    uuid.UUID: lambda v, p: ("uuid", str(v)),
+def _where(value: Any, bad: Any, path: str = "") -> str | None:
+    """The path of ``bad`` inside ``value`` (``[0]['key']``...), if it is there."""
+    if value is bad:
+        return path
+    if type(value) is dict:
+        if any(key is bad for key in value):
+            return path
+        items: Any = value.items()
+    elif type(value) in (list, tuple):
+        items = enumerate(value)
+    elif type(value) in (set, frozenset):
+        items = ((None, v) for v in value)
+    else:
+        return None
+    for key, item in items:
+        step = "" if key is None else f"[{key!r}]" if type(value) is dict else f"[{key}]"
+        found = _where(item, bad, path + step)
+        if found is not None:
+            return found
+    return None
+
+
+_ENCODERS: dict[type, Callable[[Any], Any]] = {
+    set: lambda v: [_to_json(x) for x in v],
+    frozenset: lambda v: [_to_json(x) for x in v],
+    bytes: lambda v: base64.b64encode(v).decode("ascii"),
+    dt.datetime: lambda v: v.isoformat(),
+    dt.date: lambda v: v.isoformat(),
+    dt.time: lambda v: v.isoformat(),
+    dt.timedelta: lambda v: [v.days, v.seconds, v.microseconds],
+    decimal.Decimal: str,
+    uuid.UUID: str,
 }
+_TAG_OF = {
+    set: "set", frozenset: "frozenset", bytes: "bytes", dt.datetime: "datetime",
+    dt.date: "date", dt.time: "time", dt.timedelta: "timedelta", decimal.Decimal: "decimal",
+    uuid.UUID: "uuid",
+}
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True)
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "tuple": tuple,
@@ -99,11 +124,18 @@ class JSONSerializer(Serializer):
 
     def dumps(self, value: Any) -> bytes:
         try:
-            return json.dumps(
-                _to_json(value, ""), separators=(",", ":"), ensure_ascii=False, allow_nan=True
-            ).encode()
+            return _ENCODER.encode(_to_json(value)).encode()
         except RecursionError as exc:
             raise SerializationError("the value is nested too deeply for 'json'") from exc
+        except _Unencodable as exc:
+            bad = exc.args[0]
+            where = _where(value, bad) or ""
+            raise SerializationError(
+                f"{where or 'the value'} of type {type(bad).__name__} cannot be encoded by the "
+                "'json' serializer; pass plain data (str, int, float, bool, None, list, dict, "
+                "tuple, set, frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID) "
+                "or use Application(..., serializer='cloudpickle')"
+            ) from None
 
     def loads(self, data: bytes) -> Any:
         try:

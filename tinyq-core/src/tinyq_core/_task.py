@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
@@ -35,7 +35,9 @@ class TaskOptions:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits, like ``uuid4().hex`` (122 random bits there, 128 here) at a
+    fraction of its cost: it runs once per job."""
+    return os.urandom(16).hex()
 
 
 def _due(countdown: float | None, eta: datetime | float | None) -> float | None:
