@@ -11,9 +11,8 @@ tinyq's own options ride in the query string next to redis-py's:
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -199,19 +198,31 @@ def _connect_many(
     )
 
 
-@contextlib.contextmanager
-def translate_errors(where: str) -> Iterator[None]:
-    """redis-py's connection errors become BrokerUnavailable, the rest BrokerError."""
-    try:
-        yield
-    except MasterNotFoundError as exc:
-        # Its text goes on with the repr of every sentinel client: keep the first part.
-        why = str(exc).split(" : ")[0]
-        raise BrokerUnavailable(
-            f"Redis at {where} is unreachable: {why} (are the sentinels up, and is the "
-            "service name the one they monitor?)"
-        ) from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BrokerUnavailable(f"Redis at {where} is unreachable: {exc}") from exc
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise BrokerError(f"Redis at {where} failed: {exc}") from exc
+class translate_errors:  # lower case: used like a function, ``with translate_errors(where)``
+    """redis-py's connection errors become BrokerUnavailable, the rest BrokerError. A class,
+    not @contextmanager: it wraps every enqueue, and this costs a fifth as much."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if exc is None:
+            return
+        where = self.where
+        if isinstance(exc, MasterNotFoundError):
+            # Its text goes on with the repr of every sentinel client: keep the first part.
+            why = str(exc).split(" : ")[0]
+            raise BrokerUnavailable(
+                f"Redis at {where} is unreachable: {why} (are the sentinels up, and is the "
+                "service name the one they monitor?)"
+            ) from exc
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            raise BrokerUnavailable(f"Redis at {where} is unreachable: {exc}") from exc
+        if isinstance(exc, redis.RedisError | RedisClusterException):
+            raise BrokerError(f"Redis at {where} failed: {exc}") from exc
