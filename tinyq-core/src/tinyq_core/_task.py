@@ -151,7 +151,8 @@ class Task(Generic[P, R]):
         """Enqueue with options: ``countdown`` seconds from now or at ``eta`` (a datetime, naive
         meaning UTC, or a Unix time), on another ``queue``, under a chosen ``job_id``;
         ``durable`` overrides the application's ``durable_enqueue`` for this job."""
-        job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, _due(countdown, eta))
+        due = None if countdown is None and eta is None else _due(countdown, eta)
+        job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, due)
         return self.app._enqueue([job], durable)[0]
 
     def map(

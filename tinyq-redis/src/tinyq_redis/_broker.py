@@ -154,15 +154,14 @@ class RedisBroker(Broker):
     def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
         if not messages:
             return
-        now = time.time()
-        if not durable and len(messages) == 1 and (
-            messages[0].due is None or messages[0].due <= now
-        ):
+        if len(messages) == 1 and not durable and messages[0].due is None:
             # delay(): one script call, without the cost of building a pipeline.
-            m, keys = messages[0], self.keys(messages[0].queue)
+            m = messages[0]
+            keys = self._keys.get(m.queue) or self.keys(m.queue)
             with translate_errors(self.where):
                 ENQUEUE(self.client, (keys.stream, keys.jobs), (m.id, m.body))
             return
+        now = time.time()
         ready: dict[str, list[Any]] = {}
         delayed: dict[str, list[Any]] = {}
         for m in messages:

@@ -31,10 +31,10 @@ class Lua:
 
     def __call__(self, client: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
             client.script_load(self.text)
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 def _commands(pipe: Any) -> list[tuple[Any, ...]]:
