@@ -64,6 +64,19 @@ def test_json_rejects_unknown_types_with_a_clear_message() -> None:
         JSONSerializer().dumps({"a": [object()]})
 
 
+@pytest.mark.parametrize(("value", "where"), [
+    ({"a": [1, (2, {3, frozenset({object()})})]}, "['a'][1]"),  # in a set: no index after it
+    ([{"k": {"deep": object()}}], "[0]['k']['deep'] of type object"),
+    ((1, 2, Ellipsis), "[2] of type ellipsis"),
+    ({object(): 1}, "the value of type object"),  # a key: the dict holding it
+    (object(), "the value of type object"),
+])
+def test_json_names_where_the_value_it_cannot_encode_sits(value: object, where: str) -> None:
+    with pytest.raises(SerializationError) as info:
+        JSONSerializer().dumps(value)
+    assert str(info.value).startswith(where)
+
+
 def test_cloudpickle_handles_lambdas_and_closures(tinyq_broker: MemoryBroker) -> None:
     app = Application(tinyq_broker, serializer="cloudpickle")
     k = 10
