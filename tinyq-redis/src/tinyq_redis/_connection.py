@@ -57,7 +57,6 @@ class Options:
     prefix: str = "tinyq"
     durable_timeout: float = 1.0  # seconds a durable enqueue waits for a replica
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
-    cluster: bool = False
 
 
 def _retry() -> Retry:
@@ -114,7 +113,6 @@ def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
         prefix=ours.get("prefix", "tinyq"),
         durable_timeout=_number(ours, "durable_timeout", 1.0),
         socket_timeout=socket_timeout,
-        cluster=topology == "cluster",
     )
     if not options.prefix or any(c in options.prefix for c in "{}"):
         raise ConfigurationError("prefix must be a non-empty name without braces")
