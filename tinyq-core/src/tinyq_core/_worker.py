@@ -98,7 +98,9 @@ class Worker:
         self._zombies: set[_Work] = set()  # timed out, but the thread has not returned yet
         self._outbox: list[_Outcome] = []
         self._flush_lock = threading.Lock()
-        self._fetcher_waiting = False  # the fetcher waits for a free slot (see _complete)
+        # The fetcher sends the outbox soon: true while it runs, except during a blocking read
+        # and the shutdown. Finishing jobs then leave their outcomes to it (see _complete).
+        self._fetcher_reports = False
         self._warm = threading.Event()
         self._cold = threading.Event()
         self._done = threading.Event()
@@ -150,6 +152,7 @@ class Worker:
         mover = threading.Thread(target=self._move_delayed, name="Mover", daemon=True)
         mover.start()
         backoff = 0.0
+        self._fetcher_reports = True
         try:
             while not (self._warm.is_set() or self._cold.is_set()):
                 if backoff:
@@ -179,14 +182,17 @@ class Worker:
                 # Full: finishing jobs leave their outcomes for us instead of flushing them,
                 # so the report and the next reserve share one round trip. After the first
                 # one, linger a moment for more: a bigger batch for the same round trip.
-                self._fetcher_waiting = True
                 if self._lock.wait(POLL_SECONDS):
                     self._lock.wait_for(lambda: len(self._outbox) >= self._batch_goal, LINGER)
-                self._fetcher_waiting = False
                 return True
         if burst:
             broker.move_due(self.queues)
-        deliveries = self._send_and_reserve(max(0, free), 0 if burst or free <= 0 else POLL_SECONDS)
+        # First a read that does not block: jobs finishing meanwhile leave their outcomes for
+        # the next round trip (fewer, larger batches). Only an empty queue gets the blocking
+        # read, during which finishing jobs report themselves, so no result waits on it.
+        deliveries = self._send_and_reserve(max(0, free), 0)
+        if not deliveries and free > 0 and not burst:
+            deliveries = self._send_and_reserve(free, POLL_SECONDS)
         for delivery in deliveries:
             self._accept(delivery)
         if deliveries:
@@ -316,7 +322,7 @@ class Worker:
             self._outbox.append(outcome)
             self.processed += 1
             self._lock.notify_all()
-            fetcher_reports = self._fetcher_waiting
+            fetcher_reports = self._fetcher_reports
         if not fetcher_reports:
             self._flush_quietly()
 
@@ -398,12 +404,16 @@ class Worker:
         broker can; on an error the outbox keeps what was not sent."""
         with self._lock:
             batch, self._outbox = self._outbox, []
+            self._fetcher_reports = timeout <= 0
         try:
             return self._send(batch, count, timeout)
         except BaseException:
             with self._lock:
                 self._outbox[:0] = batch
             raise
+        finally:
+            with self._lock:
+                self._fetcher_reports = not self._warm.is_set() and not self._cold.is_set()
 
     def _send(self, batch: list[_Outcome], count: int = 0, timeout: float = 0) -> list[Delivery]:
         broker, app = self.app.broker, self.app
@@ -508,6 +518,9 @@ class Worker:
 
     def _shut_down(self) -> int:
         """Give back unstarted jobs, let running ones finish (warm) or give them back (cold)."""
+        with self._lock:  # from now on, finishing jobs report themselves
+            self._fetcher_reports = False
+        self._retry_flush()
         for work in self.executor.take_pending():
             self._give_back(work)
         deadline = None if self.shutdown_timeout is None else (
