@@ -5,9 +5,9 @@ Threads and their jobs:
 * the fetcher (the thread that calls ``run``) reserves up to the number of free slots plus a
   small prefetch, decodes each message, dead-letters bad ones and submits the rest;
 * the executor's threads run jobs; a finished job becomes an *outcome* (result plus ack, retry,
-  or dead letter) in the outbox, and whichever thread finds the outbox unflushed sends all of it
-  at once (group commit), so under load many outcomes share one broker round trip and an idle
-  worker reports a result at once;
+  or dead letter) in the outbox. The fetcher sends the whole outbox with its next read (group
+  commit: under load many outcomes share one round trip); only while the fetcher blocks on an
+  empty queue does a finishing job send the outbox itself, so an idle worker reports at once;
 * the housekeeper renews the leases of held jobs, enforces task timeouts, and runs the broker's
   recovery of expired leases;
 * the mover moves delayed jobs to their queues when due, sleeping until the next one is due
