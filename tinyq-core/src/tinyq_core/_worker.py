@@ -101,6 +101,7 @@ class Worker:
         # The fetcher sends the outbox soon: true while it runs, except during a blocking read
         # and the shutdown. Finishing jobs then leave their outcomes to it (see _complete).
         self._fetcher_reports = False
+        self._queue_kept_up = False  # the last read got all it asked for
         self._warm = threading.Event()
         self._cold = threading.Event()
         self._done = threading.Event()
@@ -187,12 +188,17 @@ class Worker:
                 return True
         if burst:
             broker.move_due(self.queues)
-        # First a read that does not block: jobs finishing meanwhile leave their outcomes for
-        # the next round trip (fewer, larger batches). Only an empty queue gets the blocking
-        # read, during which finishing jobs report themselves, so no result waits on it.
-        deliveries = self._send_and_reserve(max(0, free), 0)
-        if not deliveries and free > 0 and not burst:
+        # While the queue keeps up (the last read got all it asked for), first a read that does
+        # not block: jobs finishing meanwhile leave their outcomes for the next round trip
+        # (fewer, larger batches). A queue that looks empty gets the blocking read, during
+        # which finishing jobs report themselves, so no result waits on it.
+        blocking = free > 0 and not burst
+        deliveries = []
+        if self._queue_kept_up or not blocking:
+            deliveries = self._send_and_reserve(max(0, free), 0)
+        if not deliveries and blocking:
             deliveries = self._send_and_reserve(free, POLL_SECONDS)
+        self._queue_kept_up = free > 0 and len(deliveries) >= free
         for delivery in deliveries:
             self._accept(delivery)
         if deliveries:
