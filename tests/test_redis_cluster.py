@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -20,6 +15,7 @@ from tinyq_core import Application, BrokerError, BrokerUnavailable, Configuratio
 from tinyq_core.testing import BrokerContract
 from tinyq_redis import RedisBroker
 
+from readme_hello import run_readme_hello_world
 from redis_server import RedisClusterServers, free_port
 
 
@@ -205,41 +201,8 @@ def test_hello_world_through_the_cli_on_a_cluster(
     tmp_path: Path, cluster: RedisClusterServers
 ) -> None:
     """The README's app.py, unchanged, run with ``tinyq -u redis+cluster://...``."""
-    (tmp_path / "app.py").write_text(textwrap.dedent('''
-        from tinyq_core import Application
-
-        app = Application("redis://")
-
-
-        @app.task()
-        def add(m, n):
-            return m + n
-    '''))
-    url = f"{cluster.url}?prefix=hello{uuid.uuid4().hex[:6]}"
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import app as hello  # type: ignore[import-not-found]
-
-        hello.app.use_broker(url)
-        handles = [hello.add.delay(m, n) for m in range(10) for n in range(3)]
-        env = {**os.environ}
-        env.pop("PYTHONPATH", None)
-        proc = subprocess.Popen(["tinyq", "-l", "info", "-u", url], cwd=tmp_path, env=env,
-                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            assert [h.result(timeout=20) for h in handles] == [
-                m + n for m in range(10) for n in range(3)
-            ]
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=20)
-        assert proc.returncode == 0, out
-        assert out.count("Got a job: <Job: id: ") == 30
-        assert "Traceback" not in out and "cl-s3cret" not in out
-        hello.app.close()
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("app", None)
+    out = run_readme_hello_world(tmp_path, f"{cluster.url}?prefix=hello{uuid.uuid4().hex[:6]}")
+    assert "cl-s3cret" not in out
 
 
 def test_durable_enqueue_without_replicas_is_a_clear_error(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from faults.helpers import Project, wait_until
 
 from tinyq_core import Application, BrokerUnavailable
 
+from readme_hello import run_readme_hello_world
 from redis_server import RedisServer, free_port
 
 
@@ -109,42 +108,7 @@ def test_redis_restart_under_a_running_worker(tmp_path: Path) -> None:
 
 def test_hello_world_through_the_cli(tmp_path: Path, redis_server: RedisServer) -> None:
     """The README's app.py exactly, on the test's own Redis (-u), 30 jobs, Ctrl+C."""
-    (tmp_path / "app.py").write_text(textwrap.dedent('''
-        from tinyq_core import Application
-
-        app = Application("redis://")
-
-
-        @app.task()
-        def add(m, n):
-            return m + n
-    '''))
-    url = f"{redis_server.url}?prefix=hello{uuid.uuid4().hex[:6]}"
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import app as hello  # type: ignore[import-not-found]
-
-        hello.app.use_broker(url)
-        handles = [hello.add.delay(m, n) for m in range(10) for n in range(3)]
-        env = {**os.environ}
-        env.pop("PYTHONPATH", None)
-        proc = subprocess.Popen(["tinyq", "-l", "info", "-u", url], cwd=tmp_path, env=env,
-                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            assert [h.result(timeout=20) for h in handles] == [
-                m + n for m in range(10) for n in range(3)
-            ]
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=20)
-        assert proc.returncode == 0, out
-        assert out.count("Got a job: <Job: id: ") == 30
-        assert "task_name: app.add>" in out
-        assert "Received stop signal, warm shutdown..." in out and "Exit workers." in out
-        assert "Traceback" not in out
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("app", None)
+    run_readme_hello_world(tmp_path, f"{redis_server.url}?prefix=hello{uuid.uuid4().hex[:6]}")
 
 
 def test_delayed_job_runs_on_time_on_an_idle_worker(project: Project) -> None:
