@@ -39,7 +39,8 @@ def test_sigkill_mid_batch_loses_no_job(project: Project) -> None:
     assert b.poll() is None
     assert [h.result(timeout=10) for h in handles] == list(range(300))
     twice = [i for i, n in project.runs().items() if n > 1]
-    assert len(twice) <= 4 + 1  # only what the killed worker held (its slots and prefetch)
+    # Only what the killed worker held: its 4 slots and its prefetch (up to 2 * 4).
+    assert len(twice) <= 4 + 2 * 4
     out = project.stop(b)
     assert b.returncode == 0, out
     assert project.app.broker.size("default") == 0

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tinyq_core import Application, Delivery, JobFailed, Message, Retry
+from tinyq_core._worker import adaptive_prefetch
 from tinyq_memory import FakeClock, MemoryBroker, drain
 
 
@@ -206,6 +207,58 @@ def test_prefetch_is_bounded(tinyq_broker: MemoryBroker) -> None:
     gate.set()
     thread.join(5)
     assert tinyq_broker.size("default") == 0
+
+
+def test_default_prefetch_follows_job_duration() -> None:
+    assert adaptive_prefetch(8, None) == 2  # nothing measured yet: concurrency // 4
+    assert adaptive_prefetch(8, 0.001) == 16  # short jobs: 2 * concurrency
+    assert adaptive_prefetch(8, 0.1) == 4  # what 8 slots free in about PREFETCH_WAIT
+    assert adaptive_prefetch(8, 60.0) == 1  # long jobs: one, never zero
+    assert adaptive_prefetch(1, None) == 1
+
+
+def test_default_prefetch_follows_job_duration_on_a_worker(tinyq_broker: MemoryBroker) -> None:
+    """After quick jobs, a worker with the default prefetch holds 2 * concurrency jobs beyond
+    its running ones; after slow ones, one."""
+    app = Application(tinyq_broker)
+    gate = threading.Event()
+    done = {kind: threading.Semaphore(0) for kind in ("quick", "slow", "wait")}
+
+    @app.task()
+    def job(kind: str) -> None:
+        if kind == "slow":
+            time.sleep(0.3)
+        elif kind == "wait":
+            gate.wait(10)
+        done[kind].release()
+
+    def finished(kind: str, count: int) -> None:
+        for _ in range(count):
+            assert done[kind].acquire(timeout=10)
+
+    def held_after_filling(enqueued: int) -> int:
+        time.sleep(0.3)  # let the fetcher fill up
+        return enqueued - tinyq_broker.size("default")
+
+    worker = app.worker(concurrency=2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        job.map([("quick",)] * 30)
+        finished("quick", 30)
+        job.map([("wait",)] * 20)
+        assert held_after_filling(20) == 2 + 4  # 2 running, 2 * concurrency prefetched
+        gate.set()
+        finished("wait", 20)
+        gate.clear()
+        job.map([("slow",)] * 6)  # 0.3 s each: 2 slots free fewer than one job per 50 ms
+        finished("slow", 6)
+        job.map([("wait",)] * 20)
+        assert held_after_filling(20) == 2 + 1  # 2 running, 1 prefetched
+    finally:
+        gate.set()
+        worker.stop()
+        thread.join(10)
 
 
 def test_acks_and_results_are_batched(tinyq_broker: MemoryBroker) -> None:

@@ -103,7 +103,9 @@ def str_exits():
     raise StrExits()
 '''
 
-CAPACITY = 4 + 1  # what a worker started with -w 4 holds at most: its 4 slots and a prefetch of 1
+# What a worker started with -w 4 holds at most: its 4 slots and a prefetch of up to 2 * 4
+# (the default prefetch grows to that with these short jobs).
+CAPACITY = 4 + 2 * 4
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from redis_server import RedisServer
 JOBS = 100_000
 WORKERS = 3
 THREADS = 8
-PREFETCH = max(1, THREADS // 4)  # the worker's default prefetch
+PREFETCH = 2 * THREADS  # the most the worker's default prefetch grows to (short jobs)
 VISIBILITY_TIMEOUT = 3.0  # seconds; leases are renewed every second
 TIME_LIMIT = 20 * 60  # seconds for the whole soak; it takes far less
 

@@ -3,7 +3,8 @@
 Threads and their jobs:
 
 * the fetcher (the thread that calls ``run``) reserves up to the number of free slots plus a
-  small prefetch, decodes each message, dead-letters bad ones and submits the rest;
+  prefetch (by default sized by how long jobs take, see ``adaptive_prefetch``), decodes each
+  message, dead-letters bad ones and submits the rest;
 * the executor's threads run jobs; a finished job becomes an *outcome* (result plus ack, retry,
   or dead letter) in the outbox. The fetcher sends the whole outbox with its next read (group
   commit: under load many outcomes share one round trip); only while the fetcher blocks on an
@@ -44,7 +45,20 @@ logger = logging.getLogger("tinyq.worker")
 
 POLL_SECONDS = 1.0  # longest a blocking reserve waits; bounds how fast a stop is noticed
 LINGER = 0.002  # seconds a full worker waits for more finished jobs to report together
+PREFETCH_WAIT = 0.05  # seconds a prefetched job may wait for a slot, about (adaptive prefetch)
 MAX_BACKOFF = 5.0
+
+
+def adaptive_prefetch(concurrency: int, job_seconds: float | None) -> int:
+    """The default prefetch: the jobs that free slots take in about PREFETCH_WAIT, from 1 to
+    2 * concurrency (Dramatiq's default). Short jobs get a deep prefetch, so one round trip
+    reports and reserves many jobs and no thread waits for the next batch; long jobs get 1, so
+    a worker does not hoard jobs that another worker could start now. ``job_seconds`` is the
+    average run time so far; before any job finished (None): concurrency // 4."""
+    if job_seconds is None:
+        return max(1, concurrency // 4)
+    wanted = concurrency * PREFETCH_WAIT / max(job_seconds, 1e-6)
+    return max(1, min(2 * concurrency, int(wanted)))
 
 
 @attrs.define(eq=False)
@@ -88,11 +102,11 @@ class Worker:
         self.app = app
         self.concurrency = concurrency
         self.queues = list(queues or ["default"])
-        self.prefetch = max(1, concurrency // 4) if prefetch is None else prefetch
+        self.prefetch = prefetch  # None: adaptive_prefetch
         self.shutdown_timeout = shutdown_timeout
         self.executor: Executor[_Work] = app.registry.executor(executor)
-        self._capacity = concurrency + self.prefetch if executor != "inline" else 1
-        self._batch_goal = max(1, concurrency // 2)
+        self._inline = executor == "inline"
+        self._job_seconds: float | None = None  # a running average of the jobs' run time
         self._lock = threading.Condition()
         self._held: set[_Work] = set()
         self._zombies: set[_Work] = set()  # timed out, but the thread has not returned yet
@@ -131,6 +145,15 @@ class Worker:
 
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGTERM, handle)
+
+    def _capacity(self) -> int:
+        """How many jobs this worker may hold: its slots plus the prefetch."""
+        if self._inline:
+            return 1
+        prefetch = self.prefetch
+        if prefetch is None:
+            prefetch = adaptive_prefetch(self.concurrency, self._job_seconds)
+        return self.concurrency + prefetch
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -177,14 +200,17 @@ class Worker:
     def _fetch_once(self, broker: Any, burst: bool) -> bool:
         """Report finished jobs and reserve the next batch in one broker call, and submit it;
         False when a burst has nothing left."""
+        capacity = self._capacity()
         with self._lock:
-            free = self._capacity - len(self._held) - len(self._zombies)
+            free = capacity - len(self._held) - len(self._zombies)
             if free <= 0 and not self._outbox:
                 # Full: finishing jobs leave their outcomes for us instead of flushing them,
                 # so the report and the next reserve share one round trip. After the first
-                # one, linger a moment for more: a bigger batch for the same round trip.
+                # one, linger a moment for more (up to a slot per thread, or the prefetch
+                # when smaller): a bigger batch for the same round trip.
+                goal = min(self.concurrency, capacity - self.concurrency)
                 if self._lock.wait(POLL_SECONDS):
-                    self._lock.wait_for(lambda: len(self._outbox) >= self._batch_goal, LINGER)
+                    self._lock.wait_for(lambda: len(self._outbox) >= goal, LINGER)
                 return True
         if burst:
             broker.move_due(self.queues)
@@ -282,6 +308,7 @@ class Worker:
             logger.info("Got a job: %r", job)
         value: Any = None
         error: BaseException | None = None
+        started = time.monotonic()
         try:
             try:
                 if task.is_async:
@@ -294,6 +321,9 @@ class Worker:
                 self._leave_user_code(work)
         except JobTimeout as exc:  # a timeout that arrived just after the job returned
             error = error or exc
+        # Unlocked: threads may race on this average, and losing one sample does not matter.
+        took, average = time.monotonic() - started, self._job_seconds
+        self._job_seconds = took if average is None else average + (took - average) * 0.1
         self._complete(work, value, error)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Finish run job %r", job)
