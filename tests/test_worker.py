@@ -215,6 +215,8 @@ def test_default_prefetch_follows_job_duration() -> None:
     assert adaptive_prefetch(8, 0.1) == 4  # what 8 slots free in about PREFETCH_WAIT
     assert adaptive_prefetch(8, 60.0) == 1  # long jobs: one, never zero
     assert adaptive_prefetch(1, None) == 1
+    assert adaptive_prefetch(8, 0.01, stuck=6) == 10  # 2 slots still free up every 10 ms
+    assert adaptive_prefetch(8, 0.001, stuck=8) == 1  # every slot held by a long job
 
 
 def test_default_prefetch_follows_job_duration_on_a_worker(tinyq_broker: MemoryBroker) -> None:
@@ -255,6 +257,41 @@ def test_default_prefetch_follows_job_duration_on_a_worker(tinyq_broker: MemoryB
         finished("slow", 6)
         job.map([("wait",)] * 20)
         assert held_after_filling(20) == 2 + 1  # 2 running, 1 prefetched
+    finally:
+        gate.set()
+        worker.stop()
+        thread.join(10)
+
+
+def test_long_jobs_after_short_ones_shrink_the_prefetch_at_once(
+    tinyq_broker: MemoryBroker,
+) -> None:
+    """Jobs running far longer than the average so far count as stuck: a worker whose slots
+    all run such jobs prefetches one job, not the deep prefetch the short jobs earned."""
+    app = Application(tinyq_broker)
+    gate = threading.Event()
+    quick_done = threading.Semaphore(0)
+
+    @app.task()
+    def job(kind: str) -> None:
+        if kind == "quick":
+            quick_done.release()
+        else:
+            gate.wait(10)
+
+    worker = app.worker(concurrency=2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        job.map([("quick",)] * 30)
+        for _ in range(30):
+            assert quick_done.acquire(timeout=10)
+        job.map([("wait",)] * 2)
+        # Longer than one blocking read (1 s), so the next read is sized with both slots stuck.
+        time.sleep(1.3)
+        job.map([("wait",)] * 20)
+        time.sleep(0.3)
+        assert 22 - tinyq_broker.size("default") == 2 + 1  # 2 running, 1 prefetched
     finally:
         gate.set()
         worker.stop()

@@ -49,15 +49,16 @@ PREFETCH_WAIT = 0.05  # seconds a prefetched job may wait for a slot, about (ada
 MAX_BACKOFF = 5.0
 
 
-def adaptive_prefetch(concurrency: int, job_seconds: float | None) -> int:
+def adaptive_prefetch(concurrency: int, job_seconds: float | None, stuck: int = 0) -> int:
     """The default prefetch: the jobs that free slots take in about PREFETCH_WAIT, from 1 to
     2 * concurrency (Dramatiq's default). Short jobs get a deep prefetch, so one round trip
     reports and reserves many jobs and no thread waits for the next batch; long jobs get 1, so
     a worker does not hoard jobs that another worker could start now. ``job_seconds`` is the
-    average run time so far; before any job finished (None): concurrency // 4."""
+    average run time so far (None before any job finished: concurrency // 4); ``stuck`` slots
+    run a job already far longer than that, so they free no slot soon."""
     if job_seconds is None:
         return max(1, concurrency // 4)
-    wanted = concurrency * PREFETCH_WAIT / max(job_seconds, 1e-6)
+    wanted = (concurrency - stuck) * PREFETCH_WAIT / max(job_seconds, 1e-6)
     return max(1, min(2 * concurrency, int(wanted)))
 
 
@@ -69,6 +70,7 @@ class _Work:
     job: Job
     task: Task[Any, Any]
     thread_id: int | None = None
+    started: float | None = None  # monotonic time the job started running
     deadline: float | None = None
     in_user_code: bool = False
     finished: bool = False  # an outcome was decided (by the job, a timeout, or a cold stop)
@@ -147,13 +149,21 @@ class Worker:
         signal.signal(signal.SIGTERM, handle)
 
     def _capacity(self) -> int:
-        """How many jobs this worker may hold: its slots plus the prefetch."""
+        """How many jobs this worker may hold: its slots plus the prefetch. Called with the
+        lock held."""
         if self._inline:
             return 1
-        prefetch = self.prefetch
-        if prefetch is None:
-            prefetch = adaptive_prefetch(self.concurrency, self._job_seconds)
-        return self.concurrency + prefetch
+        if self.prefetch is not None:
+            return self.concurrency + self.prefetch
+        average = self._job_seconds
+        stuck = 0
+        if average is not None:
+            # A job running much longer than the average holds its slot: after short jobs, a
+            # few long ones must not leave the deep prefetch of the short ones in place.
+            since = time.monotonic() - max(PREFETCH_WAIT, 4 * average)
+            stuck = sum(1 for w in self._held if w.started is not None and w.started < since
+                        and not w.finished)
+        return self.concurrency + adaptive_prefetch(self.concurrency, average, stuck)
 
     # -- main loop ---------------------------------------------------------------------------
 
@@ -200,8 +210,8 @@ class Worker:
     def _fetch_once(self, broker: Any, burst: bool) -> bool:
         """Report finished jobs and reserve the next batch in one broker call, and submit it;
         False when a burst has nothing left."""
-        capacity = self._capacity()
         with self._lock:
+            capacity = self._capacity()
             free = capacity - len(self._held) - len(self._zombies)
             if free <= 0 and not self._outbox:
                 # Full: finishing jobs leave their outcomes for us instead of flushing them,
@@ -300,15 +310,15 @@ class Worker:
             if work.finished:  # given back by a cold stop before it started
                 return
             work.thread_id = threading.get_ident()
+            work.started = started = time.monotonic()
             if task.options.timeout is not None:
-                work.deadline = time.monotonic() + task.options.timeout
+                work.deadline = started + task.options.timeout
                 self._keeper_wake.set()
             work.in_user_code = True
         if logger.isEnabledFor(logging.INFO):
             logger.info("Got a job: %r", job)
         value: Any = None
         error: BaseException | None = None
-        started = time.monotonic()
         try:
             try:
                 if task.is_async:
