@@ -288,7 +288,7 @@ def test_long_jobs_after_short_ones_shrink_the_prefetch_at_once(
             assert quick_done.acquire(timeout=10)
         job.map([("wait",)] * 2)
         # Longer than one blocking read (1 s), so the next read is sized with both slots stuck.
-        time.sleep(1.3)
+        time.sleep(1.6)
         job.map([("wait",)] * 20)
         time.sleep(0.3)
         assert 22 - tinyq_broker.size("default") == 2 + 1  # 2 running, 1 prefetched
