@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +11,25 @@ import tinyq_core
 import tinyq_memory
 import tinyq_redis
 
+# For application authors.
 CORE_API = {
-    "Application", "BadMessage", "Broker", "BrokerError", "BrokerUnavailable",
-    "ConfigurationError", "DeadLetter", "Delivery", "DuplicateTaskError", "Executor", "Job",
-    "JobFailed", "JobHandle", "JobStatus", "JobTimeout", "Message", "MessageTooLarge",
-    "PluginError", "Registry",
-    "Result", "ResultBackend", "Retry", "Serializer", "SerializationError", "Task",
-    "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__", "hookimpl",
+    "Application", "AsyncTask", "BrokerError", "BrokerUnavailable", "ConfigurationError",
+    "DuplicateTaskError", "JobFailed", "JobHandle", "JobStatus", "JobTimeout",
+    "MessageTooLarge", "PluginError", "Retry", "SerializationError", "Task", "TaskDecorator",
+    "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__",
+}
+# For plugin authors.
+PLUGIN_API = {
+    "BadMessage", "Broker", "BrokerAdmin", "BrokerError", "BrokerFactory", "BrokerUnavailable",
+    "ConfigurationError", "DeadLetter", "Delivery", "Executor", "ExecutorFactory", "Job",
+    "JobStatus", "Message", "PluginError", "Registry", "Result", "ResultBackend",
+    "SerializationError", "Serializer", "SerializerFactory", "SettleRequest", "hookimpl",
+    "hookspec", "redact_uri",
+}
+# Names that were in tinyq_core before the split: still importable from there.
+MOVED = {
+    "BadMessage", "Broker", "DeadLetter", "Delivery", "Executor", "Job", "Message",
+    "Registry", "Result", "ResultBackend", "Serializer", "hookimpl",
 }
 MEMORY_API = {"Clock", "FakeClock", "MemoryBroker", "MemoryResultBackend", "drain"}
 
@@ -26,7 +39,32 @@ def test_core_exports_exactly_the_public_api() -> None:
     for name in CORE_API:
         assert hasattr(tinyq_core, name), name
     public = {n for n in vars(tinyq_core) if not n.startswith("_")}
-    assert public - {"testing"} == CORE_API - {"__version__"}  # testing: a submodule
+    # Submodules: the plugin authors' and the plugin tests' API.
+    assert public - {"testing", "plugin"} == CORE_API - {"__version__"}
+
+
+def test_plugin_module_exports_exactly_the_plugin_api() -> None:
+    import tinyq_core.plugin
+
+    assert set(tinyq_core.plugin.__all__) == PLUGIN_API
+    public = {n for n in vars(tinyq_core.plugin) if not n.startswith("_")}
+    assert public - {"annotations"} == PLUGIN_API
+
+
+def test_moved_names_still_import_from_tinyq_core() -> None:
+    import tinyq_core.plugin
+
+    for name in MOVED:
+        assert getattr(tinyq_core, name) is getattr(tinyq_core.plugin, name), name
+    assert not hasattr(tinyq_core, "NoSuchName")
+
+
+def test_extensions_import_no_private_core_module() -> None:
+    """tinyq-memory and tinyq-redis use tinyq_core's public modules only."""
+    root = Path(__file__).resolve().parents[1]
+    for package in ("tinyq-memory/src/tinyq_memory", "tinyq-redis/src/tinyq_redis"):
+        for path in (root / package).glob("*.py"):
+            assert "tinyq_core._" not in path.read_text(), path
 
 
 def test_memory_exports_exactly_the_public_api() -> None:
@@ -39,7 +77,7 @@ def test_contract_names_from_the_issue() -> None:
     from tinyq_core import Application, JobFailed, TinyqError  # noqa: F401
 
     assert issubclass(JobFailed, TinyqError)
-    assert tinyq_core.__version__
+    assert tinyq_core.__version__ == importlib.metadata.version("tinyq-dev")
 
 
 def test_redis_exports_exactly_the_public_api() -> None:

@@ -2,11 +2,15 @@
 
 >>> from tinyq_core import Application
 >>> app = Application("memory://")
+
+This module is the API for application authors. Plugin authors import from
+``tinyq_core.plugin``, plugin tests from ``tinyq_core.testing``.
 """
+
+from typing import Any as _Any
 
 from ._app import Application
 from ._errors import (
-    BadMessage,
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
@@ -20,48 +24,52 @@ from ._errors import (
     TinyqError,
     UnknownTaskError,
 )
-from ._interfaces import Broker, Executor, ResultBackend, Serializer
-from ._plugins import Registry, hookimpl
-from ._task import JobHandle, Task, TaskOptions
-from ._types import DeadLetter, Delivery, Job, JobStatus, Message, Result
+from ._task import AsyncTask, JobHandle, Task, TaskDecorator, TaskOptions
+from ._types import JobStatus
 from ._version import __version__
 from ._worker import Worker
 
 __all__ = [
     "Application",
-    "BadMessage",
-    "Broker",
+    "AsyncTask",
     "BrokerError",
     "BrokerUnavailable",
     "ConfigurationError",
-    "DeadLetter",
-    "Delivery",
     "DuplicateTaskError",
-    "Executor",
-    "Job",
     "JobFailed",
     "JobHandle",
     "JobStatus",
     "JobTimeout",
-    "Message",
     "MessageTooLarge",
     "PluginError",
-    "Registry",
-    "Result",
-    "ResultBackend",
     "Retry",
     "SerializationError",
-    "Serializer",
     "Task",
+    "TaskDecorator",
     "TaskOptions",
     "TinyqError",
     "UnknownTaskError",
     "Worker",
     "__version__",
-    "hookimpl",
 ]
 
+# Names that lived here before the API was split by audience; they keep working, from their
+# new home, without being part of this module's API.
+_MOVED_TO_PLUGIN = frozenset({
+    "BadMessage", "Broker", "DeadLetter", "Delivery", "Executor", "Job", "Message",
+    "Registry", "Result", "ResultBackend", "Serializer", "hookimpl",
+})
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _MOVED_TO_PLUGIN:
+        from . import plugin  # on demand: most applications never need it
+
+        return getattr(plugin, name)
+    raise AttributeError(f"module 'tinyq_core' has no attribute {name!r}")
+
+
 # A library stays quiet unless the application configures logging (the CLI does).
-import logging as _logging
+import logging as _logging  # noqa: E402
 
 _logging.getLogger("tinyq").addHandler(_logging.NullHandler())

@@ -17,8 +17,9 @@ from ._errors import (
     SerializationError,
     UnknownTaskError,
 )
-from ._interfaces import Broker, ResultBackend, Serializer
-from ._plugins import Registry, build_registry, redact_uri
+from ._interfaces import Broker, BrokerAdmin, ResultBackend, Serializer
+from ._plugins import Registry, build_registry
+from ._uri import redact_uri
 from ._task import AsyncTask, JobHandle, Task, TaskDecorator, TaskOptions, new_job_id
 from ._types import Job, Message, Result
 
@@ -209,8 +210,9 @@ class Application:
 
     def _find_queue(self, job_id: str) -> str | None:
         """The known queue that holds ``job_id`` or its result, if any."""
+        broker = self.broker
         for queue in sorted(self.known_queues()):
-            if self.broker.status(job_id, queue) != "unknown":
+            if isinstance(broker, BrokerAdmin) and broker.status(job_id, queue) != "unknown":
                 return queue
             if self.results.get(job_id, 0, queue) is not None:
                 return queue

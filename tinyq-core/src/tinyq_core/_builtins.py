@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._executors import InlineExecutor, ThreadExecutor
-from ._plugins import Registry, hookimpl
+from ._hooks import hookimpl
 from ._serializers import CloudpickleSerializer, JSONSerializer
+
+if TYPE_CHECKING:  # the registry module imports this one to register it
+    from ._plugins import Registry
 
 
 @hookimpl

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from ._app import Application
 from ._errors import BrokerUnavailable, TinyqError
-from ._plugins import redact_uri
 from ._supervisor import Supervisor, watch_parent
+from ._uri import redact_uri
 from ._version import __version__
 
 logger = logging.getLogger("tinyq.runner")

@@ -67,6 +67,8 @@ class ThreadExecutor(Executor[T], Generic[T]):
 class InlineExecutor(Executor[T], Generic[T]):
     """Runs each item at once in the submitting thread: one job at a time, easy to debug."""
 
+    inline = True
+
     def __init__(self) -> None:
         self._run: Callable[[T], None] | None = None
 

@@ -1,7 +1,11 @@
-"""The four interfaces a plugin can implement: Broker, ResultBackend, Serializer, Executor.
+"""The interfaces a plugin can implement: Broker (and its optional admin tier BrokerAdmin),
+ResultBackend, Serializer, Executor.
 
 They are deliberately small. A broker moves opaque message bodies with at-least-once delivery;
 everything about tasks, arguments, signing and retries stays in the application and the worker.
+A broker must implement the eight abstract methods of :class:`Broker` and offer a result
+backend; :class:`BrokerAdmin` adds what inspection and the admin commands need, and the core
+checks for it with ``isinstance``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ._errors import ConfigurationError
-from ._types import DeadLetter, Delivery, JobStatus, Message, Result
+from ._types import DeadLetter, Delivery, JobStatus, Message, Result, SettleRequest
 
 T = TypeVar("T")
 
@@ -36,13 +40,20 @@ class ResultBackend(abc.ABC):
 
 
 class Broker(abc.ABC):
-    """Moves messages from producers to workers, at least once.
+    """Moves messages from producers to workers, at least once (the required tier).
 
     A reserved message is leased for ``visibility_timeout`` seconds: unless it is renewed, acked,
     nacked or dead-lettered by then, ``recover`` makes it deliverable again.
+
+    ``poll_interval`` says how a blocked ``reserve`` learns of a message enqueued by another
+    process: ``None`` (the default) means it is woken at once (Redis, a server that blocks);
+    a number of seconds means it looks again at that interval, so a job enqueued elsewhere may
+    wait that long before it starts. A broker that lives in one process only (``memory://``)
+    keeps ``None``: nothing else can enqueue to it.
     """
 
     visibility_timeout: float = 30.0
+    poll_interval: float | None = None
 
     @abc.abstractmethod
     def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
@@ -95,6 +106,42 @@ class Broker(abc.ABC):
         whose ``reserve`` delivers due messages anyway, or that cannot be woken."""
         return False
 
+    def settle_and_reserve(self, request: SettleRequest) -> list[Delivery]:
+        """The worker's whole report and next fetch (its hot path): store ``request.results``
+        in this broker's own result backend, then ack ``request.acks``, then reserve up to
+        ``request.count`` (none when 0). The worker passes results here only when the
+        application uses :meth:`result_backend`; with another backend it stores them itself
+        first. A broker that can do it in one round trip overrides this; the default makes up
+        to three calls in that order."""
+        if request.results:
+            self.result_backend().store(request.results, request.result_ttl)
+        if request.acks:
+            self.ack(request.acks)
+        if request.count <= 0:
+            return []
+        return self.reserve(request.queues, request.count, request.timeout)
+
+    def ping(self) -> None:  # noqa: B027 - brokers without a connection have nothing to check
+        """Raise :class:`BrokerUnavailable` when the broker cannot be reached."""
+
+    def result_backend(self) -> ResultBackend:
+        """The result backend that lives beside this broker, if it has one."""
+        raise ConfigurationError(
+            f"{type(self).__name__} has no result backend: pass result_backend= to Application"
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections."""
+
+
+class BrokerAdmin(abc.ABC):
+    """The optional admin tier of a broker: inspection and repair, for job handles'
+    ``status()``, the admin commands and dashboards. A broker offers it by inheriting it
+    beside :class:`Broker` (``class MyBroker(Broker, BrokerAdmin)``); without it,
+    ``JobHandle.status()`` knows only stored results, and the admin tests of the contract
+    suite are skipped.
+    """
+
     @abc.abstractmethod
     def status(self, job_id: str, queue: str = "default") -> JobStatus:
         """``"queued"``, ``"scheduled"``, ``"started"`` (leased) or ``"unknown"`` (not a
@@ -103,6 +150,15 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def size(self, queue: str) -> int:
         """Messages waiting in ``queue`` (due or delayed), not counting leased ones."""
+
+    @abc.abstractmethod
+    def count_leased(self, queue: str) -> int:
+        """Messages of ``queue`` leased to a consumer now (running or prefetched)."""
+
+    @abc.abstractmethod
+    def queues(self) -> list[str]:
+        """The names of the queues this broker holds messages, delayed messages or dead
+        letters for, sorted."""
 
     @abc.abstractmethod
     def purge(self, queue: str) -> int:
@@ -119,37 +175,6 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; return how many."""
-
-    def settle_and_reserve(
-        self,
-        backend: ResultBackend,
-        results: Sequence[Result],
-        ttl: float,
-        acks: Sequence[Delivery],
-        queues: Sequence[str],
-        count: int,
-        timeout: float,
-    ) -> list[Delivery]:
-        """Store ``results`` in ``backend``, then ack ``acks``, then reserve up to ``count``
-        (none when 0): the worker's whole report and next fetch. A broker that can do it in
-        one round trip overrides this; the default makes up to three calls in that order."""
-        if results:
-            backend.store(results, ttl)
-        if acks:
-            self.ack(acks)
-        return self.reserve(queues, count, timeout) if count > 0 else []
-
-    def ping(self) -> None:  # noqa: B027 - brokers without a connection have nothing to check
-        """Raise :class:`BrokerUnavailable` when the broker cannot be reached."""
-
-    def result_backend(self) -> ResultBackend:
-        """The result backend that lives beside this broker, if it has one."""
-        raise ConfigurationError(
-            f"{type(self).__name__} has no result backend: pass result_backend= to Application"
-        )
-
-    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
-        """Release connections."""
 
 
 class Serializer(abc.ABC):
@@ -170,8 +195,12 @@ class Executor(abc.ABC, Generic[T]):
     """Runs work items on behalf of the worker.
 
     The worker never submits more items than ``concurrency`` at a time minus the running ones,
-    so an executor needs no queue of its own beyond hand-off.
+    so an executor needs no queue of its own beyond hand-off. ``inline`` is true for an
+    executor that runs each item in the submitting thread (``submit`` returns when it is
+    done): the worker then holds one job at a time.
     """
+
+    inline: bool = False
 
     @abc.abstractmethod
     def start(self, concurrency: int, run: Callable[[T], None]) -> None:

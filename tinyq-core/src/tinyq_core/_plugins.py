@@ -14,20 +14,19 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote_plus
 
 import attrs
 import pluggy
 
+from . import _builtins
 from ._errors import PluginError
+from ._hooks import PROJECT, HookSpecs
 from ._interfaces import Broker, Executor, Serializer
+from ._uri import redact_uri
 
 logger = logging.getLogger("tinyq.plugins")
 
-hookspec = pluggy.HookspecMarker("tinyq")
-hookimpl = pluggy.HookimplMarker("tinyq")
-
-BrokerFactory = Callable[..., Broker]  # factory(uri, **options) -> Broker
+BrokerFactory = Callable[[str], Broker]  # factory(uri) -> Broker; options ride in the URI
 SerializerFactory = Callable[[], Serializer]
 ExecutorFactory = Callable[[], Executor[Any]]
 
@@ -45,36 +44,6 @@ KNOWN_PROVIDERS = {
     "rediss+sentinel": "tinyq-redis",
     "memory": "tinyq-memory",
 }
-
-
-SECRET_QUERY_OPTIONS = {"password", "ssl_password"}
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with its passwords (in the userinfo or the query) replaced by ``***``, fit for
-    logs and error messages. Split by hand, not by urlsplit: a URI may list several hosts
-    (``redis+cluster://a:1,b:2``) or fail to parse, and its secrets must go all the same."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return uri
-    rest, qmark, query = rest.partition("?")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    if query:
-        query = "&".join(
-            f"{name}=***" if unquote_plus(name) in SECRET_QUERY_OPTIONS
-            else f"{name}={value}" if eq else name
-            for name, eq, value in (item.partition("=") for item in query.split("&"))
-        )
-    return f"{scheme}://{userinfo}{at}{hosts}{slash}{path}{qmark}{query}"
-
-
-class HookSpecs:
-    @hookspec
-    def tinyq_register(self, registry: Registry) -> None:
-        """Add the brokers, serializers and executors this plugin provides to ``registry``."""
 
 
 @attrs.define
@@ -101,19 +70,25 @@ class Registry:
         table[name] = _Entry(factory, self._current)
 
     def add_broker(self, scheme: str, factory: BrokerFactory) -> None:
-        """Register a broker for URIs ``scheme://...``; ``factory(uri, **options)``."""
+        """Register a broker for URIs ``scheme://...``: ``factory(uri)`` returns a Broker
+        without connecting yet. The broker's options come from the URI's query string
+        (``scheme://host/?visibility_timeout=5``); the factory rejects unknown ones."""
         self._add("broker", scheme, factory)
 
     def add_serializer(self, name: str, factory: SerializerFactory) -> None:
+        """Register a serializer chosen by ``Application(serializer=name)``; ``factory()``."""
         self._add("serializer", name, factory)
 
     def add_executor(self, name: str, factory: ExecutorFactory) -> None:
+        """Register an executor chosen by ``Application(executor=name)``; ``factory()``."""
         self._add("executor", name, factory)
 
     def names(self, kind: str) -> list[str]:
+        """The registered names of ``kind`` (``"broker"``, ``"serializer"``, ``"executor"``)."""
         return sorted(self._kinds[kind])
 
     def provider(self, kind: str, name: str) -> str:
+        """The plugin that registered ``name``."""
         return self._kinds[kind][name].plugin
 
     def check_broker_uri(self, uri: str) -> _Entry:
@@ -124,8 +99,9 @@ class Registry:
             raise PluginError(self._unknown_scheme(uri, scheme))
         return entry
 
-    def broker(self, uri: str, **options: Any) -> Broker:
-        broker: Broker = self.check_broker_uri(uri).factory(uri, **options)
+    def broker(self, uri: str) -> Broker:
+        """A new broker for ``uri``, from the factory registered for its scheme."""
+        broker: Broker = self.check_broker_uri(uri).factory(uri)
         return broker
 
     def _unknown_scheme(self, uri: str, scheme: str) -> str:
@@ -185,9 +161,7 @@ def _entry_point_plugins() -> tuple[list[tuple[str, Any]], dict[str, str]]:
 def build_registry(plugins: Iterable[Any] = ()) -> Registry:
     """A registry holding the built-ins, the installed plugins (unless autoload is disabled)
     and ``plugins`` (modules or objects with a ``tinyq_register`` hook implementation)."""
-    from . import _builtins
-
-    pm = pluggy.PluginManager("tinyq")
+    pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
     registry = Registry()
     pm.register(_builtins, name="tinyq_core")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ca
 import attrs
 
 from ._errors import JobFailed, SerializationError
+from ._interfaces import BrokerAdmin
 from ._types import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ class JobHandle(Generic[R]):
         outcome = self._app._fetch_outcome(self.id, 0, queue)
         if outcome is not None:
             return "succeeded" if outcome.get("ok") else "failed"
-        return self._app.broker.status(self.id, queue)
+        broker = self._app.broker
+        return broker.status(self.id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
 
     def _locate(self) -> str | None:
         if self.queue is None:

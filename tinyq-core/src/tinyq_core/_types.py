@@ -1,7 +1,12 @@
-"""Small frozen value types passed between the application, the worker and brokers."""
+"""Small frozen value types passed between the application, the worker and brokers.
+
+Every field is part of the plugin interface: a broker reads and builds these, and nothing else
+of tinyq's internals.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import attrs
@@ -13,8 +18,12 @@ JobStatus = Literal["queued", "scheduled", "started", "succeeded", "failed", "un
 class Message:
     """An encoded job as a broker stores it.
 
-    ``body`` is opaque to the broker (serialized and, when configured, signed by the application).
-    ``due`` is a Unix time before which the job must not be delivered; ``None`` means now.
+    * ``id``: the job id, unique among the jobs waiting or leased in ``queue``; enqueueing a
+      message whose id is still waiting or leased there adds nothing (a producer's retry).
+    * ``queue``: the queue's name.
+    * ``body``: opaque bytes (serialized and, when configured, signed by the application);
+      a broker stores and returns them unchanged and never decodes them.
+    * ``due``: a Unix time before which the message must not be delivered; ``None``: now.
     """
 
     id: str
@@ -27,8 +36,14 @@ class Message:
 class Delivery:
     """A message handed to one consumer under a lease.
 
-    ``attempts`` counts the deliveries of this message (1 the first time); a message given back
-    with ``nack`` starts counting again. ``receipt`` is the broker's own handle for ack and renew.
+    * ``message``: the message as enqueued (or as last given back with a new body).
+    * ``attempts``: the deliveries of this message so far, 1 the first time; a lease that
+      expired and was recovered counts on, a message given back with ``nack`` starts again.
+    * ``receipt``: the broker's own handle for this delivery (a stream entry id, a row id, a
+      lease key). The worker passes it back unchanged in ``renew``, ``ack``, ``nack`` and
+      ``dead_letter``; its type is the broker's business. Two deliveries of one message (a
+      lease that expired and was handed out again) have different receipts, so a late report
+      about the old one must not touch the new one.
     """
 
     message: Message
@@ -37,16 +52,25 @@ class Delivery:
 
     @property
     def id(self) -> str:
+        """The message's (job's) id."""
         return self.message.id
 
     @property
     def queue(self) -> str:
+        """The message's queue."""
         return self.message.queue
 
 
 @attrs.frozen
 class DeadLetter:
-    """A message removed from its queue for good, with why."""
+    """A message removed from its queue for good, with why.
+
+    * ``message``: the message as it was last delivered.
+    * ``reason``: the short cause (``"failed after 3 attempt(s)"``, ``"unknown task ..."``).
+    * ``error``: the job's exception as ``"Type: message"``, when it raised.
+    * ``attempts``: the delivery count of its last delivery.
+    * ``failed_at``: the Unix time it was dead-lettered.
+    """
 
     message: Message
     reason: str
@@ -57,12 +81,35 @@ class DeadLetter:
 
 @attrs.frozen
 class Result:
-    """The outcome of a job as the result backend stores it; ``body`` is encoded like a message.
-    ``queue`` is the job's queue (a backend may keep results beside their queue)."""
+    """The outcome of a job as the result backend stores it.
+
+    * ``job_id``: the job's id; a later result for the same id replaces the earlier one.
+    * ``body``: opaque bytes, encoded and signed like a message body.
+    * ``queue``: the job's queue (a backend may keep results beside their queue).
+    """
 
     job_id: str
     body: bytes
     queue: str = "default"
+
+
+@attrs.frozen(kw_only=True)
+class SettleRequest:
+    """A worker's report and its next fetch, for :meth:`Broker.settle_and_reserve`.
+
+    In this order: store ``results`` (each expiring ``result_ttl`` seconds later) in the
+    broker's own result backend, then acknowledge ``acks``, then reserve up to ``count``
+    messages from ``queues`` (none when ``count`` is 0), blocking up to ``timeout`` seconds
+    while none is due. A result is stored before its job's ack, so a failure between the
+    two never loses a result: the job stays leased and runs again.
+    """
+
+    results: Sequence[Result] = ()
+    result_ttl: float = 24 * 3600.0
+    acks: Sequence[Delivery] = ()
+    queues: Sequence[str] = ()
+    count: int = 0
+    timeout: float = 0.0
 
 
 @attrs.frozen(repr=False)

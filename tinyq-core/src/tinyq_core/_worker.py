@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import BadMessage, JobTimeout, Retry
-from ._types import Delivery, Job, Result
+from ._types import Delivery, Job, Result, SettleRequest
 
 if TYPE_CHECKING:
     from ._app import Application
@@ -107,7 +107,7 @@ class Worker:
         self.prefetch = prefetch  # None: adaptive_prefetch
         self.shutdown_timeout = shutdown_timeout
         self.executor: Executor[_Work] = app.registry.executor(executor)
-        self._inline = executor == "inline"
+        self._inline = self.executor.inline
         self._job_seconds: float | None = None  # a running average of the jobs' run time
         self._lock = threading.Condition()
         self._held: set[_Work] = set()
@@ -476,11 +476,13 @@ class Worker:
         results = [o.result for o in plain if o.result is not None]
         if count <= 0 and not plain:
             return []
-        deliveries: list[Delivery] = broker.settle_and_reserve(
-            app.results, results, app.result_ttl, [o.delivery for o in plain],
-            self.queues, count, timeout,
-        )
-        return deliveries
+        if results and app._explicit_results is not None:
+            app.results.store(results, app.result_ttl)
+            results = []
+        return broker.settle_and_reserve(SettleRequest(
+            results=results, result_ttl=app.result_ttl, acks=[o.delivery for o in plain],
+            queues=self.queues, count=count, timeout=timeout,
+        ))
 
     # -- housekeeping ------------------------------------------------------------------------
 

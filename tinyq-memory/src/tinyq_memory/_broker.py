@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from tinyq_core import (
+from tinyq_core.plugin import (
     Broker,
+    BrokerAdmin,
     BrokerUnavailable,
     DeadLetter,
     Delivery,
@@ -65,7 +66,7 @@ class _Base:
         return True
 
 
-class MemoryBroker(_Base, Broker):
+class MemoryBroker(_Base, Broker, BrokerAdmin):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:
@@ -215,6 +216,20 @@ class MemoryBroker(_Base, Broker):
             return len(self._ready.get(queue, ())) + sum(
                 1 for _, _, m in self._delayed if m.queue == queue
             )
+
+    def count_leased(self, queue: str) -> int:
+        with self._cond:
+            self._check()
+            return sum(1 for lease in self._leases.values() if lease.message.queue == queue)
+
+    def queues(self) -> list[str]:
+        with self._cond:
+            self._check()
+            names = {q for q, ready in self._ready.items() if ready}
+            names |= {m.queue for _, _, m in self._delayed}
+            names |= {lease.message.queue for lease in self._leases.values()}
+            names |= {q for q, letters in self._dead.items() if letters}
+            return sorted(names)
 
     def purge(self, queue: str) -> int:
         with self._cond:

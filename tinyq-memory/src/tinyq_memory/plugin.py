@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tinyq_core import ConfigurationError, Registry, hookimpl
+from tinyq_core.plugin import ConfigurationError, Registry, hookimpl
 
 from ._broker import MemoryBroker
 
 
-def make_broker(uri: str, **options: Any) -> MemoryBroker:
+def make_broker(uri: str) -> MemoryBroker:
     """``memory://`` or ``memory://?visibility_timeout=5``."""
     query = {k: v[-1] for k, v in parse_qs(urlsplit(uri).query).items()}
-    query.update({k: str(v) for k, v in options.items()})
     unknown = set(query) - {"visibility_timeout"}
     if unknown:
         raise ConfigurationError(

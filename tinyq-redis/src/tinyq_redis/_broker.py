@@ -39,8 +39,9 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from tinyq_core import (
+from tinyq_core.plugin import (
     Broker,
+    BrokerAdmin,
     BrokerError,
     ConfigurationError,
     DeadLetter,
@@ -48,7 +49,7 @@ from tinyq_core import (
     JobStatus,
     Message,
     Result,
-    ResultBackend,
+    SettleRequest,
 )
 
 from ._cluster import FirstOf
@@ -88,7 +89,7 @@ def _count(value: Any) -> int:
         return 0
 
 
-class RedisBroker(Broker):
+class RedisBroker(Broker, BrokerAdmin):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(
@@ -219,28 +220,17 @@ class RedisBroker(Broker):
             return []
         return self._reserve_with(self._pipeline(), queues, count, timeout)
 
-    def settle_and_reserve(
-        self,
-        backend: ResultBackend,
-        results: Sequence[Result],
-        ttl: float,
-        acks: Sequence[Delivery],
-        queues: Sequence[str],
-        count: int,
-        timeout: float,
-    ) -> list[Delivery]:
+    def settle_and_reserve(self, request: SettleRequest) -> list[Delivery]:
         """Results, acks and the next read in one pipeline: one round trip per batch. The
         server runs them in order, so a job is acknowledged only after its result is stored,
         and both happen before the read blocks."""
-        if backend is not self._results:
-            return super().settle_and_reserve(backend, results, ttl, acks, queues, count, timeout)
         pipe = self._pipeline()
-        self._add_settle(pipe, results, ttl, acks)
-        if count <= 0:
+        self._add_settle(pipe, request.results, request.result_ttl, request.acks)
+        if request.count <= 0:
             with translate_errors(self.where):
                 execute(self.client, pipe)
             return []
-        return self._reserve_with(pipe, queues, count, timeout)
+        return self._reserve_with(pipe, request.queues, request.count, request.timeout)
 
     def _add_settle(
         self,
@@ -448,6 +438,24 @@ class RedisBroker(Broker):
             pipe.zcard(keys.delayed)
             length, pending, delayed = pipe.execute()
         return int(length) - int(pending["pending"]) + int(delayed)
+
+    def count_leased(self, queue: str) -> int:
+        with translate_errors(self.where):
+            self._ensure_groups([queue])
+            return int(self.client.xpending(self.keys(queue).stream, GROUP)["pending"])
+
+    def queues(self) -> list[str]:
+        # SCAN, never KEYS: a few keys per call, so Redis is never held up; on a Cluster
+        # redis-py scans every primary. Glob characters in the prefix are escaped.
+        tag = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
+        found: set[str] = set()
+        with translate_errors(self.where):
+            for suffix in ("stream", "delayed", "dead"):
+                for key in self.client.scan_iter(match=f"{{{tag}:*}}:{suffix}", count=1000):
+                    name = _text(key)[len(self.prefix) + 2 : -len(suffix) - 2]
+                    if name:
+                        found.add(name)
+        return sorted(found)
 
     def purge(self, queue: str) -> int:
         keys = self.keys(queue)

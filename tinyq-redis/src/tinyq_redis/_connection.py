@@ -25,8 +25,8 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from tinyq_core import BrokerError, BrokerUnavailable, ConfigurationError
-from tinyq_core._plugins import redact_uri as redact
+from tinyq_core.plugin import BrokerError, BrokerUnavailable, ConfigurationError
+from tinyq_core.plugin import redact_uri as redact
 
 TINYQ_OPTIONS = {"visibility_timeout", "prefix", "durable_timeout"}
 SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel",

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tinyq_core import Result, ResultBackend
+from tinyq_core.plugin import Result, ResultBackend
 
 from ._connection import translate_errors
 from ._keys import Keys

@@ -3,16 +3,15 @@ Sentinel deployments (``redis+cluster://``, ``redis+sentinel://`` and their TLS 
 
 from __future__ import annotations
 
-from typing import Any
-
-from tinyq_core import Registry, hookimpl
+from tinyq_core.plugin import Registry, hookimpl
 
 from ._broker import RedisBroker
 from ._connection import SCHEMES
 
 
-def make_broker(uri: str, **options: Any) -> RedisBroker:
-    return RedisBroker(uri, **options)
+def make_broker(uri: str) -> RedisBroker:
+    """The broker for ``uri``; its options ride in the query string (see docs/redis.md)."""
+    return RedisBroker(uri)
 
 
 @hookimpl

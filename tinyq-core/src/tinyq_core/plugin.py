@@ -1,0 +1,51 @@
+"""The API for plugin authors: the interfaces a broker, result backend, serializer or executor
+implements, the values they exchange with the core, the registry and its hook marker, and the
+errors a plugin should raise.
+
+>>> from tinyq_core.plugin import Broker, Delivery, Message, Registry, hookimpl
+
+Application authors need none of this: they import from ``tinyq_core``. Plugin tests use
+``tinyq_core.testing``.
+"""
+
+from ._errors import (
+    BadMessage,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    PluginError,
+    SerializationError,
+)
+from ._hooks import hookimpl, hookspec
+from ._interfaces import Broker, BrokerAdmin, Executor, ResultBackend, Serializer
+from ._plugins import BrokerFactory, ExecutorFactory, Registry, SerializerFactory
+from ._types import DeadLetter, Delivery, Job, JobStatus, Message, Result, SettleRequest
+from ._uri import redact_uri
+
+__all__ = [
+    "BadMessage",
+    "Broker",
+    "BrokerAdmin",
+    "BrokerError",
+    "BrokerFactory",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "DeadLetter",
+    "Delivery",
+    "Executor",
+    "ExecutorFactory",
+    "Job",
+    "JobStatus",
+    "Message",
+    "PluginError",
+    "Registry",
+    "Result",
+    "ResultBackend",
+    "SerializationError",
+    "Serializer",
+    "SerializerFactory",
+    "SettleRequest",
+    "hookimpl",
+    "hookspec",
+    "redact_uri",
+]
