@@ -46,9 +46,9 @@ def test_mypy_checks_task_arguments_and_results(tmp_path: Path) -> None:
          str(root / "pyproject.toml"), str(path)],
         capture_output=True, text=True, cwd=root, timeout=300,
     ).stdout
-    assert 'Revealed type is "tinyq_core._task.JobHandle[int]"' in out
+    assert 'Revealed type is "tinyq_core._handle.JobHandle[int]"' in out
     assert out.count('Revealed type is "int"') == 2
-    assert 'Revealed type is "list[tinyq_core._task.JobHandle[str]]"' in out
+    assert 'Revealed type is "list[tinyq_core._handle.JobHandle[str]]"' in out
     bad = 'error: Argument {} to "delay" of "Task" has incompatible type "{}"'
     assert "snippet.py:19: " + bad.format(2, "str") in out
     assert "snippet.py:20: " + bad.format(1, "int") in out

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tinyq_core import Application, Delivery, JobFailed, Message, Retry
-from tinyq_core._worker import adaptive_prefetch
+from tinyq_core._worker.held import adaptive_prefetch
 from tinyq_memory import FakeClock, MemoryBroker, drain
 
 

@@ -24,7 +24,8 @@ from ._errors import (
     TinyqError,
     UnknownTaskError,
 )
-from ._task import AsyncTask, JobHandle, Task, TaskDecorator, TaskOptions
+from ._handle import JobHandle
+from ._task import AsyncTask, Task, TaskDecorator, TaskOptions
 from ._types import JobStatus
 from ._version import __version__
 from ._worker import Worker

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import inspect
 import sys
-import traceback
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
+from ._backends import Backends
 from ._codec import Codec
-from ._errors import (
-    BadMessage,
-    ConfigurationError,
-    DuplicateTaskError,
-    MessageTooLarge,
-    SerializationError,
-    UnknownTaskError,
-)
-from ._interfaces import Broker, BrokerAdmin, ResultBackend, Serializer
+from ._errors import DuplicateTaskError, UnknownTaskError
+from ._handle import JobHandle
+from ._interfaces import Broker, ResultBackend, Serializer
 from ._plugins import Registry, build_registry
-from ._uri import redact_uri
-from ._task import AsyncTask, JobHandle, Task, TaskDecorator, TaskOptions, new_job_id
-from ._types import Job, Message, Result
-
-if TYPE_CHECKING:
-    from ._worker import Worker
+from ._producer import Producer
+from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, new_job_id
+from ._types import Job
+from ._worker import Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,10 +70,7 @@ class Application:
         plugins: Iterable[Any] = (),
     ) -> None:
         self.registry: Registry = build_registry(plugins)
-        self.max_message_size = max_message_size
         self.declared_queues = {"default", *queues}
-        self.strict_queues = strict_queues
-        self.durable_enqueue = durable_enqueue
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.result_ttl = result_ttl
         self.executor_name = executor
@@ -92,44 +81,54 @@ class Application:
             ),
             secret_key,
         )
-        self._explicit_results = result_backend
-        self._result_backend = result_backend
-        self._broker: Broker | None = None
-        self.broker_uri = ""
-        self.use_broker(broker)
+        # The backend given here; None: the broker's own (results then ride the worker's
+        # settle round trip).
+        self.result_backend = result_backend
+        self._backends = Backends(self.registry, broker, result_backend)
+        self._producer = Producer(
+            self._backends, self.codec, self.tasks, self.known_queues,
+            max_message_size=max_message_size, strict_queues=strict_queues,
+            durable_enqueue=durable_enqueue,
+        )
 
     def __repr__(self) -> str:
-        return f"<Application {redact_uri(self.broker_uri) or type(self._broker).__name__}>"
+        return f"<Application {self._backends!r}>"
 
     # -- configuration -----------------------------------------------------------------------
 
     def use_broker(self, broker: str | Broker) -> None:
         """Switch to another broker (the CLI's ``-u``; tests). A URI is checked now and
         connected on first use."""
-        if self._broker is not None and self.broker_uri:
-            self._broker.close()
-        self._result_backend = self._explicit_results
-        if isinstance(broker, Broker):
-            self._broker, self.broker_uri = broker, ""
-        else:
-            self.registry.check_broker_uri(broker)
-            self._broker, self.broker_uri = None, broker
+        self._backends.use(broker)
+
+    @property
+    def broker_uri(self) -> str:
+        """The broker's URI; empty when the broker was given as an instance."""
+        return self._backends.uri
 
     @property
     def broker(self) -> Broker:
-        if self._broker is None:
-            self._broker = self.registry.broker(self.broker_uri)
-        return self._broker
+        return self._backends.broker
 
     @property
     def results(self) -> ResultBackend:
-        if self._result_backend is None:
-            self._result_backend = self.broker.result_backend()
-        return self._result_backend
+        """Where results are stored: ``result_backend``, else the broker's own."""
+        return self._backends.results
+
+    @property
+    def max_message_size(self) -> int | None:
+        return self._producer.max_message_size
+
+    @property
+    def strict_queues(self) -> bool:
+        return self._producer.strict_queues
+
+    @property
+    def durable_enqueue(self) -> bool:
+        return self._producer.durable_enqueue
 
     def close(self) -> None:
-        if self._broker is not None:
-            self._broker.close()
+        self._backends.close()
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -189,7 +188,7 @@ class Application:
                     "give one of them another name with @app.task(name=...)"
                 )
             kind = AsyncTask if inspect.iscoroutinefunction(func) else Task
-            task: Task[Any, Any] = kind(self, func, task_name, options)
+            task: Task[Any, Any] = kind(self, self._producer, func, task_name, options)
             self.tasks[task_name] = task
             return task
 
@@ -201,22 +200,12 @@ class Application:
         task = self.tasks.get(task_name)
         queue = task.options.queue if task is not None else "default"
         job = Job(id=new_job_id(), task_name=task_name, args=args, kwargs=kwargs, queue=queue)
-        return self._enqueue([job])[0]
+        return self._producer.enqueue([job])[0]
 
     def job(self, job_id: str, queue: str | None = None) -> JobHandle[Any]:
         """A handle for a job enqueued earlier, from its id. Without ``queue``, the job is
         looked for in the known queues (``"default"``, declared ones, the tasks' own)."""
-        return JobHandle(self, job_id, queue)
-
-    def _find_queue(self, job_id: str) -> str | None:
-        """The known queue that holds ``job_id`` or its result, if any."""
-        broker = self.broker
-        for queue in sorted(self.known_queues()):
-            if isinstance(broker, BrokerAdmin) and broker.status(job_id, queue) != "unknown":
-                return queue
-            if self.results.get(job_id, 0, queue) is not None:
-                return queue
-        return None
+        return JobHandle(self._producer, job_id, queue)
 
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
@@ -224,79 +213,9 @@ class Application:
         except KeyError:
             raise UnknownTaskError(f"unknown task {name!r}") from None
 
-    # -- producer internals ------------------------------------------------------------------
-
     def known_queues(self) -> set[str]:
+        """``"default"``, the declared queues and the queues of the registered tasks."""
         return self.declared_queues | {task.options.queue for task in self.tasks.values()}
-
-    def _enqueue(
-        self, jobs: Sequence[Job], durable: bool | None = None
-    ) -> list[JobHandle[Any]]:
-        messages = []
-        known = self.known_queues() if self.strict_queues else set()
-        limit = self.max_message_size
-        for job in jobs:
-            if self.strict_queues and job.queue not in known:
-                raise ConfigurationError(
-                    f"cannot enqueue {job.task_name}: unknown queue {job.queue!r} (known: "
-                    f"{', '.join(sorted(known))}); declare it with Application(queues=[...])"
-                )
-            try:
-                body = self.codec.encode_job(job)
-            except SerializationError as exc:
-                task = self.tasks.get(job.task_name)
-                text = (
-                    task.explain_serialization_error(job, exc)
-                    if task is not None
-                    else f"cannot enqueue {job.task_name}: {exc}"
-                )
-                raise SerializationError(text) from None
-            if limit is not None and len(body) > limit:
-                raise MessageTooLarge(
-                    f"cannot enqueue {job.task_name}: the job is {len(body):,} bytes encoded, "
-                    f"more than max_message_size ({limit:,}); pass large data by reference "
-                    "(a path, a URL, a key) or raise the limit"
-                )
-            messages.append(Message(job.id, job.queue, body, job.eta))
-        if self.durable_enqueue if durable is None else durable:
-            self.broker.enqueue(messages, durable=True)
-        else:
-            self.broker.enqueue(messages)
-        return [JobHandle(self, job.id, job.queue) for job in jobs]
-
-    def _fetch_outcome(
-        self, job_id: str, timeout: float | None, queue: str
-    ) -> dict[str, Any] | None:
-        result = self.results.get(job_id, timeout, queue)
-        if result is None:
-            return None
-        try:
-            outcome = self.codec.decode(result.body)
-        except BadMessage as exc:
-            return {"ok": False, "type": "BadMessage", "error": f"unreadable result: {exc.reason}"}
-        return outcome if isinstance(outcome, dict) else {"ok": True, "value": outcome}
-
-    def _success(self, job: Job, value: Any) -> Result:
-        try:
-            return Result(job.id, self.codec.encode({"ok": True, "value": value}), job.queue)
-        except SerializationError as exc:
-            return self._failure(job.id, job.queue, "SerializationError",
-                                 f"SerializationError: the return value: {exc}")
-
-    def _failure(
-        self, job_id: str, queue: str, exc_type: str, error: str, tb: str = ""
-    ) -> Result:
-        outcome = {"ok": False, "type": exc_type, "error": error, "traceback": tb}
-        return Result(job_id, self.codec.encode(outcome), queue)
-
-    def _exception_result(self, job: Job, exc: BaseException) -> Result:
-        return self._failure(
-            job.id,
-            job.queue,
-            type(exc).__name__,
-            describe_exception(exc),
-            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        )
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -310,8 +229,6 @@ class Application:
         executor: str | None = None,
     ) -> Worker:
         """A worker for this application; ``run()`` it (``burst=True`` to stop when idle)."""
-        from ._worker import Worker
-
         return Worker(
             self,
             concurrency=concurrency,
@@ -321,11 +238,3 @@ class Application:
             executor=executor or self.executor_name,
         )
 
-
-def describe_exception(exc: BaseException) -> str:
-    """``"Type: message"``, even for an exception whose ``__str__`` raises."""
-    try:
-        text = str(exc)
-    except BaseException as inner:  # even SystemExit: a job must not take its thread down
-        text = f"<str() of the exception failed: {type(inner).__name__}>"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

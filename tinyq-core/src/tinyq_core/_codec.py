@@ -2,18 +2,25 @@
 
 A signed body is ``tqs1:<hex digest>:<payload>``. A worker with keys verifies the digest before
 anything is deserialised, so a tampered or unsigned message never reaches the serializer.
+
+A job's outcome travels as the result envelope :class:`Outcome`, written by the worker and read
+by job handles; this module is its only owner. On the wire it is ``{"ok": true, "value": v}``
+or ``{"ok": false, "type": ..., "error": ..., "traceback": ...}``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import traceback as tb
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import BadMessage, SerializationError
+import attrs
+
+from ._errors import BadMessage, JobFailed, SerializationError, describe_exception
 from ._interfaces import Serializer
-from ._types import Job
+from ._types import Job, Result
 
 _PREFIX = b"tqs1:"
 _DIGEST_LEN = 64  # hex characters of a SHA-256 digest
@@ -24,6 +31,38 @@ def _keys(secret_key: str | bytes | Sequence[str | bytes] | None) -> list[bytes]
         return []
     items = [secret_key] if isinstance(secret_key, str | bytes) else list(secret_key)
     return [k.encode() if isinstance(k, str) else bytes(k) for k in items]
+
+
+@attrs.frozen
+class Outcome:
+    """How a job ended: ``ok`` with its return ``value``, or a failure with the exception's
+    ``type`` name, ``error`` (``"Type: message"``) and remote ``traceback`` text."""
+
+    ok: bool
+    value: Any = None
+    type: str = ""
+    error: str = ""
+    traceback: str = ""
+
+    @classmethod
+    def success(cls, value: Any) -> Outcome:
+        return cls(True, value)
+
+    @classmethod
+    def failure(cls, exc_type: str, error: str, traceback: str = "") -> Outcome:
+        return cls(False, None, exc_type, error, traceback)
+
+    @classmethod
+    def of_exception(cls, exc: BaseException) -> Outcome:
+        text = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+        return cls.failure(type(exc).__name__, describe_exception(exc), text)
+
+    def unwrap(self) -> Any:
+        """The value, or :class:`JobFailed` carrying the failure."""
+        if self.ok:
+            return self.value
+        raise JobFailed(self.error or "job failed", exc_type=self.type,
+                        traceback=self.traceback)
 
 
 class Codec:
@@ -71,6 +110,35 @@ class Codec:
             return self.serializer.loads(self._open(body))
         except SerializationError as exc:
             raise BadMessage(f"undecodable ({self.serializer.name}): {exc}") from None
+
+    # -- results -----------------------------------------------------------------------------
+
+    def encode_result(self, job_id: str, queue: str, outcome: Outcome) -> Result:
+        """The stored form of ``outcome``; a return value the serializer cannot encode
+        becomes a failure that says so."""
+        if outcome.ok:
+            try:
+                return Result(job_id, self.encode({"ok": True, "value": outcome.value}), queue)
+            except SerializationError as exc:
+                outcome = Outcome.failure("SerializationError",
+                                          f"SerializationError: the return value: {exc}")
+        envelope = {"ok": False, "type": outcome.type, "error": outcome.error,
+                    "traceback": outcome.traceback}
+        return Result(job_id, self.encode(envelope), queue)
+
+    def decode_result(self, body: bytes) -> Outcome:
+        """The outcome in a stored result; an unreadable one is a failure that says why."""
+        try:
+            envelope = self.decode(body)
+        except BadMessage as exc:
+            return Outcome.failure("BadMessage", f"unreadable result: {exc.reason}")
+        if not isinstance(envelope, dict):
+            return Outcome.success(envelope)
+        if envelope.get("ok"):
+            return Outcome.success(envelope.get("value"))
+        return Outcome.failure(str(envelope.get("type", "")),
+                               str(envelope.get("error", "job failed")),
+                               str(envelope.get("traceback", "")))
 
     # -- jobs --------------------------------------------------------------------------------
 

@@ -76,3 +76,12 @@ class Retry(Exception):
     def __init__(self, delay: float | None = None) -> None:
         super().__init__(f"retry requested (delay={delay})")
         self.delay = delay
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"Type: message"``, even for an exception whose ``__str__`` raises."""
+    try:
+        text = str(exc)
+    except BaseException as inner:  # even SystemExit: a job must not take its thread down
+        text = f"<str() of the exception failed: {type(inner).__name__}>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -7,16 +7,17 @@ import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import attrs
 
-from ._errors import JobFailed, SerializationError
-from ._interfaces import BrokerAdmin
-from ._types import Job, JobStatus
+from ._errors import SerializationError
+from ._handle import JobHandle
+from ._types import Job
 
 if TYPE_CHECKING:
     from ._app import Application
+    from ._producer import Producer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,76 +52,20 @@ def _due(countdown: float | None, eta: datetime | float | None) -> float | None:
     return eta
 
 
-class JobHandle(Generic[R]):
-    """A reference to an enqueued job: its id, its status and, once done, its result."""
-
-    __slots__ = ("_app", "id", "queue")
-
-    def __init__(self, app: Application, id: str, queue: str | None = None) -> None:
-        self._app = app
-        self.id = id
-        self.queue = queue  # None until known: app.job(id) looks it up on first use
-
-    def __repr__(self) -> str:
-        return f"<JobHandle {self.id}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobHandle) and other.id == self.id and other._app is self._app
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    def status(self) -> JobStatus:
-        """``"queued"``, ``"scheduled"``, ``"started"``, ``"succeeded"``, ``"failed"``, or
-        ``"unknown"`` (no such job, its result expired, or it succeeded with
-        ``store_result=False``: failures are always stored)."""
-        queue = self._locate()
-        if queue is None:
-            return "unknown"
-        outcome = self._app._fetch_outcome(self.id, 0, queue)
-        if outcome is not None:
-            return "succeeded" if outcome.get("ok") else "failed"
-        broker = self._app.broker
-        return broker.status(self.id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
-
-    def _locate(self) -> str | None:
-        if self.queue is None:
-            self.queue = self._app._find_queue(self.id)
-        return self.queue
-
-    def result(self, timeout: float | None = None) -> R:
-        """Wait up to ``timeout`` seconds (forever when ``None``) and return the job's value.
-
-        Raises :class:`JobFailed` when the job failed and :class:`TimeoutError` when it did not
-        finish in time."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        queue = self._locate()
-        while queue is None:  # a handle from app.job(id) of a job not found yet
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} was not found in any known queue")
-            time.sleep(0.1)
-            queue = self._locate()
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        outcome = self._app._fetch_outcome(self.id, remaining, queue)
-        if outcome is None:
-            raise TimeoutError(f"job {self.id} did not finish within {timeout} seconds")
-        if outcome.get("ok"):
-            return cast(R, outcome.get("value"))
-        raise JobFailed(
-            str(outcome.get("error", "job failed")),
-            exc_type=str(outcome.get("type", "")),
-            traceback=str(outcome.get("traceback", "")),
-        )
-
-
 class Task(Generic[P, R]):
     """A function registered with an application: call it to run it here, ``delay`` it to run
     it on a worker."""
 
     def __init__(
-        self, app: Application, fn: Callable[..., Any], name: str, options: TaskOptions
+        self,
+        app: Application,
+        producer: Producer,
+        fn: Callable[..., Any],
+        name: str,
+        options: TaskOptions,
     ) -> None:
         self.app = app
+        self._producer = producer
         self.fn = fn
         self.name = name
         self.options = options
@@ -155,7 +100,7 @@ class Task(Generic[P, R]):
         ``durable`` overrides the application's ``durable_enqueue`` for this job."""
         due = None if countdown is None and eta is None else _due(countdown, eta)
         job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, due)
-        return self.app._enqueue([job], durable)[0]
+        return self._producer.enqueue([job], durable)[0]
 
     def map(
         self, arguments: Iterable[Any], *, durable: bool | None = None
@@ -167,7 +112,7 @@ class Task(Generic[P, R]):
             self._job(item if isinstance(item, tuple) else (item,), {}, None, None, None)
             for item in arguments
         ]
-        return self.app._enqueue(jobs, durable) if jobs else []
+        return self._producer.enqueue(jobs, durable) if jobs else []
 
     def _job(
         self,
@@ -188,7 +133,7 @@ class Task(Generic[P, R]):
 
     def explain_serialization_error(self, job: Job, error: SerializationError) -> str:
         """Name the argument the serializer could not encode (only on the error path)."""
-        serializer = self.app.codec.serializer
+        serializer = self._producer.codec.serializer
         try:
             params = list(inspect.signature(self.fn).parameters)
         except (TypeError, ValueError):

@@ -1,0 +1,99 @@
+"""The producer side of an application: jobs encoded, checked and enqueued; outcomes read.
+
+Tasks and job handles talk to this object only, not to the Application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._backends import Backends
+from ._codec import Codec, Outcome
+from ._errors import ConfigurationError, MessageTooLarge, SerializationError
+from ._handle import JobHandle
+from ._interfaces import BrokerAdmin
+from ._types import Job, JobStatus, Message
+
+if TYPE_CHECKING:
+    from ._task import Task
+
+
+class Producer:
+    """Enqueues jobs and reads their outcomes for one application.
+
+    ``tasks`` is the application's registry (read, never changed here); ``known_queues``
+    returns the queues the application knows of (declared ones and its tasks' queues)."""
+
+    def __init__(
+        self,
+        backends: Backends,
+        codec: Codec,
+        tasks: Mapping[str, Task[Any, Any]],
+        known_queues: Callable[[], set[str]],
+        *,
+        max_message_size: int | None,
+        strict_queues: bool,
+        durable_enqueue: bool,
+    ) -> None:
+        self.backends = backends
+        self.codec = codec
+        self._tasks = tasks
+        self.known_queues = known_queues
+        self.max_message_size = max_message_size
+        self.strict_queues = strict_queues
+        self.durable_enqueue = durable_enqueue
+
+    def enqueue(self, jobs: Sequence[Job], durable: bool | None = None) -> list[JobHandle[Any]]:
+        """Encode ``jobs`` and add them in one broker operation; one handle each."""
+        known = self.known_queues() if self.strict_queues else set()
+        messages = [self._message(job, known) for job in jobs]
+        if self.durable_enqueue if durable is None else durable:
+            self.backends.broker.enqueue(messages, durable=True)
+        else:
+            self.backends.broker.enqueue(messages)
+        return [JobHandle(self, job.id, job.queue) for job in jobs]
+
+    def _message(self, job: Job, known: set[str]) -> Message:
+        if self.strict_queues and job.queue not in known:
+            raise ConfigurationError(
+                f"cannot enqueue {job.task_name}: unknown queue {job.queue!r} (known: "
+                f"{', '.join(sorted(known))}); declare it with Application(queues=[...])"
+            )
+        try:
+            body = self.codec.encode_job(job)
+        except SerializationError as exc:
+            task = self._tasks.get(job.task_name)
+            text = (task.explain_serialization_error(job, exc) if task is not None
+                    else f"cannot enqueue {job.task_name}: {exc}")
+            raise SerializationError(text) from None
+        limit = self.max_message_size
+        if limit is not None and len(body) > limit:
+            raise MessageTooLarge(
+                f"cannot enqueue {job.task_name}: the job is {len(body):,} bytes encoded, "
+                f"more than max_message_size ({limit:,}); pass large data by reference "
+                "(a path, a URL, a key) or raise the limit"
+            )
+        return Message(job.id, job.queue, body, job.eta)
+
+    def outcome(self, job_id: str, timeout: float | None, queue: str) -> Outcome | None:
+        """The job's outcome, waiting up to ``timeout`` seconds; None when there is none."""
+        result = self.backends.results.get(job_id, timeout, queue)
+        return None if result is None else self.codec.decode_result(result.body)
+
+    def status(self, job_id: str, queue: str) -> JobStatus:
+        outcome = self.outcome(job_id, 0, queue)
+        if outcome is not None:
+            return "succeeded" if outcome.ok else "failed"
+        broker = self.backends.broker
+        return broker.status(job_id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
+
+    def find_queue(self, job_id: str) -> str | None:
+        """The known queue that holds ``job_id`` or its result, if any."""
+        broker = self.backends.broker
+        for queue in sorted(self.known_queues()):
+            if isinstance(broker, BrokerAdmin) and broker.status(job_id, queue) != "unknown":
+                return queue
+            if self.backends.results.get(job_id, 0, queue) is not None:
+                return queue
+        return None

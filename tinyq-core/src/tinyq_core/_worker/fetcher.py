@@ -1,0 +1,118 @@
+"""The fetcher: the thread that calls ``Worker.run``. It reports finished jobs and reserves
+the next batch in one broker call, admits what it got (or dead-letters it) and hands the jobs
+to the executor, with a backoff while the broker is down."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from .._backoff import Backoff
+from .._interfaces import Broker, Executor
+from .._types import Delivery
+from .health import BrokerHealth
+from .held import HeldJobs, Work
+from .ladder import ShutdownLadder
+from .outbox import Outbox
+from .policy import Admitted, DeadLetterJob
+
+logger = logging.getLogger("tinyq.worker")
+
+POLL_SECONDS = 1.0  # longest a blocking reserve waits; bounds how fast a stop is noticed
+LINGER = 0.002  # seconds a full worker waits for more finished jobs to report together
+BURST_SETTLE = 0.05  # seconds a burst worker waits for held jobs before looking again
+OUTAGE_BACKOFF = Backoff(base=0.1, cap=5.0)
+
+
+class Fetcher:
+    def __init__(
+        self,
+        broker: Broker,
+        queues: Sequence[str],
+        cond: threading.Condition,
+        held: HeldJobs,
+        outbox: Outbox,
+        ladder: ShutdownLadder,
+        health: BrokerHealth,
+        executor: Executor[Work],
+        admit: Callable[[Delivery], Admitted | DeadLetterJob],
+    ) -> None:
+        self._broker, self._queues = broker, list(queues)
+        self._cond, self._held, self._outbox = cond, held, outbox
+        self._ladder, self._health, self._executor = ladder, health, executor
+        self._admit = admit  # policy.admit with the application's codec, tasks and limits
+        self._queue_kept_up = False  # the last read got all it asked for
+
+    def run(self, burst: bool) -> None:
+        """Fetch until a stop is asked for, or, with ``burst``, nothing is left."""
+        failures = 0
+        while self._ladder.running:
+            if failures and self._ladder.wait_for_stop(OUTAGE_BACKOFF.delay(failures - 1)):
+                return
+            try:
+                if not self._fetch_once(burst):
+                    return
+                self._health.ok()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                self._health.failed(exc)
+
+    def _fetch_once(self, burst: bool) -> bool:
+        """Report finished jobs and reserve the next batch in one broker call, and submit it;
+        False when a burst has nothing left."""
+        free, linger_goal = self._held.room()
+        if free <= 0:
+            with self._cond:
+                if not self._outbox.pending():
+                    # Full: finishing jobs leave their outcomes for us, so the report and the
+                    # next reserve share one round trip. After the first one, linger a moment
+                    # for more: a bigger batch for the same round trip.
+                    if self._cond.wait(POLL_SECONDS):
+                        self._cond.wait_for(lambda: self._outbox.pending() >= linger_goal,
+                                            LINGER)
+                    return True
+        if burst:
+            self._broker.move_due(self._queues)
+        # While the queue keeps up (the last read got all it asked for), first a read that does
+        # not block: jobs finishing meanwhile leave their outcomes for the next round trip
+        # (fewer, larger batches). A queue that looks empty gets the blocking read, during
+        # which finishing jobs report themselves, so no result waits on it.
+        blocking = free > 0 and not burst
+        deliveries: list[Delivery] = []
+        if self._queue_kept_up or not blocking:
+            deliveries = self._outbox.send_and_reserve(max(0, free), 0)
+        if not deliveries and blocking:
+            deliveries = self._outbox.send_and_reserve(free, POLL_SECONDS)
+        self._queue_kept_up = free > 0 and len(deliveries) >= free
+        self._admit_all(deliveries)
+        if not (burst and not deliveries and free > 0):
+            return True
+        # A burst that found nothing: done once nothing is held or unreported, after one
+        # more look (a retry may have become due).
+        with self._cond:
+            if self._held.count() or self._outbox.pending():
+                self._cond.wait(BURST_SETTLE)
+                return True
+        self._broker.move_due(self._queues)
+        deliveries = self._outbox.send_and_reserve(free, 0)
+        self._admit_all(deliveries)
+        return bool(deliveries)
+
+    def _admit_all(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            verdict = self._admit(delivery)
+            if isinstance(verdict, DeadLetterJob):
+                logger.error("Dead-lettering message %s from queue %r: %s", delivery.id,
+                             delivery.queue, verdict.reason)
+                self._outbox.put(verdict)
+                continue
+            work = Work(delivery, verdict.job, verdict.task)
+            self._held.add(work)
+            self._executor.submit(work)
+        if deliveries:
+            # Let a woken job thread take the GIL now, before this thread builds its next
+            # request: the job starts at once instead of after that work.
+            time.sleep(0)

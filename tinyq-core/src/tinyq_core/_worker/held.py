@@ -1,0 +1,177 @@
+"""The jobs a worker holds, from reservation until their outcome is in the outbox, and how
+many more it may take (its slots plus the prefetch).
+
+All state here is guarded by the worker's one Condition (an RLock underneath, so a caller
+that already holds it, like the outbox, may call in). Methods change state under it and do
+no I/O; interrupting a thread (an async exception) is the one exception, because it must not
+race the thread leaving the job's code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._errors import JobTimeout
+from .._types import Delivery, Job
+from .threads import raise_in_thread
+
+if TYPE_CHECKING:
+    from .._task import Task
+
+PREFETCH_WAIT = 0.05  # seconds a prefetched job may wait for a slot, about (adaptive prefetch)
+EWMA_WEIGHT = 0.1  # of the newest job in the running average of run times
+
+
+def adaptive_prefetch(concurrency: int, job_seconds: float | None, stuck: int = 0) -> int:
+    """The default prefetch: the jobs that free slots take in about PREFETCH_WAIT, from 1 to
+    2 * concurrency (Dramatiq's default). Short jobs get a deep prefetch, so one round trip
+    reports and reserves many jobs and no thread waits for the next batch; long jobs get 1, so
+    a worker does not hoard jobs that another worker could start now. ``job_seconds`` is the
+    average run time so far (None before any job finished: concurrency // 4); ``stuck`` slots
+    run a job already far longer than that, so they free no slot soon."""
+    if job_seconds is None:
+        return max(1, concurrency // 4)
+    wanted = (concurrency - stuck) * PREFETCH_WAIT / max(job_seconds, 1e-6)
+    return max(1, min(2 * concurrency, int(wanted)))
+
+
+@attrs.define(eq=False)
+class Work:
+    """One job this worker holds."""
+
+    delivery: Delivery
+    job: Job
+    task: Task[Any, Any]
+    thread_id: int | None = None
+    started: float | None = None  # monotonic time the job started running
+    deadline: float | None = None
+    in_user_code: bool = False
+    finished: bool = False  # its outcome was decided (by the job, a timeout, or a give-back)
+
+
+class HeldJobs:
+    """Held jobs and capacity. ``prefetch`` None means adaptive; ``inline`` holds one job."""
+
+    def __init__(
+        self, cond: threading.Condition, concurrency: int, prefetch: int | None, inline: bool
+    ) -> None:
+        self._cond = cond
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.inline = inline
+        self._held: set[Work] = set()
+        self._zombies: set[Work] = set()  # timed out, but the thread has not returned yet
+        self.job_seconds: float | None = None  # running average of the jobs' run time
+
+    def _capacity(self) -> int:
+        if self.inline:
+            return 1
+        if self.prefetch is not None:
+            return self.concurrency + self.prefetch
+        average = self.job_seconds
+        stuck = 0
+        if average is not None:
+            # A job running much longer than the average holds its slot: after short jobs, a
+            # few long ones must not leave the deep prefetch of the short ones in place.
+            since = time.monotonic() - max(PREFETCH_WAIT, 4 * average)
+            stuck = sum(1 for w in self._held
+                        if w.started is not None and w.started < since and not w.finished)
+        return self.concurrency + adaptive_prefetch(self.concurrency, average, stuck)
+
+    def room(self) -> tuple[int, int]:
+        """(free, linger goal): how many more jobs to reserve, and how many finished jobs a
+        full worker waits for before reporting (a slot per thread, or the prefetch when
+        smaller)."""
+        with self._cond:
+            capacity = self._capacity()
+            free = capacity - len(self._held) - len(self._zombies)
+            return free, min(self.concurrency, capacity - self.concurrency)
+
+    def add(self, work: Work) -> None:
+        with self._cond:
+            self._held.add(work)
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self._held)
+
+    def begin(self, work: Work) -> bool:
+        """The job's thread starts it; False when it was given back before it started."""
+        with self._cond:
+            if work.finished:
+                return False
+            work.thread_id = threading.get_ident()
+            work.started = started = time.monotonic()
+            if work.task.options.timeout is not None:
+                work.deadline = started + work.task.options.timeout
+            work.in_user_code = True
+            return True
+
+    def leave_user_code(self, work: Work, run_seconds: float) -> None:
+        """The job's code returned; a timeout that fired meanwhile and has not been raised
+        yet is withdrawn, so it cannot land in the worker's own code."""
+        with self._cond:
+            work.in_user_code = False
+            timed_out = work.finished
+            average = self.job_seconds
+            self.job_seconds = run_seconds if average is None else (
+                average + (run_seconds - average) * EWMA_WEIGHT)
+            if timed_out and work.thread_id is not None:
+                raise_in_thread(work.thread_id, None)
+
+    def finish(self, work: Work) -> bool:
+        """The job's own thread claims the job's outcome: False when a timeout or a cold stop
+        decided it first (then the thread is no longer a zombie)."""
+        with self._cond:
+            if work.finished:
+                self._zombies.discard(work)
+                self._cond.notify_all()
+                return False
+            work.finished = True
+            return True
+
+    def take_back(self, work: Work) -> bool:
+        """Claim a job for a give-back (shutdown) and drop it; False if already decided."""
+        with self._cond:
+            if work.finished:
+                return False
+            work.finished = True
+            self._held.discard(work)
+            return True
+
+    def release(self, work: Work) -> None:
+        """Drop a job whose outcome is now in the outbox."""
+        with self._cond:
+            self._held.discard(work)
+
+    def snapshot(self) -> tuple[list[Delivery], list[Work], bool]:
+        """(leased deliveries to renew, jobs still running, whether any thread is a zombie)."""
+        with self._cond:
+            running = [w for w in self._held if not w.finished]
+            return [w.delivery for w in self._held], running, bool(self._zombies)
+
+    def expire(self, now: float) -> tuple[list[Work], float | None]:
+        """Claim the jobs past their deadline and interrupt their threads; return them, and
+        the monotonic time of the next deadline."""
+        expired: list[Work] = []
+        next_deadline: float | None = None
+        with self._cond:
+            for work in self._held:
+                if work.deadline is None or work.finished:
+                    continue
+                if work.deadline > now:
+                    if next_deadline is None or work.deadline < next_deadline:
+                        next_deadline = work.deadline
+                    continue
+                work.finished = True
+                expired.append(work)
+                if work.in_user_code and work.thread_id is not None:
+                    # Interrupts Python code; a thread blocked in C keeps its slot until the
+                    # call returns (see docs/worker.md).
+                    raise_in_thread(work.thread_id, JobTimeout)
+                    self._zombies.add(work)
+        return expired, next_deadline

@@ -1,0 +1,174 @@
+"""The outbox: settlements waiting to be sent, who sends them, and how.
+
+Group commit: while the fetcher runs, finishing jobs only append to the outbox and the
+fetcher sends it all with its next read, so under load many outcomes share one round trip.
+While the fetcher blocks on an empty queue (or after it left), a finishing job sends the
+outbox itself, so an idle worker reports at once. One thread sends at a time; whoever sends
+also takes what others added meanwhile. A batch that fails to send goes back to the front.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from .._backoff import Backoff
+from .._interfaces import Broker, ResultBackend
+from .._types import Delivery, SettleRequest
+from .health import BrokerHealth
+from .held import HeldJobs, Work
+from .policy import AckJob, DeadLetterJob, RetryJob, Settlement
+
+FLUSH_ATTEMPTS = 5  # at shutdown, before leaving outcomes to lease expiry
+FLUSH_BACKOFF = Backoff(base=0.2, cap=1.0)
+
+
+class Sender:
+    """Tells the broker a batch of settlements, and reserves the next jobs in the same round
+    trip where it can. ``own_results``: results go through ``settle_and_reserve`` (they are
+    the broker's own backend); otherwise they are stored in ``results`` first."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        results: ResultBackend,
+        own_results: bool,
+        result_ttl: float,
+        queues: Sequence[str],
+    ) -> None:
+        self.broker, self.results, self.own_results = broker, results, own_results
+        self.result_ttl, self.queues = result_ttl, list(queues)
+
+    def __call__(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
+        broker = self.broker
+        acks = [s for s in batch if type(s) is AckJob]
+        if len(acks) < len(batch):  # the rare paths: retries and dead letters
+            failed = [s.result for s in batch if type(s) is DeadLetterJob]
+            if failed:  # stored first: the producer's JobFailed says why
+                self.results.store(failed, self.result_ttl)
+            for s in batch:
+                if type(s) is RetryJob:
+                    broker.nack(s.delivery, s.delay, s.body)
+                elif type(s) is DeadLetterJob:
+                    broker.dead_letter(s.delivery, s.reason, s.error)
+        if count <= 0 and not acks:
+            return []
+        results = [s.result for s in acks if s.result is not None]
+        if results and not self.own_results:
+            self.results.store(results, self.result_ttl)
+            results = []
+        return broker.settle_and_reserve(SettleRequest(
+            results=results, result_ttl=self.result_ttl, acks=[s.delivery for s in acks],
+            queues=self.queues, count=count, timeout=timeout,
+        ))
+
+
+class Outbox:
+    def __init__(
+        self,
+        cond: threading.Condition,
+        held: HeldJobs,
+        send: Sender,
+        health: BrokerHealth,
+    ) -> None:
+        self._cond = cond
+        self._held = held
+        self._send = send
+        self._health = health
+        self._items: list[Settlement] = []
+        self._flush_lock = threading.Lock()
+        # True while the fetcher will send the outbox soon: it runs, and is not in a
+        # blocking read. Finishing jobs then leave their settlements to it.
+        self._fetcher_sends = False
+        self._fetcher_gone = False
+        self.processed = 0  # jobs run to an outcome (retries and timeouts included)
+
+    def put(self, settlement: Settlement, work: Work | None = None) -> None:
+        """Add a settlement; ``work``, a held job it settles, is released in the same step
+        (and counted as processed). Sends at once unless the fetcher will."""
+        with self._cond:
+            if work is not None:
+                self._held.release(work)
+                self.processed += 1
+            self._items.append(settlement)
+            self._cond.notify_all()
+            fetcher_sends = self._fetcher_sends
+        if not fetcher_sends:
+            self.flush_quietly()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def deliveries(self) -> list[Delivery]:
+        """Deliveries whose settlement is not sent yet: still leased, so still renewed."""
+        with self._cond:
+            return [s.delivery for s in self._items]
+
+    def send_and_reserve(self, count: int, timeout: float) -> list[Delivery]:
+        """The fetcher's round trip: send everything, reserve up to ``count`` jobs. While it
+        blocks (``timeout`` > 0) finishing jobs send for themselves."""
+        with self._cond:
+            batch, self._items = self._items, []
+            self._fetcher_sends = timeout <= 0
+        try:
+            return self._send(batch, count, timeout)
+        except BaseException:
+            with self._cond:
+                self._items[:0] = batch
+            raise
+        finally:
+            with self._cond:
+                self._fetcher_sends = not self._fetcher_gone
+
+    def fetcher_leaving(self) -> None:
+        """From now on finishing jobs send for themselves (the fetcher stopped reading)."""
+        with self._cond:
+            self._fetcher_gone = True
+            self._fetcher_sends = False
+
+    def flush(self) -> None:
+        """Send every pending settlement; returns at once if another thread is sending
+        (that thread takes what is added meanwhile too)."""
+        while True:
+            if not self._flush_lock.acquire(blocking=False):
+                return
+            try:
+                while True:
+                    with self._cond:
+                        batch, self._items = self._items, []
+                    if not batch:
+                        break
+                    try:
+                        self._send(batch, 0, 0)
+                    except BaseException:
+                        with self._cond:  # sent again on the next flush
+                            self._items[:0] = batch
+                        raise
+            finally:
+                self._flush_lock.release()
+            with self._cond:
+                if not self._items:
+                    return
+
+    def flush_quietly(self) -> None:
+        """Flush from a job or helper thread: on a broker error the settlements stay, and the
+        fetcher (or the shutdown) sends them again."""
+        try:
+            self.flush()
+        except Exception as exc:
+            self._health.failed(exc)
+
+    def flush_with_retries(self, give_up: bool = False) -> None:
+        """At shutdown: a few tries, then the settlements are left to lease expiry (the jobs
+        run again). ``give_up``: one try only (a cold stop)."""
+        attempts = 1 if give_up else FLUSH_ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                self.flush()
+                return
+            except Exception as exc:
+                self._health.failed(exc)
+                if attempt + 1 < attempts:
+                    time.sleep(FLUSH_BACKOFF.delay(attempt))

@@ -1,0 +1,140 @@
+"""What becomes of a delivery: admitted to run, or dead-lettered at once; and once run,
+acknowledged, retried later, or dead-lettered. Pure functions over values: no threads, no
+broker, so each rule is tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._backoff import Backoff
+from .._codec import Codec, Outcome
+from .._errors import BadMessage, Retry
+from .._types import Delivery, Job, Result
+
+if TYPE_CHECKING:
+    from .._task import Task, TaskOptions
+
+
+@attrs.frozen
+class AckJob:
+    """The job finished: store its result (if any), then acknowledge it."""
+
+    delivery: Delivery
+    result: Result | None = None
+
+
+@attrs.frozen
+class RetryJob:
+    """Give the job back to run again after ``delay`` seconds, as ``body`` (its retry count
+    one higher)."""
+
+    delivery: Delivery
+    body: bytes
+    delay: float
+
+
+@attrs.frozen
+class DeadLetterJob:
+    """The job failed for good: store the failure ``result``, then dead-letter it."""
+
+    delivery: Delivery
+    result: Result
+    reason: str
+    error: str = ""
+
+
+Settlement = AckJob | RetryJob | DeadLetterJob
+
+
+@attrs.frozen
+class Admitted:
+    """A delivery that decoded to a job of a known task, fit to run."""
+
+    job: Job
+    task: Task[Any, Any]
+
+
+def crashes(delivery: Delivery) -> int:
+    """Deliveries of this message that never reported back: their worker died running it."""
+    return delivery.attempts - 1
+
+
+def admit(
+    delivery: Delivery,
+    codec: Codec,
+    tasks: Mapping[str, Task[Any, Any]],
+    max_message_size: int | None,
+) -> Admitted | DeadLetterJob:
+    """Decode a delivery; a message that cannot or must not run is dead-lettered, with why."""
+    size = len(delivery.message.body)
+    if max_message_size is not None and size > max_message_size:
+        return reject(delivery, codec, f"oversized message: {size:,} bytes, more than "
+                                        f"max_message_size ({max_message_size:,})")
+    try:
+        job = codec.decode_job(delivery.message.body, delivery.queue)
+    except BadMessage as exc:
+        return reject(delivery, codec, exc.reason)
+    except Exception as exc:  # a serializer that raised something else: still bad input
+        return reject(delivery, codec, f"undecodable: {type(exc).__name__}: {exc}")
+    task = tasks.get(job.task_name)
+    if task is None:
+        return reject(delivery, codec, f"unknown task {job.task_name!r}: no task of that name "
+                                       "is registered on the worker's application")
+    # More crashes than the task's runs allow (max_retries + 1) is a crash loop: stop here.
+    if crashes(delivery) > task.options.max_retries + 1:
+        return reject(delivery, codec, f"crash loop: delivered {delivery.attempts} times "
+                                       "without finishing (the job kills or hangs its "
+                                       "worker)", kind="CrashLoop")
+    return Admitted(job, task)
+
+
+def reject(
+    delivery: Delivery, codec: Codec, reason: str, kind: str = "BadMessage"
+) -> DeadLetterJob:
+    """Dead-letter a message that never ran; its producer's ``result()`` raises with why."""
+    outcome = Outcome.failure(kind, f"dead-lettered: {reason}")
+    return DeadLetterJob(delivery, codec.encode_result(delivery.id, delivery.queue, outcome),
+                         reason)
+
+
+def retry_delay(error: BaseException, options: TaskOptions, retries: int) -> float:
+    """``Retry(delay=...)`` wins; else the task's backoff for its ``retries``-th retry."""
+    if isinstance(error, Retry) and error.delay is not None:
+        return error.delay
+    return Backoff(options.retry_backoff, options.retry_backoff_max, jitter=0.2).delay(retries)
+
+
+def settle(
+    delivery: Delivery,
+    job: Job,
+    options: TaskOptions,
+    codec: Codec,
+    value: Any,
+    error: BaseException | None,
+) -> Settlement:
+    """Turn a job's return value or exception into what the broker must be told."""
+    if error is None:
+        if not options.store_result:
+            return AckJob(delivery)
+        return AckJob(delivery, codec.encode_result(job.id, job.queue, Outcome.success(value)))
+    retryable = isinstance(error, Retry) or isinstance(error, options.retry_on)
+    if retryable and job.retries < options.max_retries:
+        retried = attrs.evolve(job, retries=job.retries + 1)
+        return RetryJob(delivery, codec.encode_job(retried),
+                        retry_delay(error, options, job.retries))
+    outcome = Outcome.of_exception(error)
+    return DeadLetterJob(delivery, codec.encode_result(job.id, job.queue, outcome),
+                         f"failed after {job.retries + 1} attempt(s)", outcome.error)
+
+
+def unreportable(
+    delivery: Delivery, job: Job, codec: Codec, exc: BaseException
+) -> DeadLetterJob:
+    """When turning the outcome into bytes itself failed (an exotic exception): still report."""
+    text = f"the job's outcome could not be reported ({type(exc).__name__})"
+    result = codec.encode_result(job.id, job.queue, Outcome.failure(type(exc).__name__, text))
+    return DeadLetterJob(delivery, result, "failed", text)

@@ -1,0 +1,86 @@
+"""The job runner: runs one held job in an executor thread and puts its settlement in the
+outbox. ``async def`` tasks run on an event loop kept per thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+from .._codec import Codec
+from .._errors import JobTimeout
+from .held import HeldJobs, Work
+from .outbox import Outbox
+from .policy import DeadLetterJob, RetryJob, Settlement, settle, unreportable
+
+logger = logging.getLogger("tinyq.worker")
+
+
+def log_settlement(work: Work, settlement: Settlement, error: BaseException | None) -> None:
+    """The log line of a job that failed: retried (info) or failed for good (error)."""
+    if type(settlement) is RetryJob and logger.isEnabledFor(logging.INFO):
+        logger.info("Retrying %r in %.2fs (retry %d of %d) after %s", work.job,
+                    settlement.delay, work.job.retries + 1, work.task.options.max_retries,
+                    type(error).__name__)
+    elif type(settlement) is DeadLetterJob:
+        logger.error("Job %r failed: %s", work.job, settlement.error)
+
+
+class JobRunner:
+    """``run(work)`` is the executor's callback. ``deadline_set`` wakes the housekeeper when
+    a job with a timeout starts, so that its deadline is kept."""
+
+    def __init__(
+        self, held: HeldJobs, outbox: Outbox, codec: Codec, deadline_set: threading.Event
+    ) -> None:
+        self._held = held
+        self._outbox = outbox
+        self._codec = codec
+        self._deadline_set = deadline_set
+        self._local = threading.local()
+
+    def run(self, work: Work) -> None:
+        job = work.job
+        if not self._held.begin(work):  # given back by a stop before it started
+            return
+        if work.deadline is not None:
+            self._deadline_set.set()
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Got a job: %r", job)
+        value: Any = None
+        error: BaseException | None = None
+        started = time.monotonic()
+        try:
+            try:
+                value = self._call(work)
+            except BaseException as exc:
+                error = exc
+            finally:
+                self._held.leave_user_code(work, time.monotonic() - started)
+        except JobTimeout as exc:  # a timeout that arrived just after the job returned
+            error = error or exc
+        if not self._held.finish(work):  # a timeout or a cold stop decided it already
+            return
+        try:
+            settlement = settle(work.delivery, job, work.task.options, self._codec, value,
+                                error)
+        except BaseException as exc:  # an exotic exception that cannot even be described
+            settlement = unreportable(work.delivery, job, self._codec, exc)
+        log_settlement(work, settlement, error)
+        self._outbox.put(settlement, work)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Finish run job %r", job)
+
+    def _call(self, work: Work) -> Any:
+        job, task = work.job, work.task
+        if task.is_async:
+            return self._event_loop().run_until_complete(task.fn(*job.args, **job.kwargs))
+        return task.fn(*job.args, **job.kwargs)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = self._local.loop = asyncio.new_event_loop()
+        return loop

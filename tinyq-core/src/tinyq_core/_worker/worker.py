@@ -1,0 +1,167 @@
+"""The worker's front: configuration, wiring of its parts, ``run`` and ``stop``.
+
+Its parts, each in its own module (see docs/architecture.md):
+
+* the fetcher (the thread that calls ``run``) reserves jobs and hands them to the executor;
+* the executor's threads run jobs through the job runner, which puts each settlement (result
+  plus ack, retry, or dead letter) in the outbox; the fetcher sends the outbox with its next
+  read (group commit), or a finishing job does while the fetcher blocks on an empty queue;
+* the housekeeper renews leases, recovers expired ones and enforces timeouts; the mover moves
+  delayed jobs when due;
+* held jobs (with the capacity) and the shutdown ladder share the worker's one Condition.
+
+A job is acknowledged only after its result was stored. Nothing is acknowledged before it ran:
+a crash at any point leaves the job leased, and the broker delivers it again after the lease.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from .._interfaces import Broker, Executor
+from .fetcher import Fetcher
+from .health import BrokerHealth
+from .held import HeldJobs, Work
+from .housekeeping import Housekeeper, Mover
+from .ladder import ShutdownLadder, Stage
+from .outbox import Outbox, Sender
+from .policy import admit
+from .runner import JobRunner
+from .threads import ThreadGroup
+
+if TYPE_CHECKING:
+    from .._app import Application
+
+logger = logging.getLogger("tinyq.worker")
+
+SHUTDOWN_POLL = 1.0  # seconds between looks at held jobs during a warm shutdown, at most
+
+
+class Worker:
+    """Runs jobs from ``queues`` (in priority order) with ``concurrency`` slots. A worker
+    runs once: make another with ``app.worker()`` to run again."""
+
+    def __init__(
+        self,
+        app: Application,
+        *,
+        concurrency: int = 8,
+        queues: Sequence[str] | None = None,
+        prefetch: int | None = None,
+        shutdown_timeout: float | None = None,
+        executor: str = "thread",
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.app = app
+        self.concurrency = concurrency
+        self.queues = list(queues or ["default"])
+        self.prefetch = prefetch  # None: adaptive (see held.adaptive_prefetch)
+        self.shutdown_timeout = shutdown_timeout
+        self.executor: Executor[Work] = app.registry.executor(executor)
+        self._cond = threading.Condition()
+        self._ladder = ShutdownLadder(self._cond)
+        self._held = HeldJobs(self._cond, concurrency, prefetch, self.executor.inline)
+        self._outbox: Outbox | None = None  # made by run()
+
+    @property
+    def processed(self) -> int:
+        """Jobs run to an outcome so far (a retry and a timeout count as a run)."""
+        return 0 if self._outbox is None else self._outbox.processed
+
+    def stop(self, cold: bool = False) -> None:
+        """Ask the worker to stop: warm (finish running jobs) or cold (give them back)."""
+        self._ladder.climb(Stage.COLD if cold else Stage.WARM)
+
+    def install_signal_handlers(self) -> None:
+        """First SIGINT/SIGTERM: warm shutdown. The second: cold shutdown."""
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self._ladder.next_step() is Stage.WARM:
+                logger.warning("Received stop signal, warm shutdown...")
+            else:
+                logger.warning("Received second stop signal, cold shutdown...")
+
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
+
+    def run(self, burst: bool = False) -> int:
+        """Work until stopped (or, with ``burst``, until nothing is ready or running).
+
+        Returns 0 after a warm stop or an emptied burst, 1 after a cold stop."""
+        if self._outbox is not None:
+            raise RuntimeError("this Worker has run already: a worker runs once; "
+                               "make another with app.worker()")
+        app = self.app
+        broker, codec = app.broker, app.codec
+        if codec.serializer.name == "cloudpickle" and not codec.signs:
+            logger.warning(
+                "SECURITY: serializer 'cloudpickle' without a secret_key: anyone who can write "
+                "to the broker can run code on this worker. Set Application(secret_key=...) "
+                "or use the json serializer."
+            )
+        health = BrokerHealth()
+        sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
+                        self.queues)
+        outbox = self._outbox = Outbox(self._cond, self._held, sender, health)
+        deadline_set = threading.Event()
+        admission = functools.partial(admit, codec=codec, tasks=app.tasks,
+                                      max_message_size=app.max_message_size)
+        fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
+                          health, self.executor, admission)
+        keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
+                             health, deadline_set)
+        self.executor.start(self.concurrency, JobRunner(self._held, outbox, codec,
+                                                        deadline_set).run)
+        with ThreadGroup() as helpers:
+            try:
+                helpers.start(keeper.run, "Housekeeper")
+                helpers.start(Mover(broker, self.queues, self._ladder, health).run, "Mover")
+                fetcher.run(burst)
+                return self._shut_down(broker, outbox)
+            finally:
+                self._ladder.climb(Stage.DONE)
+                deadline_set.set()  # the housekeeper sleeps on it
+
+    def _shut_down(self, broker: Broker, outbox: Outbox) -> int:
+        """Give back unstarted jobs, let running ones finish (warm) or give them back (cold)."""
+        outbox.fetcher_leaving()
+        outbox.flush_with_retries(give_up=self._ladder.cold)
+        for work in self.executor.take_pending():
+            self._give_back(broker, work)
+        deadline = None if self.shutdown_timeout is None else (
+            time.monotonic() + self.shutdown_timeout)
+        with self._cond:
+            while self._held.count() and not self._ladder.cold:
+                remaining = SHUTDOWN_POLL if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    logger.warning("Shutdown timeout reached, cold shutdown...")
+                    self._ladder.climb(Stage.COLD)
+                    break
+                self._cond.wait(min(remaining, SHUTDOWN_POLL))
+        cold = self._ladder.cold
+        if cold:
+            for work in self._held.snapshot()[1]:
+                self._give_back(broker, work)
+        outbox.flush_with_retries(give_up=cold)
+        # Threads stuck in a timed-out job (in C code) cannot be joined: do not wait for them.
+        zombies = self._held.snapshot()[2]
+        self.executor.shutdown(wait=not cold and not zombies)
+        logger.warning("Exit workers.")
+        return 1 if cold else 0
+
+    def _give_back(self, broker: Broker, work: Work) -> None:
+        if not self._held.take_back(work):
+            return
+        try:
+            broker.nack(work.delivery)
+        except Exception as exc:  # its lease expires and the broker delivers it again
+            logger.error("Could not give back %r (it will be redelivered after its lease): %s",
+                         work.job, exc)
