@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from ._app import Application
+from ._backoff import Backoff
 from ._errors import BrokerUnavailable, TinyqError
 from ._supervisor import Supervisor, watch_parent
 from ._uri import redact_uri
@@ -30,6 +31,7 @@ LOG_FORMAT = (
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "error": logging.ERROR, "critical": logging.CRITICAL}
 CONNECT_ATTEMPTS = 5  # start-up retries for an unreachable broker, about 3 s in all
+CONNECT_BACKOFF = Backoff(base=0.2, cap=1.6)
 
 
 class CommandError(Exception):
@@ -100,7 +102,6 @@ def load_app(path: str) -> Application:
 
 
 def wait_for_broker(app: Application, uri: str) -> None:
-    delay = 0.2
     for attempt in range(CONNECT_ATTEMPTS):
         try:
             app.broker.ping()
@@ -111,9 +112,9 @@ def wait_for_broker(app: Application, uri: str) -> None:
                     f"cannot reach the broker at {redact_uri(uri)}: {exc} "
                     "(is the server running? pass another URI with -u)"
                 ) from exc
+            delay = CONNECT_BACKOFF.delay(attempt)
             logger.warning("Broker not reachable yet, retrying in %.1fs: %s", delay, exc)
             time.sleep(delay)
-            delay *= 2
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:

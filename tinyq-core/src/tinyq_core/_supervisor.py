@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from ._backoff import Backoff
+
 logger = logging.getLogger("tinyq.supervisor")
 
 POLL_SECONDS = 0.2
 PARENT_ENV = "TINYQ_SUPERVISOR_PID"
-MAX_RESTART_DELAY = 10.0
+YOUNG_SECONDS = 5.0  # a child dying sooner than this after its start is restarted with backoff
+RESTART_BACKOFF = Backoff(base=1.0, cap=10.0)
 
 
 class Supervisor:
@@ -32,7 +35,7 @@ class Supervisor:
         self.processes = processes
         self.children: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process
         self.started_at: dict[int, float] = {}
-        self.restart_delay: dict[int, float] = {}
+        self.young_deaths: dict[int, int] = {}  # deaths in a row soon after a start
         self.stops = 0  # signals received: 1 warm, 2 cold
         self.finished: dict[int, int] = {}  # slot -> exit status, for children done for good
 
@@ -72,10 +75,10 @@ class Supervisor:
                     continue
                 # Died on its own (killed, crashed): start it again, backing off if it keeps
                 # dying young.
-                young = now - self.started_at[slot] < 5.0
-                delay = min(MAX_RESTART_DELAY, self.restart_delay.get(slot, 0.5) * 2) if young \
-                    else 0.0
-                self.restart_delay[slot] = delay or 0.5
+                young = now - self.started_at[slot] < YOUNG_SECONDS
+                self.young_deaths[slot] = self.young_deaths.get(slot, 0) + 1 if young else 0
+                deaths = self.young_deaths[slot]
+                delay = RESTART_BACKOFF.delay(deaths - 1) if deaths else 0.0
                 logger.error("Worker process %d exited with status %s; restarting in %.1fs",
                              process.pid, status, delay)
                 pending_restart[slot] = now + delay
