@@ -19,9 +19,9 @@ from ._errors import (
 )
 from ._interfaces import Broker, BrokerAdmin, ResultBackend, Serializer
 from ._plugins import Registry, build_registry
-from ._uri import redact_uri
 from ._task import AsyncTask, JobHandle, Task, TaskDecorator, TaskOptions, new_job_id
 from ._types import Job, Message, Result
+from ._uri import redact_uri
 
 if TYPE_CHECKING:
     from ._worker import Worker
