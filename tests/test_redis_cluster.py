@@ -27,12 +27,23 @@ def cluster() -> Iterator[RedisClusterServers]:
 
 
 class TestRedisBrokerOnCluster(BrokerContract):
+    durable_enqueue_refused = True  # three primaries, no replicas
+
     @pytest.fixture
     def broker(self, cluster: RedisClusterServers) -> Iterator[RedisBroker]:
         broker = RedisBroker(f"{cluster.url}?visibility_timeout=0.5",
                              prefix=f"t{uuid.uuid4().hex[:8]}")
         yield broker
         broker.close()
+
+    @pytest.fixture
+    def second_broker(
+        self, broker: RedisBroker, cluster: RedisClusterServers
+    ) -> Iterator[RedisBroker]:
+        """What another process would open: its own connections, the same prefix."""
+        second = RedisBroker(f"{cluster.url}?visibility_timeout=0.5", prefix=broker.prefix)
+        yield second
+        second.close()
 
 
 def queues_on_each_node(cluster: RedisClusterServers, prefix: str) -> list[str]:
