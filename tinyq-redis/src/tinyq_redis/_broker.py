@@ -12,7 +12,8 @@ Round trips, each one pipeline whatever the batch size:
 * enqueue of any number of jobs: 1 (one script call per queue: XADD + HSET for each job; the
   schedule script for delayed jobs);
 * the worker's report and next fetch: 1 (``settle_and_reserve``: per queue one settle script
-  storing the results, then XACK + XDEL + HDEL; then XREADGROUP ... COUNT n BLOCK t); several
+  storing the results, then XACK + XDEL + HDEL of each entry still pending (a late ack of a
+  recovered entry touches nothing); then XREADGROUP ... COUNT n BLOCK t); several
   queues: the priority script in that pipeline, plus a blocking read when all are empty (on a
   Cluster, where queues live in different slots: one read per queue, in priority order, until
   the batch is full; when all are empty, one blocking read per queue at once, see _cluster.py);
