@@ -449,14 +449,24 @@ class RedisBroker(Broker, BrokerAdmin):
         # SCAN, never KEYS: a few keys per call, so Redis is never held up; on a Cluster
         # redis-py scans every primary. Glob characters in the prefix are escaped.
         tag = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
-        found: set[str] = set()
+        found: list[tuple[str, str]] = []  # (queue, key)
         with translate_errors(self.where):
             for suffix in ("stream", "delayed", "dead"):
                 for key in self.client.scan_iter(match=f"{{{tag}:*}}:{suffix}", count=1000):
                     name = _text(key)[len(self.prefix) + 2 : -len(suffix) - 2]
                     if name:
-                        found.add(name)
-        return sorted(found)
+                        found.append((name, _text(key)))
+            # A stream outlives its entries (its consumer group keeps it): count them.
+            pipe = self._pipeline()
+            for _, key in found:
+                if key.endswith(":delayed"):
+                    pipe.zcard(key)
+                else:
+                    pipe.xlen(key)
+            sizes = pipe.execute(raise_on_error=False)
+        # An error is a key of another type that happens to match (not a queue's).
+        return sorted({name for (name, _), size in zip(found, sizes, strict=True)
+                       if not isinstance(size, Exception) and int(size) > 0})
 
     def purge(self, queue: str) -> int:
         keys = self.keys(queue)
