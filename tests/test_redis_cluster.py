@@ -27,11 +27,12 @@ def cluster() -> Iterator[RedisClusterServers]:
 
 
 class TestRedisBrokerOnCluster(BrokerContract):
-    durable_enqueue_refused = True  # three primaries, no replicas
+    # Three primaries, no replicas; a durable enqueue waits durable_timeout (0.2 s).
+    durable_enqueue_refused = True
 
     @pytest.fixture
     def broker(self, cluster: RedisClusterServers) -> Iterator[RedisBroker]:
-        broker = RedisBroker(f"{cluster.url}?visibility_timeout=0.5",
+        broker = RedisBroker(f"{cluster.url}?visibility_timeout=0.5&durable_timeout=0.2",
                              prefix=f"t{uuid.uuid4().hex[:8]}")
         yield broker
         broker.close()

@@ -15,12 +15,13 @@ from redis_server import RedisServer
 
 
 class TestRedisBroker(BrokerContract):
-    durable_enqueue_refused = True  # one server, no replica to confirm a durable enqueue
+    # One server, no replica to confirm a durable enqueue; it waits durable_timeout (0.2 s).
+    durable_enqueue_refused = True
 
     @pytest.fixture
     def broker(self, redis_server: RedisServer) -> Iterator[RedisBroker]:
         # A prefix per test keeps tests apart on the shared server.
-        broker = RedisBroker(f"{redis_server.url}?visibility_timeout=0.5",
+        broker = RedisBroker(f"{redis_server.url}?visibility_timeout=0.5&durable_timeout=0.2",
                              prefix=f"t{uuid.uuid4().hex[:8]}")
         yield broker
         broker.close()
