@@ -13,6 +13,7 @@ from ._support import GRACE, ContractBase, new_message, new_queue
 def late_reports(broker: Broker, queue: str) -> dict[str, Callable[[Delivery], object]]:
     """Every way a consumer can report on its delivery, by name."""
     return {
+        "renew": lambda old: broker.renew([old]),
         "ack": lambda old: broker.ack([old]),
         "settle_and_reserve": lambda old: broker.settle_and_reserve(
             SettleRequest(acks=[old], queues=[queue], count=1, timeout=0)
