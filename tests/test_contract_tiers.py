@@ -11,6 +11,7 @@ import pytest
 from tinyq_core.plugin import Broker, Delivery, Message
 from tinyq_core.testing import BrokerContract
 from tinyq_core.testing._admin import AdminContract
+from tinyq_core.testing._results import ResultsContract
 from tinyq_core.testing._support import ContractBase
 from tinyq_core.testing.contract import REQUIRED_TIER
 from tinyq_memory import FakeClock, MemoryBroker, MemoryResultBackend
@@ -76,6 +77,10 @@ def _tests_of(part: type) -> dict[str, list[str]]:
         for name, function in vars(part).items()
         if name.startswith("test_")
     }
+
+
+def test_the_contract_is_made_of_the_tiers() -> None:
+    assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:
