@@ -27,12 +27,24 @@ def cluster() -> Iterator[RedisClusterServers]:
 
 
 class TestRedisBrokerOnCluster(BrokerContract):
+    # Three primaries, no replicas; a durable enqueue waits durable_timeout (0.2 s).
+    durable_enqueue_refused = True
+
     @pytest.fixture
     def broker(self, cluster: RedisClusterServers) -> Iterator[RedisBroker]:
-        broker = RedisBroker(f"{cluster.url}?visibility_timeout=0.5",
+        broker = RedisBroker(f"{cluster.url}?visibility_timeout=0.5&durable_timeout=0.2",
                              prefix=f"t{uuid.uuid4().hex[:8]}")
         yield broker
         broker.close()
+
+    @pytest.fixture
+    def second_broker(
+        self, broker: RedisBroker, cluster: RedisClusterServers
+    ) -> Iterator[RedisBroker]:
+        """What another process would open: its own connections, the same prefix."""
+        second = RedisBroker(f"{cluster.url}?visibility_timeout=0.5", prefix=broker.prefix)
+        yield second
+        second.close()
 
 
 def queues_on_each_node(cluster: RedisClusterServers, prefix: str) -> list[str]:

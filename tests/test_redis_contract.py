@@ -15,21 +15,46 @@ from redis_server import RedisServer
 
 
 class TestRedisBroker(BrokerContract):
+    # One server, no replica to confirm a durable enqueue; it waits durable_timeout (0.2 s).
+    durable_enqueue_refused = True
+
     @pytest.fixture
     def broker(self, redis_server: RedisServer) -> Iterator[RedisBroker]:
         # A prefix per test keeps tests apart on the shared server.
-        broker = RedisBroker(f"{redis_server.url}?visibility_timeout=0.5",
+        broker = RedisBroker(f"{redis_server.url}?visibility_timeout=0.5&durable_timeout=0.2",
                              prefix=f"t{uuid.uuid4().hex[:8]}")
         yield broker
         broker.close()
+
+    @pytest.fixture
+    def second_broker(
+        self, broker: RedisBroker, redis_server: RedisServer
+    ) -> Iterator[RedisBroker]:
+        """What another process would open: its own connections, the same server and prefix."""
+        second = RedisBroker(f"{redis_server.url}?visibility_timeout=0.5", prefix=broker.prefix)
+        yield second
+        second.close()
 
 
 class TestRedisBrokerOnFakeredis(BrokerContract):
     """Fast and serverless; fakeredis runs the Lua scripts through lupa."""
 
+    durable_enqueue_refused = True  # fakeredis has no replicas (nor WAIT)
+
     @pytest.fixture
-    def broker(self) -> Iterator[RedisBroker]:
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
-        broker = RedisBroker("redis://?visibility_timeout=0.5", client=client)
+    def server(self) -> fakeredis.FakeServer:
+        return fakeredis.FakeServer(version=(7, 0))
+
+    @pytest.fixture
+    def broker(self, server: fakeredis.FakeServer) -> Iterator[RedisBroker]:
+        broker = RedisBroker("redis://?visibility_timeout=0.5",
+                             client=fakeredis.FakeRedis(server=server))
         yield broker
         broker.close()
+
+    @pytest.fixture
+    def second_broker(self, server: fakeredis.FakeServer) -> Iterator[RedisBroker]:
+        second = RedisBroker("redis://?visibility_timeout=0.5",
+                             client=fakeredis.FakeRedis(server=server))
+        yield second
+        second.close()

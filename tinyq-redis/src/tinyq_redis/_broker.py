@@ -12,7 +12,8 @@ Round trips, each one pipeline whatever the batch size:
 * enqueue of any number of jobs: 1 (one script call per queue: XADD + HSET for each job; the
   schedule script for delayed jobs);
 * the worker's report and next fetch: 1 (``settle_and_reserve``: per queue one settle script
-  storing the results, then XACK + XDEL + HDEL; then XREADGROUP ... COUNT n BLOCK t); several
+  storing the results, then XACK + XDEL + HDEL of each entry still pending (a late ack of a
+  recovered entry touches nothing); then XREADGROUP ... COUNT n BLOCK t); several
   queues: the priority script in that pipeline, plus a blocking read when all are empty (on a
   Cluster, where queues live in different slots: one read per queue, in priority order, until
   the batch is full; when all are empty, one blocking read per queue at once, see _cluster.py);
@@ -448,14 +449,24 @@ class RedisBroker(Broker, BrokerAdmin):
         # SCAN, never KEYS: a few keys per call, so Redis is never held up; on a Cluster
         # redis-py scans every primary. Glob characters in the prefix are escaped.
         tag = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
-        found: set[str] = set()
+        found: list[tuple[str, str]] = []  # (queue, key)
         with translate_errors(self.where):
             for suffix in ("stream", "delayed", "dead"):
                 for key in self.client.scan_iter(match=f"{{{tag}:*}}:{suffix}", count=1000):
                     name = _text(key)[len(self.prefix) + 2 : -len(suffix) - 2]
                     if name:
-                        found.add(name)
-        return sorted(found)
+                        found.append((name, _text(key)))
+            # A stream outlives its entries (its consumer group keeps it): count them.
+            pipe = self._pipeline()
+            for _, key in found:
+                if key.endswith(":delayed"):
+                    pipe.zcard(key)
+                else:
+                    pipe.xlen(key)
+            sizes = pipe.execute(raise_on_error=False)
+        # An error is a key of another type that happens to match (not a queue's).
+        return sorted({name for (name, _), size in zip(found, sizes, strict=True)
+                       if not isinstance(size, Exception) and int(size) > 0})
 
     def purge(self, queue: str) -> int:
         keys = self.keys(queue)

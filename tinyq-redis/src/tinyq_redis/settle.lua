@@ -2,6 +2,7 @@
 -- entries. Results come first, so a job is never acknowledged without its result.
 -- KEYS: stream, jobs hash, result keys...
 -- ARGV: group, result ttl ms, n (entries to ack), n entry ids, n job ids, one body per result key
+-- Returns how many entries were acknowledged.
 local stream, jobs, group = KEYS[1], KEYS[2], ARGV[1]
 local ttl, n = tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 3, #KEYS do
@@ -9,14 +10,16 @@ for i = 3, #KEYS do
   redis.call("RPUSH", KEYS[i], ARGV[3 + 2 * n + i - 2])
   redis.call("PEXPIRE", KEYS[i], ttl)
 end
-if n > 0 then
-  local entries, ids = {}, {}
-  for i = 1, n do
-    entries[i] = ARGV[3 + i]
-    ids[i] = ARGV[3 + n + i]
+local acked = 0
+for i = 1, n do
+  local entry, id = ARGV[3 + i], ARGV[3 + n + i]
+  -- Entry by entry: an entry no longer pending was recovered (its lease expired) and its job
+  -- lives on under a new entry, maybe leased by another worker. This late ack must leave
+  -- that job alone, its mark in the jobs hash included.
+  if redis.call("XACK", stream, group, entry) == 1 then
+    redis.call("XDEL", stream, entry)
+    redis.call("HDEL", jobs, id)
+    acked = acked + 1
   end
-  redis.call("XACK", stream, group, unpack(entries))
-  redis.call("XDEL", stream, unpack(entries))
-  redis.call("HDEL", jobs, unpack(ids))
 end
-return n
+return acked

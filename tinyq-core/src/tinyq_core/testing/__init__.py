@@ -2,8 +2,13 @@
 
 import pytest
 
-# Before the import: pytest then rewrites the suite's asserts, so failures show the values.
-pytest.register_assert_rewrite("tinyq_core.testing.contract")
+# Before the imports: pytest then rewrites the suite's asserts, so failures show the values.
+pytest.register_assert_rewrite(
+    *(f"tinyq_core.testing.{name}" for name in (
+        "contract", "_support", "_delivery", "_redelivery", "_waiting", "_settle", "_results",
+        "_admin",
+    ))
+)
 
 from .contract import BrokerContract  # noqa: E402
 

@@ -1,0 +1,103 @@
+"""The contract's tiers are real: a broker with the required tier only passes the required
+tests, and the admin tests skip for it instead of failing."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import pytest
+
+from tinyq_core.plugin import Broker, Delivery, Message
+from tinyq_core.testing import BrokerContract
+from tinyq_core.testing._admin import AdminContract
+from tinyq_core.testing._results import ResultsContract
+from tinyq_core.testing._support import ContractBase
+from tinyq_core.testing.contract import REQUIRED_TIER
+from tinyq_memory import FakeClock, MemoryBroker, MemoryResultBackend
+
+
+class RequiredOnlyBroker(Broker):
+    """The memory broker seen through the required ``Broker`` methods and its result backend
+    only: no admin tier, and the default wait_for_delayed and settle_and_reserve."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.inner = MemoryBroker(visibility_timeout=5, clock=clock)
+        self.visibility_timeout = self.inner.visibility_timeout
+
+    def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
+        self.inner.enqueue(messages, durable=durable)
+
+    def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
+        return self.inner.reserve(queues, count, timeout)
+
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        self.inner.renew(deliveries)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self.inner.ack(deliveries)
+
+    def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
+        self.inner.nack(delivery, delay, body)
+
+    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
+        self.inner.dead_letter(delivery, reason, error)
+
+    def recover(self, queues: Sequence[str]) -> int:
+        return self.inner.recover(queues)
+
+    def move_due(self, queues: Sequence[str]) -> float | None:
+        return self.inner.move_due(queues)
+
+    def result_backend(self) -> MemoryResultBackend:
+        return self.inner.result_backend()
+
+
+def _clock(broker: Broker) -> FakeClock:
+    assert isinstance(broker, RequiredOnlyBroker) and isinstance(broker.inner.clock, FakeClock)
+    return broker.inner.clock
+
+
+class TestRequiredOnlyBroker(BrokerContract):
+    @pytest.fixture
+    def broker(self) -> RequiredOnlyBroker:
+        return RequiredOnlyBroker(FakeClock())
+
+    def advance(self, broker: Broker, seconds: float) -> None:
+        _clock(broker).advance(seconds)
+
+    def now(self, broker: Broker) -> float:
+        return _clock(broker).time()
+
+
+def _tests_of(part: type) -> dict[str, list[str]]:
+    """The test methods a part of the contract defines, with the fixtures they take."""
+    return {
+        name: list(inspect.signature(function).parameters)
+        for name, function in vars(part).items()
+        if name.startswith("test_")
+    }
+
+
+def test_the_contract_is_made_of_the_tiers() -> None:
+    assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract}
+
+
+def test_required_tests_do_not_take_the_admin_fixture() -> None:
+    # A required test taking it would be skipped for a broker without the admin tier.
+    required = {name: args for part in REQUIRED_TIER for name, args in _tests_of(part).items()}
+    assert len(required) > 20  # found them: the check below is not vacuous
+    assert [name for name, args in required.items() if "admin" in args] == []
+
+
+def test_every_admin_test_takes_the_admin_fixture() -> None:
+    admin = _tests_of(AdminContract)
+    assert len(admin) > 10
+    assert [name for name, args in admin.items() if "admin" not in args] == []
+
+
+def test_the_admin_fixture_skips_for_a_broker_without_the_tier() -> None:
+    with pytest.raises(pytest.skip.Exception, match="RequiredOnlyBroker is not a BrokerAdmin"):
+        ContractBase.require_admin(RequiredOnlyBroker(FakeClock()))
+    memory = MemoryBroker()
+    assert ContractBase.require_admin(memory) is memory
