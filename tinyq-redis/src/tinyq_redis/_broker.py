@@ -42,44 +42,34 @@ from redis.cluster import RedisCluster
 
 from tinyq_core.plugin import (
     Broker,
-    BrokerAdmin,
     BrokerError,
     ConfigurationError,
-    DeadLetter,
     Delivery,
-    JobStatus,
     Message,
     Result,
     SettleRequest,
 )
 
+from ._admin import RedisAdmin
 from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
-from ._keys import Keys
+from ._keys import GROUP, Keys, text
 from ._results import RedisResultBackend
 from ._scripts import (
     DEAD_LETTER,
     ENQUEUE,
     MOVE_DUE,
-    PURGE,
     RECOVER,
-    REQUEUE_DEAD,
     RESERVE,
     SCHEDULE,
     SETTLE,
-    STATUS,
     execute,
 )
 
-GROUP = "tinyq"
 ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
 RECOVER_BATCH = 1000
 MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _count(value: Any) -> int:
@@ -90,7 +80,7 @@ def _count(value: Any) -> int:
         return 0
 
 
-class RedisBroker(Broker, BrokerAdmin):
+class RedisBroker(Broker, RedisAdmin):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(
@@ -332,7 +322,7 @@ class RedisBroker(Broker, BrokerAdmin):
                     fields = dict(zip(fields[::2], fields[1::2], strict=True))
                 if not fields:  # deleted while pending; nothing to deliver
                     continue
-                entry = _text(entry_id)
+                entry = text(entry_id)
                 # A malformed entry (written by hand) still becomes a delivery, so that the
                 # worker dead-letters it with a reason instead of choking on it.
                 raw_id = fields.get(b"id") or f"entry:{entry}".encode()
@@ -419,88 +409,6 @@ class RedisBroker(Broker, BrokerAdmin):
             else:
                 self.client.blpop(wakes, timeout=wait)
         return True
-
-    # -- inspection and administration -------------------------------------------------------
-
-    def status(self, job_id: str, queue: str = "default") -> JobStatus:
-        keys = self.keys(queue)
-        with translate_errors(self.where):
-            self._ensure_groups([queue])
-            state = _text(STATUS(self.client, (keys.stream, keys.jobs), (GROUP, job_id)))
-        return state  # type: ignore[return-value]
-
-    def size(self, queue: str) -> int:
-        keys = self.keys(queue)
-        with translate_errors(self.where):
-            self._ensure_groups([queue])
-            pipe = self._pipeline()
-            pipe.xlen(keys.stream)
-            pipe.xpending(keys.stream, GROUP)
-            pipe.zcard(keys.delayed)
-            length, pending, delayed = pipe.execute()
-        return int(length) - int(pending["pending"]) + int(delayed)
-
-    def count_leased(self, queue: str) -> int:
-        with translate_errors(self.where):
-            self._ensure_groups([queue])
-            return int(self.client.xpending(self.keys(queue).stream, GROUP)["pending"])
-
-    def queues(self) -> list[str]:
-        # SCAN, never KEYS: a few keys per call, so Redis is never held up; on a Cluster
-        # redis-py scans every primary. Glob characters in the prefix are escaped.
-        tag = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
-        found: list[tuple[str, str]] = []  # (queue, key)
-        with translate_errors(self.where):
-            for suffix in ("stream", "delayed", "dead"):
-                for key in self.client.scan_iter(match=f"{{{tag}:*}}:{suffix}", count=1000):
-                    name = _text(key)[len(self.prefix) + 2 : -len(suffix) - 2]
-                    if name:
-                        found.append((name, _text(key)))
-            # A stream outlives its entries (its consumer group keeps it): count them.
-            pipe = self._pipeline()
-            for _, key in found:
-                if key.endswith(":delayed"):
-                    pipe.zcard(key)
-                else:
-                    pipe.xlen(key)
-            sizes = pipe.execute(raise_on_error=False)
-        # An error is a key of another type that happens to match (not a queue's).
-        return sorted({name for (name, _), size in zip(found, sizes, strict=True)
-                       if not isinstance(size, Exception) and int(size) > 0})
-
-    def purge(self, queue: str) -> int:
-        keys = self.keys(queue)
-        with translate_errors(self.where):
-            self._ensure_groups([queue])
-            return int(PURGE(self.client, (keys.stream, keys.delayed, keys.payloads, keys.jobs),
-                             [GROUP]))
-
-    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        with translate_errors(self.where):
-            entries: Any = self.client.xrange(self.keys(queue).dead, count=limit)
-        letters = []
-        for _, fields in entries:
-            message = Message(_text(fields[b"id"]), queue, bytes(fields[b"b"]))
-            letters.append(DeadLetter(
-                message, _text(fields[b"reason"]), _text(fields.get(b"error", b"")),
-                int(fields.get(b"attempts", 0)), float(fields.get(b"at", 0)),
-            ))
-        return letters
-
-    def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        keys = self.keys(queue)
-        args = ["all"] if ids is None else ["some", *ids]
-        with translate_errors(self.where):
-            return int(REQUEUE_DEAD(self.client, (keys.stream, keys.dead, keys.jobs), args))
-
-    def purge_dead_letters(self, queue: str) -> int:
-        dead = self.keys(queue).dead
-        with translate_errors(self.where):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.xlen(dead)
-            pipe.delete(dead)
-            count, _ = pipe.execute()
-        return int(count)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+GROUP = "tinyq"  # the consumer group of every queue's stream
+
+
+def text(value: bytes | str) -> str:
+    """A reply as str (replies are bytes unless the client decodes them)."""
+    return value.decode() if isinstance(value, bytes) else value
+
 
 class Keys:
     __slots__ = ("dead", "delayed", "jobs", "payloads", "results", "stream", "wake")
