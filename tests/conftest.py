@@ -20,12 +20,13 @@ from redis_server import RedisServer
 
 pytest_plugins = ["pytester"]  # tests of the tinyq_worker fixture run pytest inside pytest
 
-# A test is marked ``redis`` when it needs a real redis-server (fakeredis does not count), and
-# ``process`` when it starts subprocesses (the tinyq CLI, ``python -m``/``-c``, supervisors,
-# wheel builds): by the fixtures it uses, directly or through other fixtures, or by the names
-# its own code uses to start them inline.
+# A test is marked ``redis`` when it talks to Redis over the network: to a redis-server (fakeredis
+# does not count), or to a free port where none listens (``free_port``: the client then waits
+# out its retries, seconds per call); and ``process`` when it starts subprocesses (the tinyq
+# CLI, ``python -m``/``-c``, supervisors, wheel builds). Both by the fixtures it uses, directly
+# or through other fixtures, or by the names its own code uses to start them inline.
 REDIS_FIXTURES = {"redis_server", "tls_server", "locked_server", "outage_server", "cluster"}
-REDIS_NAMES = {"RedisServer", "RedisClusterServers", "SentinelDeployment"}
+REDIS_NAMES = {"RedisServer", "RedisClusterServers", "SentinelDeployment", "free_port"}
 PROCESS_FIXTURES = {"project", "wheels", "installed_venv"}
 PROCESS_NAMES = {"subprocess", "AppProject", "run_python", "run_readme_hello_world"}
 

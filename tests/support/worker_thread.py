@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tinyq_core import Application, Worker
+from tinyq_memory import MemoryBroker
 
 # Long enough for a warm stop: an idle worker notices it within one blocking read, and the
 # tests' jobs finish within seconds.
@@ -48,11 +49,11 @@ def running_worker(
     except BaseException:
         # The test failed already: get the worker out of the way (cold: do not wait for
         # jobs) and let that failure be the one reported.
-        worker.stop(cold=True)
+        stop(worker, app, cold=True)
         thread.join(join_timeout)
         raise
     if not burst:
-        worker.stop(cold=cold)
+        stop(worker, app, cold=cold)
     thread.join(join_timeout)
     if thread.is_alive():
         worker.stop(cold=True)  # so that it does not run on into the next test
@@ -64,3 +65,11 @@ def running_worker(
         raise outcome
     expected = 1 if cold and not burst else 0
     assert outcome == expected, f"worker.run() returned {outcome}, not {expected}"
+
+
+def stop(worker: Worker, app: Application, cold: bool) -> None:
+    worker.stop(cold=cold)
+    if isinstance(app.broker, MemoryBroker):
+        # An idle worker waits in a blocking reserve; this ends it, so that the worker sees
+        # the stop now rather than when the read times out.
+        app.broker.interrupt_reserves()
