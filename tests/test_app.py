@@ -87,8 +87,9 @@ def test_custom_name_round_trips(tinyq_app: Application) -> None:
     h = add.delay(4, 5)
     drain(tinyq_app)
     assert h.result(0) == 9
-    assert tinyq_app.send("math.plus", 1, 1).id
+    sent = tinyq_app.send("math.plus", 1, 1)  # by the custom name
     drain(tinyq_app)
+    assert sent.result(0) == 2
 
 
 def test_send_by_name_from_a_producer_without_the_code(tinyq_broker: MemoryBroker) -> None:

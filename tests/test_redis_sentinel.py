@@ -56,6 +56,7 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
 
         total, acknowledged, refused = 600, set(), 0
         killed = threading.Event()
+        failed_over = threading.Event()  # set at the end: an error in the thread leaves it unset
 
         killed_at: list[float] = []
 
@@ -69,6 +70,7 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
             # from then on durable enqueues are confirmed again.
             old.start()
             deployment.wait_until(lambda: deployment.replica_in_sync(old))
+            failed_over.set()
 
         deadline = time.monotonic() + 90
         for i in range(total):
@@ -86,6 +88,7 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
                     break
             time.sleep(0.003)
         assert killed.is_set() and refused > 0  # the kill did happen under the producer
+        assert failed_over.wait(60), "the old primary never came back as the new one's replica"
 
         def ran() -> list[int]:
             return [int(line.split()[0]) for line in runs_file.read_text().splitlines()]

@@ -45,8 +45,7 @@ def test_the_marker_gives_the_worker_its_options(
         assert not started.acquire(timeout=0.3)  # three slots, not the default eight
     finally:
         release.set()
-    for h in handles:
-        h.result(timeout=5)
+    assert [h.result(timeout=5) for h in handles] == [None] * 6
 
 
 def test_delayed_jobs_wait_for_the_fake_clock(
