@@ -42,10 +42,9 @@ class AppProject:
         visibility_timeout: float = 1,
         query: str = "",
         env: Mapping[str, str] | None = None,
-        module: str = "app",
     ) -> None:
         self.path = path
-        self.module_name = module
+        self.module_name = "app"
         self.ns = uuid.uuid4().hex[:8]
         self.server_url = url
         self.url: str | None = None
@@ -57,7 +56,7 @@ class AppProject:
         self.env = child_env(variables)
         self.procs: list[subprocess.Popen[str]] = []
         self._logs: dict[subprocess.Popen[str], tuple[Path, Path | None]] = {}
-        self.write(f"{module}.py", source)
+        self.write(f"{self.module_name}.py", source)
 
     def write(self, name: str, source: str) -> Path:
         """Write another file into the project (dedented); returns its path."""
