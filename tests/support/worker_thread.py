@@ -49,14 +49,14 @@ def running_worker(
     except BaseException:
         # The test failed already: get the worker out of the way (cold: do not wait for
         # jobs) and let that failure be the one reported.
-        stop(worker, app, cold=True)
+        _stop(worker, app, cold=True)
         thread.join(join_timeout)
         raise
     if not burst:
-        stop(worker, app, cold=cold)
+        _stop(worker, app, cold=cold)
     thread.join(join_timeout)
     if thread.is_alive():
-        worker.stop(cold=True)  # so that it does not run on into the next test
+        _stop(worker, app, cold=True)  # so that it does not run on into the next test
         thread.join(join_timeout)
         how = "its burst" if burst else ("a cold stop" if cold else "a warm stop")
         pytest.fail(f"the worker thread did not end within {join_timeout:g} s of {how}")
@@ -67,7 +67,7 @@ def running_worker(
     assert outcome == expected, f"worker.run() returned {outcome}, not {expected}"
 
 
-def stop(worker: Worker, app: Application, cold: bool) -> None:
+def _stop(worker: Worker, app: Application, cold: bool) -> None:
     worker.stop(cold=cold)
     if isinstance(app.broker, MemoryBroker):
         # An idle worker waits in a blocking reserve; this ends it, so that the worker sees
