@@ -5,12 +5,9 @@ enqueued from this process, a ``tinyq -l info -u <uri>`` worker, results, then C
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from support.project import AppProject
 
 README_APP = '''
     from tinyq_core import Application
@@ -26,28 +23,17 @@ README_APP = '''
 
 def run_readme_hello_world(tmp_path: Path, url: str) -> str:
     """Run it on ``url``; checks the results, the exit status and the log, returns the log."""
-    (tmp_path / "app.py").write_text(textwrap.dedent(README_APP))
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import app as hello  # type: ignore[import-not-found]
-
-        hello.app.use_broker(url)
-        handles = [hello.add.delay(m, n) for m in range(10) for n in range(3)]
-        env = {**os.environ}
-        env.pop("PYTHONPATH", None)
-        proc = subprocess.Popen(["tinyq", "-l", "info", "-u", url], cwd=tmp_path, env=env,
-                                text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with AppProject(tmp_path, README_APP) as project:
+        project.app.use_broker(url)
+        add = project.module.add
+        handles = [add.delay(m, n) for m in range(10) for n in range(3)]
+        proc = project.start("-l", "info", "-u", url, script=True)  # the README's command
         try:
             assert [h.result(timeout=20) for h in handles] == [
                 m + n for m in range(10) for n in range(3)
             ]
         finally:
-            proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=20)
-        hello.app.close()
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("app", None)
+            out = project.stop(proc)
     assert proc.returncode == 0, out
     assert out.count("Got a job: <Job: id: ") == 30
     assert "task_name: app.add>" in out

@@ -16,6 +16,8 @@ from tinyq_core import (
 )
 from tinyq_memory import FakeClock, MemoryBroker, drain
 
+from support.worker_thread import running_worker
+
 
 def test_call_runs_now_and_delay_runs_on_worker(tinyq_app: Application) -> None:
     calls = []
@@ -85,8 +87,9 @@ def test_custom_name_round_trips(tinyq_app: Application) -> None:
     h = add.delay(4, 5)
     drain(tinyq_app)
     assert h.result(0) == 9
-    assert tinyq_app.send("math.plus", 1, 1).id
+    sent = tinyq_app.send("math.plus", 1, 1)  # by the custom name
     drain(tinyq_app)
+    assert sent.result(0) == 2
 
 
 def test_send_by_name_from_a_producer_without_the_code(tinyq_broker: MemoryBroker) -> None:
@@ -192,22 +195,13 @@ def test_result_times_out(tinyq_app: Application) -> None:
 
 
 def test_result_blocks_until_a_worker_finishes(tinyq_app: Application) -> None:
-    import threading
-
     @tinyq_app.task()
     def add(m: int, n: int) -> int:
         return m + n
 
     h = add.delay(20, 22)
-    worker = tinyq_app.worker(concurrency=2)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
+    with running_worker(tinyq_app, concurrency=2):
         assert h.result(timeout=5) == 42
-    finally:
-        worker.stop()
-        thread.join(5)
-    assert not thread.is_alive()
 
 
 def test_non_serialisable_argument_fails_at_delay(tinyq_app: Application) -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support.project import AppProject
+from support.waiting import wait_until
 
 APP = '''
 import atexit, json, os, sys, time
@@ -58,46 +59,37 @@ def report():
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+def project(tmp_path: Path) -> Iterator[AppProject]:
     (tmp_path / "out").mkdir()
-    return tmp_path
+    p = AppProject(tmp_path, APP, env={"OUT": str(tmp_path / "out")})
+    yield p
+    p.close()
 
 
-def tinyq(project: Path, *args: str, env: dict[str, str] | None = None,
-          **popen: object) -> subprocess.Popen[str]:
-    full_env = {**os.environ, "OUT": str(project / "out"), **(env or {})}
-    full_env.pop("PYTHONPATH", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "tinyq_core", *args], cwd=project, env=full_env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,  # type: ignore[call-overload]
-    )
+def finish(
+    project: AppProject, proc: subprocess.Popen[str], timeout: float = 30
+) -> tuple[int, str]:
+    """Wait for ``proc`` to exit; its exit status and output (stdout and stderr)."""
+    code = proc.wait(timeout=timeout)
+    return code, project.output(proc)
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out + err
-
-
-def report(project: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads((project / "out" / "report.json").read_text())
+def report(project: AppProject) -> dict[str, object]:
+    data: dict[str, object] = json.loads((project.path / "out" / "report.json").read_text())
     return data
 
 
 def wait_for(path: Path, timeout: float = 15) -> None:
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < end, f"{path} did not appear"
-        time.sleep(0.02)
+    wait_until(path.exists, timeout, message=f"{path} to appear")
 
 
-def test_version(project: Path) -> None:
-    code, out = finish(tinyq(project, "-V"))
+def test_version(project: AppProject) -> None:
+    code, out = finish(project, project.start("-V"))
     assert code == 0 and out.strip() == "tinyq 0.1.0"
 
 
-def test_hello_world_burst(project: Path) -> None:
-    code, out = finish(tinyq(project, "-l", "info", "--burst", env={"ENQUEUE": "add"}))
+def test_hello_world_burst(project: AppProject) -> None:
+    code, out = finish(project, project.start("-l", "info", "--burst", env={"ENQUEUE": "add"}))
     assert code == 0, out
     assert report(project)["results"] == [m + n for m in range(10) for n in range(3)]
     assert "Starting TinyQ worker, version 0.1.0..." in out
@@ -110,21 +102,21 @@ def test_hello_world_burst(project: Path) -> None:
     assert " process:MainProcess(" in line
 
 
-def test_default_log_level_is_warn(project: Path) -> None:
-    code, out = finish(tinyq(project, "--burst", env={"ENQUEUE": "add"}))
+def test_default_log_level_is_warn(project: AppProject) -> None:
+    code, out = finish(project, project.start("--burst", env={"ENQUEUE": "add"}))
     assert code == 0
     assert "Starting TinyQ worker" in out
     assert "Got a job" not in out
 
 
-def test_warm_shutdown_finishes_the_running_job(project: Path) -> None:
-    proc = tinyq(project, "-l", "info", "-w", "1", env={"ENQUEUE": "slow", "SECONDS": "1.5"})
-    wait_for(project / "out" / "started")
+def test_warm_shutdown_finishes_the_running_job(project: AppProject) -> None:
+    proc = project.start("-l", "info", "-w", "1", env={"ENQUEUE": "slow", "SECONDS": "1.5"})
+    wait_for(project.path / "out" / "started")
     proc.send_signal(signal.SIGINT)
-    code, out = finish(proc)
+    code, out = finish(project, proc)
     assert code == 0, out
     assert "Received stop signal, warm shutdown..." in out
-    assert (project / "out" / "finished").exists()
+    assert (project.path / "out" / "finished").exists()
     data = report(project)
     assert data["results"][0] == 1.5  # type: ignore[index]
     # The add jobs were prefetched or still waiting: given back, none lost, none run.
@@ -132,37 +124,38 @@ def test_warm_shutdown_finishes_the_running_job(project: Path) -> None:
     assert "Traceback" not in out
 
 
-def test_sigterm_is_a_warm_shutdown_too(project: Path) -> None:
-    proc = tinyq(project, "-w", "2", env={"ENQUEUE": "slow", "SECONDS": "1"})
-    wait_for(project / "out" / "started")
+def test_sigterm_is_a_warm_shutdown_too(project: AppProject) -> None:
+    proc = project.start("-w", "2", env={"ENQUEUE": "slow", "SECONDS": "1"})
+    wait_for(project.path / "out" / "started")
     proc.send_signal(signal.SIGTERM)
-    code, out = finish(proc)
+    code, out = finish(project, proc)
     assert code == 0, out
-    assert (project / "out" / "finished").exists()
+    assert (project.path / "out" / "finished").exists()
 
 
-def test_second_signal_is_a_cold_shutdown(project: Path) -> None:
-    proc = tinyq(project, "-w", "1", env={"ENQUEUE": "slow", "SECONDS": "30"})
-    wait_for(project / "out" / "started")
+def test_second_signal_is_a_cold_shutdown(project: AppProject) -> None:
+    proc = project.start("-w", "1", env={"ENQUEUE": "slow", "SECONDS": "30"})
+    wait_for(project.path / "out" / "started")
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    wait_until(lambda: "warm shutdown" in project.output(proc), 10,
+               message="the worker to take the first signal")
     proc.send_signal(signal.SIGINT)
-    code, out = finish(proc, timeout=15)
+    code, out = finish(project, proc, timeout=15)
     assert code == 1, out
     assert "cold shutdown" in out
-    assert not (project / "out" / "finished").exists()
+    assert not (project.path / "out" / "finished").exists()
     data = report(project)
     assert data["results"][0] == "queued"  # the running job was given back
     assert data["waiting"] == 4
 
 
-def test_shutdown_timeout_bounds_the_wait(project: Path) -> None:
-    proc = tinyq(project, "-w", "1", "--shutdown-timeout", "0.5",
-                 env={"ENQUEUE": "slow", "SECONDS": "30"})
-    wait_for(project / "out" / "started")
+def test_shutdown_timeout_bounds_the_wait(project: AppProject) -> None:
+    proc = project.start("-w", "1", "--shutdown-timeout", "0.5",
+                         env={"ENQUEUE": "slow", "SECONDS": "30"})
+    wait_for(project.path / "out" / "started")
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    code, _ = finish(proc, timeout=15)
+    code, _ = finish(project, proc, timeout=15)
     assert time.monotonic() - started < 5
     assert code == 1
     assert report(project)["results"][0] == "queued"
@@ -180,9 +173,11 @@ def test_shutdown_timeout_bounds_the_wait(project: Path) -> None:
         (["-u", "down://"], "cannot reach the broker at down://"),
     ],
 )
-def test_bad_input_gets_one_clear_line(project: Path, args: list[str], message: str) -> None:
+def test_bad_input_gets_one_clear_line(
+    project: AppProject, args: list[str], message: str
+) -> None:
     env = {"TINYQ_DISABLE_PLUGIN_AUTOLOAD": "1"} if "redis" in args[-1] else {}
-    code, out = finish(tinyq(project, *args, env=env))
+    code, out = finish(project, project.start(*args, env=env))
     assert code == 1
     assert message in out
     assert "Traceback" not in out
@@ -191,18 +186,18 @@ def test_bad_input_gets_one_clear_line(project: Path, args: list[str], message: 
     assert len(errors) == 1
 
 
-def test_import_error_inside_the_app_says_why(project: Path) -> None:
-    (project / "broken.py").write_text("import no_such_dependency\napp = None\n")
-    code, out = finish(tinyq(project, "-a", "broken.app"))
+def test_import_error_inside_the_app_says_why(project: AppProject) -> None:
+    project.write("broken.py", "import no_such_dependency\napp = None\n")
+    code, out = finish(project, project.start("-a", "broken.app"))
     assert code == 1
     assert "importing 'broken' failed" in out and "no_such_dependency" in out
     assert "Traceback" not in out
-    code, out = finish(tinyq(project, "-a", "broken.app", "-v"))
+    code, out = finish(project, project.start("-a", "broken.app", "-v"))
     assert code == 1 and "Traceback" in out
 
 
-def test_queue_flag_in_priority_order(project: Path) -> None:
-    (project / "prio.py").write_text(textwrap.dedent('''
+def test_queue_flag_in_priority_order(project: AppProject) -> None:
+    project.write("prio.py", '''
         import os
         from tinyq_core import Application
         app = Application("memory://")
@@ -216,8 +211,8 @@ def test_queue_flag_in_priority_order(project: Path) -> None:
         note.apply_async(args=("ignored",), queue="other")
         import atexit
         atexit.register(lambda: print("ORDER", order))
-    '''))
-    code, out = finish(tinyq(project, "-a", "prio.app", "-w", "1", "-q", "high", "-q", "low",
-                             "--burst"))
+    ''')
+    proc = project.start("-a", "prio.app", "-w", "1", "-q", "high", "-q", "low", "--burst")
+    code, out = finish(project, proc)
     assert code == 0, out
     assert "ORDER ['high', 'high', 'high', 'low', 'low', 'low']" in out

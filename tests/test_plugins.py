@@ -14,6 +14,8 @@ from tinyq_core import Application, PluginError, Registry, hookimpl
 from tinyq_core._plugins import build_registry
 from tinyq_memory import MemoryBroker
 
+from support.environment import child_env
+
 
 def plugin(**register: Any) -> types.SimpleNamespace:
     """A plugin object registering brokers given as scheme=factory."""
@@ -98,12 +100,9 @@ def test_misspelt_hook_is_caught() -> None:
 
 
 def run_python(code: str, tmp_path: Any, env: dict[str, str] | None = None) -> str:
-    import os
-
-    full_env = {**os.environ, **(env or {})}
-    full_env["PYTHONPATH"] = str(tmp_path)
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                         text=True, env=full_env, cwd=tmp_path, timeout=60)
+                         text=True, env=child_env(env, path=[tmp_path]), cwd=tmp_path,
+                         timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout + out.stderr
 

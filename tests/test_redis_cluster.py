@@ -17,6 +17,8 @@ from tinyq_redis import RedisBroker
 
 from readme_hello import run_readme_hello_world
 from redis_server import RedisClusterServers, free_port
+from support.waiting import wait_until
+from support.worker_thread import running_worker
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +58,6 @@ def queues_on_each_node(cluster: RedisClusterServers, prefix: str) -> list[str]:
         if len(found) == len(cluster.nodes):
             return [found[n.port] for n in cluster.nodes]
     raise AssertionError("no queue names found for every node")
-
-
-def run_worker(app: Application, queues: list[str], concurrency: int = 4) -> threading.Thread:
-    worker = app.worker(queues=queues, concurrency=concurrency)
-    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
-    thread.start()
-    return thread
 
 
 def test_three_queues_on_three_nodes_drain_in_priority_order(
@@ -133,14 +128,8 @@ def test_delayed_jobs_on_three_nodes(cluster: RedisClusterServers) -> None:
 
     handles = [stamp.apply_async(countdown=0.5 + i * 0.3, queue=q) for i, q in enumerate(queues)]
     due = [time.time() + 0.5 + i * 0.3 for i in range(3)]
-    worker = app.worker(queues=queues, concurrency=2)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
+    with running_worker(app, queues=queues, concurrency=2):
         ran = [h.result(timeout=10) for h in handles]
-    finally:
-        worker.stop()
-        thread.join(10)
     for when, expected in zip(ran, due, strict=True):
         assert expected - 0.05 <= when < expected + 1.0
     app.close()
@@ -163,11 +152,10 @@ def test_a_slot_migrating_under_a_running_worker(cluster: RedisClusterServers) -
     stream = f"{{{prefix}:default}}:stream"
     source = cluster.node_of(stream)
     target = next(n for n in cluster.nodes if n is not source)
-    thread = run_worker(app, ["default"])
-    time.sleep(0.3)
-    assert len(runs) < 1500  # the move happens mid-drain
-    cluster.move_slot_of(stream, target)
-    thread.join(120)
+    with running_worker(app, burst=True, join_timeout=120, queues=["default"], concurrency=4):
+        wait_until(lambda: len(runs) >= 100, 30, message="the drain to be under way")
+        assert len(runs) < 1500  # the move happens mid-drain
+        cluster.move_slot_of(stream, target)
     assert cluster.node_of(stream) is target
     assert sorted(runs) == list(range(1500))
     assert set(runs.values()) == {1}  # no acknowledgement lost: nothing ran twice
@@ -192,18 +180,12 @@ def test_a_node_restart_under_a_running_worker(cluster: RedisClusterServers) -> 
         return i
 
     handles = [slow.apply_async((i,), queue=queues[i % 3]) for i in range(600)]
-    worker = app.worker(queues=queues, concurrency=4)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
-        time.sleep(0.3)
+    with running_worker(app, join_timeout=30, queues=queues, concurrency=4):
+        wait_until(lambda: len(runs) >= 50, 30, message="the drain to be under way")
         assert len(runs) < 600  # the restart happens mid-drain
         cluster.nodes[1].restart()
         cluster.wait_ok()
         assert [h.result(timeout=60) for h in handles] == list(range(600))
-    finally:
-        worker.stop()
-        thread.join(30)
     assert sorted(runs) == list(range(600))
     assert sum(app.broker.size(q) for q in queues) == 0
     app.close()

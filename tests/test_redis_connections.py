@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,9 +19,12 @@ def round_trip(app: Application) -> None:
         return m + n
 
     h = add.delay(2, 3)
-    add.apply_async(args=(1, 1), countdown=0.1)
+    later = add.apply_async(args=(1, 1), countdown=0.1)
+    assert later.status() == "scheduled"
+    time.sleep(0.15)  # its countdown: due when the burst worker looks
     app.worker(concurrency=2).run(burst=True)
     assert h.result(timeout=5) == 5
+    assert later.result(timeout=5) == 2
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,8 @@ primary is killed with SIGKILL under a running worker and a producer."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +13,7 @@ from tinyq_core import Application, BrokerError, BrokerUnavailable, Configuratio
 from tinyq_redis import RedisBroker
 
 from redis_server import SentinelDeployment
+from support.project import AppProject
 
 APP = '''
 import os, time
@@ -41,19 +36,14 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
     ``durable_enqueue``. The worker carries on against the promoted replica without a
     restart, and every job whose enqueue returned runs at least once."""
     deployment = SentinelDeployment().start()
-    worker: subprocess.Popen[str] | None = None
+    runs_file = tmp_path / "runs.txt"
+    runs_file.touch()
+    project = AppProject(tmp_path, APP, url=deployment.url, visibility_timeout=2,
+                         env={"RUNS_FILE": str(runs_file)})
     try:
-        url = f"{deployment.url}?visibility_timeout=2&prefix=f{uuid.uuid4().hex[:6]}"
-        (tmp_path / "app.py").write_text(textwrap.dedent(APP))
-        runs_file = tmp_path / "runs.txt"
-        runs_file.touch()
-        env = {**os.environ, "TINYQ_URL": url, "RUNS_FILE": str(runs_file)}
-        env.pop("PYTHONPATH", None)
-        log = open(tmp_path / "worker.log", "w")
-        worker = subprocess.Popen([sys.executable, "-m", "tinyq_core", "-l", "info", "-w", "4"],
-                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  text=True)
-        log.close()
+        url = project.url
+        assert url is not None
+        worker = project.worker("-w", "4")
 
         wrong = RedisBroker(deployment.url.replace("/tinyq", "/nope"))
         with pytest.raises(BrokerUnavailable, match="No master found for 'nope'"):
@@ -66,6 +56,7 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
 
         total, acknowledged, refused = 600, set(), 0
         killed = threading.Event()
+        failed_over = threading.Event()  # set at the end: an error in the thread leaves it unset
 
         killed_at: list[float] = []
 
@@ -79,6 +70,7 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
             # from then on durable enqueues are confirmed again.
             old.start()
             deployment.wait_until(lambda: deployment.replica_in_sync(old))
+            failed_over.set()
 
         deadline = time.monotonic() + 90
         for i in range(total):
@@ -96,6 +88,7 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
                     break
             time.sleep(0.003)
         assert killed.is_set() and refused > 0  # the kill did happen under the producer
+        assert failed_over.wait(60), "the old primary never came back as the new one's replica"
 
         def ran() -> list[int]:
             return [int(line.split()[0]) for line in runs_file.read_text().splitlines()]
@@ -103,7 +96,7 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
         while not acknowledged <= set(ran()):
             assert time.monotonic() < deadline, (
                 f"{len(acknowledged - set(ran()))} acknowledged jobs never ran; worker log:\n"
-                + (tmp_path / "worker.log").read_text()[-3000:]
+                + project.output(worker)[-3000:]
             )
             time.sleep(0.1)
         assert worker.poll() is None  # the same worker process, never restarted
@@ -112,16 +105,13 @@ def test_a_failover_under_a_worker_and_a_durable_producer(tmp_path: Path) -> Non
         runs = ran()
         print(f"failover: first job after the kill ran {resumed:.1f} s later; "
               f"{refused} enqueue attempts refused; {len(runs) - len(set(runs))} jobs ran twice")
-        worker.send_signal(signal.SIGINT)
-        assert worker.wait(30) == 0
-        output = (tmp_path / "worker.log").read_text()
+        output = project.stop(worker, timeout=30)
+        assert worker.returncode == 0, output[-3000:]
         assert "Broker is reachable again, resuming" in output
         assert "Traceback" not in output
         producer.close()
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        project.close()
         deployment.close()
 
 

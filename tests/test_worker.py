@@ -3,6 +3,7 @@ bad messages, leases, batching, prefetch and broker outages."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -12,6 +13,9 @@ import pytest
 from tinyq_core import Application, Delivery, JobFailed, Message, Retry
 from tinyq_core._worker.held import adaptive_prefetch
 from tinyq_memory import FakeClock, MemoryBroker, drain
+
+from support.waiting import wait_until
+from support.worker_thread import running_worker
 
 
 def test_retries_with_exponential_backoff_then_dead_letter(
@@ -176,15 +180,14 @@ def test_long_job_keeps_its_lease(tmp_path: object) -> None:
         return "ok"
 
     h = slow.delay()
-    worker = app.worker(concurrency=2)
-    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
-    thread.start()
-    time.sleep(0.1)
-    # Another consumer keeps recovering and reserving while the job runs: it must get nothing.
     stolen: list[Delivery] = []
-    while thread.is_alive():
-        broker.recover(["default"])
-        stolen += broker.reserve(["default"], 10, 0.05)
+    with running_worker(app, burst=True, concurrency=2) as worker:
+        wait_until(lambda: runs, message="the job to start")
+        # Another consumer keeps recovering and reserving while the job runs: it must get
+        # nothing.
+        while not worker.processed:
+            broker.recover(["default"])
+            stolen += broker.reserve(["default"], 10, 0.05)
     assert stolen == []
     assert runs == [1]
     assert h.result(0) == "ok"
@@ -199,13 +202,10 @@ def test_prefetch_is_bounded(tinyq_broker: MemoryBroker) -> None:
         gate.wait(5)
 
     wait.map([()] * 50)
-    worker = app.worker(concurrency=4, prefetch=2)
-    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
-    thread.start()
-    time.sleep(0.3)
-    assert tinyq_broker.size("default") == 50 - 6
-    gate.set()
-    thread.join(5)
+    with running_worker(app, burst=True, concurrency=4, prefetch=2):
+        time.sleep(0.3)
+        assert tinyq_broker.size("default") == 50 - 6
+        gate.set()
     assert tinyq_broker.size("default") == 0
 
 
@@ -242,10 +242,8 @@ def test_default_prefetch_follows_job_duration_on_a_worker(tinyq_broker: MemoryB
         time.sleep(0.3)  # let the fetcher fill up
         return enqueued - tinyq_broker.size("default")
 
-    worker = app.worker(concurrency=2)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
+    with running_worker(app, concurrency=2), contextlib.ExitStack() as leaving:
+        leaving.callback(gate.set)  # first, so that the jobs at the gate end before the stop
         job.map([("quick",)] * 30)
         finished("quick", 30)
         job.map([("wait",)] * 20)
@@ -257,10 +255,6 @@ def test_default_prefetch_follows_job_duration_on_a_worker(tinyq_broker: MemoryB
         finished("slow", 6)
         job.map([("wait",)] * 20)
         assert held_after_filling(20) == 2 + 1  # 2 running, 1 prefetched
-    finally:
-        gate.set()
-        worker.stop()
-        thread.join(10)
 
 
 def test_long_jobs_after_short_ones_shrink_the_prefetch_at_once(
@@ -279,23 +273,28 @@ def test_long_jobs_after_short_ones_shrink_the_prefetch_at_once(
         else:
             gate.wait(10)
 
-    worker = app.worker(concurrency=2)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
+    asked: list[int] = []  # how many jobs each read of the worker asked for
+    reserve = tinyq_broker.reserve
+
+    def recording_reserve(queues, count, timeout):  # type: ignore[no-untyped-def]
+        asked.append(count)
+        return reserve(queues, count, timeout)
+
+    tinyq_broker.reserve = recording_reserve  # type: ignore[method-assign]
+
+    with running_worker(app, concurrency=2), contextlib.ExitStack() as leaving:
+        leaving.callback(gate.set)  # first, so that the jobs at the gate end before the stop
         job.map([("quick",)] * 30)
         for _ in range(30):
             assert quick_done.acquire(timeout=10)
+        reads_before = len(asked)
         job.map([("wait",)] * 2)
-        # Longer than one blocking read (1 s), so the next read is sized with both slots stuck.
-        time.sleep(1.6)
+        # The read that took them, and the one after it, were sized before both slots ran a
+        # long job; the 20 must come while a read sized with both stuck asks for one.
+        wait_until(lambda: 1 in asked[reads_before:], message="a read for one job")
         job.map([("wait",)] * 20)
         time.sleep(0.3)
         assert 22 - tinyq_broker.size("default") == 2 + 1  # 2 running, 1 prefetched
-    finally:
-        gate.set()
-        worker.stop()
-        thread.join(10)
 
 
 def test_acks_and_results_are_batched(tinyq_broker: MemoryBroker) -> None:
@@ -328,20 +327,12 @@ def test_worker_survives_a_broker_outage(tinyq_broker: MemoryBroker) -> None:
     def f(i: int) -> int:
         return i * 2
 
-    worker = app.worker(concurrency=2)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
+    with running_worker(app, concurrency=2):
         assert f.delay(1).result(timeout=5) == 2
         tinyq_broker.set_available(False)
         time.sleep(0.5)
-        assert thread.is_alive()
         tinyq_broker.set_available(True)
-        assert f.delay(2).result(timeout=10) == 4
-    finally:
-        worker.stop()
-        thread.join(10)
-    assert not thread.is_alive()
+        assert f.delay(2).result(timeout=10) == 4  # the same worker, still running
 
 
 def test_warm_stop_gives_back_unstarted_jobs(tinyq_broker: MemoryBroker) -> None:
@@ -356,15 +347,13 @@ def test_warm_stop_gives_back_unstarted_jobs(tinyq_broker: MemoryBroker) -> None
         return "done"
 
     handles = block.map([()] * 5)
-    worker = app.worker(concurrency=1, prefetch=3)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    assert started.wait(5)
-    time.sleep(0.2)  # let the fetcher prefetch
-    worker.stop()
-    time.sleep(0.2)
-    release.set()
-    thread.join(5)
+    with running_worker(app, concurrency=1, prefetch=3) as worker:
+        assert started.wait(5)
+        wait_until(lambda: tinyq_broker.size("default") == 1, message="3 jobs prefetched")
+        worker.stop()
+        # Given back while the first one still runs, not started after it.
+        wait_until(lambda: tinyq_broker.size("default") == 4, message="3 jobs given back")
+        release.set()
     assert sum(h.status() == "succeeded" for h in handles) == 1
     assert tinyq_broker.size("default") == 4  # the rest are back in the queue, none lost
 
@@ -379,15 +368,9 @@ def test_cold_stop_gives_back_running_jobs(tinyq_broker: MemoryBroker) -> None:
         time.sleep(3)
 
     h = block.delay()
-    worker = app.worker(concurrency=1)
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(worker.run()))
-    thread.start()
-    assert started.wait(5)
-    worker.stop()
-    worker.stop(cold=True)
-    thread.join(5)
-    assert codes == [1]
+    with running_worker(app, concurrency=1, cold=True) as worker:  # run() must return 1
+        assert started.wait(5)
+        worker.stop()  # warm first; leaving the block stops it cold
     assert h.status() == "queued"
     assert tinyq_broker.size("default") == 1
 

@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -31,6 +26,9 @@ from tinyq_core import Application, JobFailed, Worker
 from tinyq_core import Job as JobEnvelope
 
 from redis_server import RedisServer
+from support.project import AppProject
+from support.waiting import wait_until
+from support.worker_thread import running_worker
 
 GOOD = "faults.good"
 
@@ -88,16 +86,9 @@ def body(envelope: Any) -> bytes:
 
 def drain(app: Application, timeout: float = 30, concurrency: int = 4) -> Worker:
     """Run an in-process burst worker to the end; it must return 0 in time."""
-    worker = app.worker(concurrency=concurrency)
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(worker.run(burst=True)), daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        worker.stop(cold=True)
-        thread.join(10)
-        pytest.fail(f"the burst worker did not finish within {timeout}s")
-    assert codes == [0], "the worker's run() raised or stopped cold"
+    with running_worker(app, burst=True, join_timeout=timeout,
+                        concurrency=concurrency) as worker:
+        pass
     return worker
 
 
@@ -396,19 +387,13 @@ def dead_worker_holds(queue: Queue, fields: dict[str, Any]) -> str:
     h = queue.good.delay(7)
     queue.redis.xreadgroup("tinyq", "dead-worker", {queue.stream: ">"}, count=10)
     assert queue.pending() == 2
-    time.sleep(1.2)  # past the visibility timeout (1 s)
+    time.sleep(queue.app.broker.visibility_timeout + 0.2)  # the dead worker's leases expired
     return h.id
 
 
 def run_until_result(queue: Queue, job_id: str, timeout: float) -> Any:
-    worker = queue.app.worker(concurrency=2)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
+    with running_worker(queue.app, concurrency=2):
         return queue.app.job(job_id).result(timeout=timeout)
-    finally:
-        worker.stop()
-        thread.join(10)
 
 
 @pytest.mark.parametrize(
@@ -444,43 +429,18 @@ def good(x):
 '''
 
 
-class WorkerProcess:
-    def __init__(self, folder: Path, url: str) -> None:
-        (folder / "app.py").write_text(textwrap.dedent(APP))
-        self.log = folder / "worker.log"
-        env = {**os.environ, "TINYQ_URL": url}
-        env.pop("PYTHONPATH", None)
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tinyq_core", "-l", "info", "-w", "4"], cwd=folder,
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            self.proc.wait(timeout=20)
-        return self.output()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
 @pytest.fixture
-def worker_process(tmp_path: Path, queue: Queue) -> Iterator[WorkerProcess]:
-    w = WorkerProcess(tmp_path, queue.url)
-    yield w
-    w.kill()
+def project(tmp_path: Path, queue: Queue) -> Iterator[AppProject]:
+    """The app above, on ``queue``'s namespace, for ``tinyq`` processes."""
+    p = AppProject(tmp_path, APP, env={"TINYQ_URL": queue.url})
+    yield p
+    p.close()
 
 
 def test_a_tinyq_process_survives_a_stream_of_bad_messages(
-    queue: Queue, worker_process: WorkerProcess
+    queue: Queue, project: AppProject
 ) -> None:
+    worker = project.worker("-w", "4")
     first = queue.good.delay(1)
     assert first.result(timeout=20) == 2  # the worker is up and consuming
     bad = {
@@ -499,18 +459,16 @@ def test_a_tinyq_process_survives_a_stream_of_bad_messages(
         h = queue.good.delay(20)
         assert h.result(timeout=10) == 40
         bad[queue.put(b"\xde\xad")] = "undecodable (json): "
-    deadline = time.monotonic() + 10
-    while len(queue.dead()) < len(bad):
-        assert time.monotonic() < deadline, queue.dead()
-        time.sleep(0.05)
+    wait_until(lambda: len(queue.dead()) >= len(bad), 10,
+               message=f"{len(bad)} dead letters")
     for job_id, reason in bad.items():
         assert_dead_lettered(queue, job_id, reason)
-    assert worker_process.proc.poll() is None
+    assert worker.poll() is None
     last = queue.good.delay(50)
     assert last.result(timeout=10) == 100
     assert queue.pending() == 0
-    out = worker_process.stop()
-    assert worker_process.proc.returncode == 0, out
+    out = project.stop(worker)
+    assert worker.returncode == 0, out
     assert out.count("Dead-lettering message") == len(bad), out
     assert "Traceback" not in out and "Broker error" not in out, out
 
@@ -524,8 +482,9 @@ def test_a_tinyq_process_survives_a_stream_of_bad_messages(
     ],
 )
 def test_a_tinyq_process_and_a_broken_entry(
-    queue: Queue, worker_process: WorkerProcess, fields: dict[str, Any], reason: str
+    queue: Queue, project: AppProject, fields: dict[str, Any], reason: str
 ) -> None:
+    worker = project.worker("-w", "4")
     assert queue.good.delay(1).result(timeout=20) == 2
     # Both in one transaction, so that the worker's blocking read gets them in one batch.
     payload = queue.app.codec.encode_job(JobEnvelope(id="after", task_name=GOOD, args=(2,)))
@@ -534,10 +493,10 @@ def test_a_tinyq_process_and_a_broken_entry(
     pipe.xadd(queue.stream, {"id": "after", "b": payload, "a": 0})
     pipe.execute()
     assert queue.app.job("after").result(timeout=10) == 4
-    assert worker_process.proc.poll() is None
+    assert worker.poll() is None
     assert_dead_lettered(queue, "broken", reason)
-    out = worker_process.stop()
-    assert worker_process.proc.returncode == 0, out
+    out = project.stop(worker)
+    assert worker.returncode == 0, out
     assert "Traceback" not in out and "Broker error" not in out, out
 
 
@@ -548,10 +507,14 @@ def test_closing_the_app_after_a_burst_logs_no_broker_error(
     wait on the broker; closing the app then logged "Broker error ... I/O operation on closed
     file"."""
     caplog.set_level(logging.WARNING, logger="tinyq")
+    before = set(threading.enumerate())
     q = Queue(redis_server)
     h = q.good.delay(1)
     assert q.app.worker(concurrency=1).run(burst=True) == 0
     assert h.result(timeout=5) == 2
     q.close()
-    time.sleep(1.5)  # the mover's blocking wait (up to 1 s) returns on the closed connection
+    # Once every thread the worker started has ended, its mover's wait has returned on the
+    # closed connection too, and logged whatever it was going to log.
+    wait_until(lambda: set(threading.enumerate()) <= before, 10,
+               message="the worker's threads to end")
     assert not broker_errors(caplog), broker_errors(caplog)

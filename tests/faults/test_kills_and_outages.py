@@ -23,11 +23,12 @@ from typing import Any
 
 import pytest
 import redis
-from faults.helpers import Project, wait_until
 
 from tinyq_core import BrokerUnavailable, JobFailed, JobHandle
 
 from redis_server import RedisServer
+from support.project import AppProject
+from support.waiting import wait_until
 
 FAULT_APP = '''
 import os, threading, time, uuid
@@ -109,8 +110,8 @@ CAPACITY = 4 + 2 * 4
 
 
 @pytest.fixture
-def project(tmp_path: Path, redis_server: RedisServer) -> Iterator[Project]:
-    p = Project(tmp_path, redis_server.url, FAULT_APP)
+def project(tmp_path: Path, redis_server: RedisServer) -> Iterator[AppProject]:
+    p = AppProject(tmp_path, FAULT_APP, url=redis_server.url)
     yield p
     p.close()
 
@@ -126,34 +127,34 @@ def outage_server() -> Iterator[RedisServer]:
 # -- what the tests look at ------------------------------------------------------------------
 
 
-def executions(p: Project) -> collections.Counter[int]:
+def executions(p: AppProject) -> collections.Counter[int]:
     """How many times each job (by its number) ran to the end."""
     return collections.Counter(
         int(field.split(b":")[0]) for field in p.redis.hkeys(f"{p.ns}:runs")
     )
 
 
-def done(p: Project) -> int:
+def done(p: AppProject) -> int:
     """How many distinct jobs ran to the end."""
     return int(p.redis.scard(f"{p.ns}:done"))
 
 
-def stream(p: Project) -> str:
+def stream(p: AppProject) -> str:
     return p.app.broker.keys("default").stream  # type: ignore[attr-defined,no-any-return]
 
 
-def pending(p: Project) -> int:
+def pending(p: AppProject) -> int:
     """Entries delivered to some consumer and not acknowledged."""
     return int(p.redis.xpending(stream(p), "tinyq")["pending"])
 
 
-def drained(p: Project, n: int) -> bool:
+def drained(p: AppProject, n: int) -> bool:
     """Every job ran, and nothing is queued or leased any more (recovered jobs ran too)."""
     return done(p) == n and p.redis.xlen(stream(p)) == 0 and pending(p) == 0
 
 
 def assert_no_job_lost(
-    p: Project, handles: Sequence[JobHandle[Any]], n: int
+    p: AppProject, handles: Sequence[JobHandle[Any]], n: int
 ) -> collections.Counter[int]:
     """Every job ran at least once and its handle has its result; returns the executions."""
     assert [h.result(timeout=10) for h in handles] == list(range(n))
@@ -170,7 +171,7 @@ def duplicates(runs: collections.Counter[int]) -> int:
 # -- 1. SIGKILL of a worker while it reserves and acknowledges -------------------------------
 
 
-def test_sigkill_of_a_worker_while_it_acknowledges_loses_no_job(project: Project) -> None:
+def test_sigkill_of_a_worker_while_it_acknowledges_loses_no_job(project: AppProject) -> None:
     seed = random.randrange(1 << 32)
     rng = random.Random(seed)
     n, kills = 4000, 4
@@ -180,13 +181,13 @@ def test_sigkill_of_a_worker_while_it_acknowledges_loses_no_job(project: Project
     for _ in range(kills):
         # Once it runs jobs it is always in a reserve or an acknowledgement pipeline: jobs
         # take 2 ms and each batch of outcomes is one round trip.
-        wait_until(lambda v=victim: "Finish run job" in project.output(v), 15, "the victim")
+        wait_until(lambda v=victim: "Finish run job" in project.output(v), 15, message="the victim")
         time.sleep(rng.uniform(0.0, 0.3))
         assert done(project) < n, f"the drain ended before the kill (seed {seed})"
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(timeout=10) == -signal.SIGKILL
         victim = project.worker("-w", "4")
-    wait_until(lambda: drained(project, n), 30, f"every job to run (seed {seed})")
+    wait_until(lambda: drained(project, n), 30, message=f"every job to run (seed {seed})")
     runs = assert_no_job_lost(project, handles, n)
     print(f"seed {seed}: {duplicates(runs)} duplicates after {kills} kills")
     # Only what a killed worker held can run twice: its slots and its prefetch.
@@ -215,7 +216,7 @@ print("mapped", flush=True)
 '''
 
 
-def enqueued_prefix(p: Project, n: int) -> int:
+def enqueued_prefix(p: AppProject, n: int) -> int:
     """Check that the queue holds exactly the first L jobs map() was given, in order, each a
     whole and valid job; return L."""
     entries = p.redis.xrange(stream(p))
@@ -239,7 +240,7 @@ def net_input_bytes(r: redis.Redis) -> int:
 
 
 @pytest.mark.parametrize("when", ["after 0.3 s", "while sending"])
-def test_sigkill_of_a_producer_in_the_middle_of_map(project: Project, when: str) -> None:
+def test_sigkill_of_a_producer_in_the_middle_of_map(project: AppProject, when: str) -> None:
     """A producer SIGKILLed in map() of 200,000 jobs leaves a prefix of them in map()'s order
     (possibly empty), each a whole, valid job, and a worker runs exactly those.
 
@@ -286,7 +287,7 @@ def test_sigkill_of_a_producer_in_the_middle_of_map(project: Project, when: str)
 def test_a_map_that_outlasts_the_socket_timeout_enqueues_each_job_once(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    p = Project(tmp_path, redis_server.url, FAULT_APP, query="&socket_timeout=0.1")
+    p = AppProject(tmp_path, FAULT_APP, url=redis_server.url, query="&socket_timeout=0.1")
     keys = p.app.broker.keys("default")  # type: ignore[attr-defined]
     try:
         n = 50_000  # one script of about 0.5 s here: five times the socket timeout
@@ -307,7 +308,7 @@ def test_a_map_that_outlasts_the_socket_timeout_enqueues_each_job_once(
 def test_killed_connections_do_not_stop_the_worker(
     outage_server: RedisServer, tmp_path: Path
 ) -> None:
-    p = Project(tmp_path, outage_server.url, FAULT_APP)
+    p = AppProject(tmp_path, FAULT_APP, url=outage_server.url)
     admin = redis.Redis.from_url(outage_server.url)
     try:
         rng = random.Random()
@@ -320,7 +321,8 @@ def test_killed_connections_do_not_stop_the_worker(
 
         progress = 0
         for _ in range(kills):
-            wait_until(lambda at=progress: done(p) > at + 50, 15, "the worker to make progress")
+            wait_until(lambda at=progress: done(p) > at + 50, 15,
+                       message="the worker to make progress")
             before = worker_connections()
             assert before
             killed = admin.client_kill_filter(_type="normal", skipme=True)
@@ -330,7 +332,7 @@ def test_killed_connections_do_not_stop_the_worker(
             assert progress < n, "the drain ended before the kill"
             time.sleep(rng.uniform(0.05, 0.2))
             assert worker.poll() is None, p.output(worker)
-        wait_until(lambda: drained(p, n), 30, "every job to run")
+        wait_until(lambda: drained(p, n), 30, message="every job to run")
         runs = assert_no_job_lost(p, handles, n)
         print(f"{duplicates(runs)} duplicates after {kills} kills")
         assert duplicates(runs) <= kills * CAPACITY
@@ -357,13 +359,13 @@ RETRY_BUDGET = 4 * 1.0 + 0.7
 def test_redis_stalled_longer_than_the_socket_timeout(
     outage_server: RedisServer, tmp_path: Path, stall: str, seconds: int
 ) -> None:
-    p = Project(tmp_path, outage_server.url, FAULT_APP, query="&socket_timeout=1")
+    p = AppProject(tmp_path, FAULT_APP, url=outage_server.url, query="&socket_timeout=1")
     admin = redis.Redis.from_url(outage_server.url, socket_timeout=30)
     try:
         n = 400
         handles = p.app.tasks["record"].map([(i, 0.01) for i in range(n)])
         worker = p.worker("-w", "4")
-        wait_until(lambda: done(p) >= 50, 15, "50 jobs to run")
+        wait_until(lambda: done(p) >= 50, 15, message="50 jobs to run")
         assert "Broker error" not in p.output(worker)
         if stall == "CLIENT PAUSE":
             admin.execute_command("CLIENT", "PAUSE", seconds * 1000, "ALL")
@@ -371,7 +373,7 @@ def test_redis_stalled_longer_than_the_socket_timeout(
         else:
             admin.execute_command("DEBUG", "SLEEP", seconds)  # returns when the server wakes
         assert done(p) < n, "the drain ended before the stall"
-        wait_until(lambda: drained(p, n), 30, "every job to run")
+        wait_until(lambda: drained(p, n), 30, message="every job to run")
         runs = assert_no_job_lost(p, handles, n)
         print(f"{stall} {seconds}s: {duplicates(runs)} duplicates")
         # Leases run out during a stall longer than visibility_timeout: the jobs the worker
@@ -397,11 +399,19 @@ def test_an_idle_worker_with_a_1_s_socket_timeout_sees_no_outage(
     shorter than a 1 s socket timeout, so it timed out, redis-py tried it 3 more times, the
     worker logged "Broker error ... Timeout reading from socket" with Redis up, and a warm stop
     waited about 4.7 s for those tries."""
-    p = Project(tmp_path, outage_server.url, FAULT_APP, query="&socket_timeout=1")
+    p = AppProject(tmp_path, FAULT_APP, url=outage_server.url, query="&socket_timeout=1")
+
+    def reads_ended() -> int:
+        """XREADGROUP calls the server has answered (a blocked one counts when it ends)."""
+        stats = p.redis.info("commandstats").get("cmdstat_xreadgroup", {})
+        return int(stats.get("calls", 0))
+
     try:
+        before = reads_ended()
         worker = p.worker("-w", "2")
-        wait_until(lambda: "Starting TinyQ worker" in p.output(worker), 10, "the worker")
-        time.sleep(1.5)  # idle: blocked in XREADGROUP on the empty queue
+        # Idle: blocked in XREADGROUP on the empty queue. Two blocking reads that ran to their
+        # end (the bug struck at the first), rather than a sleep sized by their BLOCK time.
+        wait_until(lambda: reads_ended() >= before + 2, 10, message="two idle blocking reads")
         started = time.monotonic()
         out = p.stop(worker)
         stopped_in = time.monotonic() - started
@@ -415,10 +425,10 @@ def test_an_idle_worker_with_a_1_s_socket_timeout_sees_no_outage(
 # -- 5. Jobs that hang past their timeout ----------------------------------------------------
 
 
-def test_a_spinning_job_times_out_and_its_retry_succeeds(project: Project) -> None:
+def test_a_spinning_job_times_out_and_its_retry_succeeds(project: AppProject) -> None:
     worker = project.worker("-w", "4")
     h = project.app.tasks["spin_once"].delay()
-    wait_until(lambda: project.redis.exists(f"{project.ns}:spinning_since"), 10, "the spin")
+    wait_until(lambda: project.redis.exists(f"{project.ns}:spinning_since"), 10, message="the spin")
     others = project.app.tasks["record"].map([(i,) for i in range(6)])
     assert [o.result(timeout=10) for o in others] == list(range(6))
     assert h.result(timeout=10) == "second attempt"
@@ -442,7 +452,7 @@ def test_a_spinning_job_times_out_and_its_retry_succeeds(project: Project) -> No
     assert "Traceback" not in out
 
 
-def test_a_job_blocked_in_c_fails_with_jobtimeout(project: Project) -> None:
+def test_a_job_blocked_in_c_fails_with_jobtimeout(project: AppProject) -> None:
     worker = project.worker("-w", "2")
     h = project.app.tasks["sleep_in_c"].delay()
     started = time.monotonic()
@@ -457,7 +467,7 @@ def test_a_job_blocked_in_c_fails_with_jobtimeout(project: Project) -> None:
     assert "exceeded its timeout of 0.5s" in project.output(worker)
 
 
-def test_a_warm_stop_does_not_wait_for_a_timed_out_job_stuck_in_c(project: Project) -> None:
+def test_a_warm_stop_does_not_wait_for_a_timed_out_job_stuck_in_c(project: AppProject) -> None:
     """Found by this suite (fixed in 9d28702): a warm stop joined every executor thread, also
     one whose job had timed out and been reported, so the worker hung until the C call
     returned (30 s here), and --shutdown-timeout did not bound that wait."""
@@ -478,7 +488,8 @@ def test_a_warm_stop_does_not_wait_for_a_timed_out_job_stuck_in_c(project: Proje
 def test_exceptions_that_resist_reporting_fail_the_job_not_the_worker(
     tmp_path: Path, redis_server: RedisServer, serializer: str
 ) -> None:
-    p = Project(tmp_path, redis_server.url, FAULT_APP, env={"TINYQ_SERIALIZER": serializer})
+    p = AppProject(tmp_path, FAULT_APP, url=redis_server.url,
+                   env={"TINYQ_SERIALIZER": serializer})
     try:
         worker = p.worker("-w", "2")
         broken = p.app.tasks["str_raises"].delay()

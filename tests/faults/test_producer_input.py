@@ -74,8 +74,14 @@ def test_strict_queues_refuse_an_unknown_queue(tinyq_broker: MemoryBroker) -> No
     assert [tinyq_broker.size(q) for q in ("emails", "reports", "default", "emials")] == [
         1, 1, 1, 0,
     ]
-    loose = Application(tinyq_broker)
-    loose.send("anything", 1)  # strict_queues is off by default
+    loose = Application(tinyq_broker)  # strict_queues is off by default
+
+    @loose.task()
+    def post(to: str) -> None:
+        return None
+
+    post.apply_async(args=("e",), queue="emials")  # not declared anywhere: taken all the same
+    assert tinyq_broker.size("emials") == 1
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,9 @@ searched for the secrets."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import signal
 import subprocess
-import sys
-import textwrap
-import threading
 import time
 import traceback
 import uuid
@@ -33,6 +29,9 @@ from tinyq_core import (
 )
 
 from redis_server import RedisServer, free_port
+from support.project import AppProject
+from support.waiting import wait_until
+from support.worker_thread import running_worker
 
 PASSWORD = "pw-SECRET-123"
 KEY = "key-SECRET-456"
@@ -86,12 +85,6 @@ def capture(call: Callable[[], object], kind: type[BaseException]) -> BaseExcept
     return info.value
 
 
-def cli_env() -> dict[str, str]:
-    env = {**os.environ}
-    env.pop("PYTHONPATH", None)
-    return env
-
-
 # -- a worker through many errors ------------------------------------------------------------
 
 
@@ -105,17 +98,12 @@ def locked_server() -> Iterator[RedisServer]:
 def test_a_debug_worker_through_errors_and_a_restart_logs_no_secret(
     tmp_path: Path, locked_server: RedisServer
 ) -> None:
-    ns = "sec" + uuid.uuid4().hex[:6]
     port = locked_server.port
-    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0?visibility_timeout=1&prefix={ns}"
-    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
-    env = {**cli_env(), "TINYQ_URL": url, "TINYQ_KEY": KEY}
-    out_path, err_path = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tinyq_core", "-l", "debug", "-v", "-w", "2", "-u", url],
-            cwd=tmp_path, env=env, stdout=out, stderr=err,
-        )
+    project = AppProject(tmp_path, APP, url=f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
+                         env={"TINYQ_KEY": KEY})
+    url, ns = project.url, project.ns
+    assert url is not None
+    proc = project.start("-l", "debug", "-v", "-w", "2", "-u", url, stderr_apart=True)
     texts: list[str] = []
     try:
         app = Application(url, secret_key=KEY)
@@ -157,13 +145,10 @@ def test_a_debug_worker_through_errors_and_a_restart_logs_no_secret(
         assert proc.poll() is None
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    stdout, stderr = out_path.read_text(), err_path.read_text()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                project.stop(proc)
+        project.close()  # kills it if it did not stop
+    stdout, stderr = project.output(proc), project.errors(proc)
     assert proc.returncode == 0, stderr[-3000:]
     # The errors were there to be logged, at debug level with tracebacks...
     assert "Got a job: <Job" in stderr and "DEBUG" in stderr
@@ -183,18 +168,19 @@ def test_a_debug_worker_through_errors_and_a_restart_logs_no_secret(
 # -- the CLI ---------------------------------------------------------------------------------
 
 
-def write_app(folder: Path) -> None:
-    (folder / "app.py").write_text(
-        f"from tinyq_core import Application\napp = Application(secret_key={KEY!r})\n")
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[AppProject]:
+    """An app with a signing key, for the ``tinyq`` command to load."""
+    p = AppProject(tmp_path, f"from tinyq_core import Application\n"
+                             f"app = Application(secret_key={KEY!r})\n")
+    yield p
+    p.close()
 
 
-def test_the_cli_on_an_unreachable_broker(tmp_path: Path) -> None:
-    write_app(tmp_path)
+def test_the_cli_on_an_unreachable_broker(project: AppProject) -> None:
     port = free_port()
-    out = subprocess.run(
-        ["tinyq", "-l", "debug", "-v", "-u", f"redis://:{PASSWORD}@127.0.0.1:{port}/0"],
-        cwd=tmp_path, env=cli_env(), text=True, capture_output=True, timeout=60,
-    )
+    out = project.run("-l", "debug", "-v", "-u", f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
+                      script=True)
     assert out.returncode == 1
     assert f"tinyq: error: cannot reach the broker at redis://:***@127.0.0.1:{port}/0" in (
         out.stderr)
@@ -203,23 +189,19 @@ def test_the_cli_on_an_unreachable_broker(tmp_path: Path) -> None:
     assert_no_secret([out.stdout, out.stderr], "the CLI's output")
 
 
-def test_the_cli_with_a_wrong_password(tmp_path: Path, locked_server: RedisServer) -> None:
-    write_app(tmp_path)
+def test_the_cli_with_a_wrong_password(project: AppProject, locked_server: RedisServer) -> None:
     uri = f"redis://:{WRONG_PASSWORD}@127.0.0.1:{locked_server.port}/0"
-    out = subprocess.run(["tinyq", "-v", "-u", uri], cwd=tmp_path, env=cli_env(), text=True,
-                         capture_output=True, timeout=60)
+    out = project.run("-v", "-u", uri, script=True)
     assert out.returncode == 1
     assert "tinyq: error: cannot reach the broker at redis://:***@127.0.0.1" in out.stderr
     assert_no_secret([out.stdout, out.stderr], "the CLI's output")
 
 
-def test_the_cli_with_a_malformed_uri(tmp_path: Path) -> None:
-    write_app(tmp_path)
+def test_the_cli_with_a_malformed_uri(project: AppProject) -> None:
     for uri in (f"redis://:{PASSWORD}@127.0.0.1:99999/0",
                 f"redis://:{PASSWORD}@127.0.0.1:6379/0?db=x",
                 f"redis://:{PASSWORD}@127.0.0.1:6379/0?visiblity_timeout=1"):
-        out = subprocess.run(["tinyq", "-v", "-u", uri], cwd=tmp_path, env=cli_env(),
-                             text=True, capture_output=True, timeout=60)
+        out = project.run("-v", "-u", uri, script=True)
         assert out.returncode == 1, out.stderr
         assert "tinyq: error: " in out.stderr
         assert_no_secret([out.stdout, out.stderr], f"the CLI's output for {uri}")
@@ -298,18 +280,16 @@ def test_the_signing_key_is_not_in_a_result_error(locked_server: RedisServer) ->
 
 
 @pytest.mark.parametrize("scheme", ["redis", "unix"])
-def test_a_password_in_the_query_string_is_redacted(scheme: str, tmp_path: Path) -> None:
+def test_a_password_in_the_query_string_is_redacted(scheme: str, project: AppProject) -> None:
     if scheme == "redis":
         uri = f"redis://127.0.0.1:{free_port()}/0?password={PASSWORD}"
     else:
-        uri = f"unix://{tmp_path}/no.sock?db=0&password={PASSWORD}"
+        uri = f"unix://{project.path}/no.sock?db=0&password={PASSWORD}"
     app = Application(uri)
     f = app.task(name="s.f")(lambda: None)
     exc = capture(f.delay, BrokerUnavailable)
     assert "password=***" in str(exc)
-    write_app(tmp_path)
-    out = subprocess.run(["tinyq", "-v", "-u", uri], cwd=tmp_path, env=cli_env(), text=True,
-                         capture_output=True, timeout=60)
+    out = project.run("-v", "-u", uri, script=True)
     assert out.returncode == 1
     assert "tinyq: error: cannot reach the broker at" in out.stderr
     assert "password=***" in out.stderr
@@ -324,7 +304,6 @@ def test_a_query_password_on_a_running_worker_is_redacted(locked_server: RedisSe
     app = Application(uri)
     echo = app.task(name="s.echo")(lambda x: x)
     h = echo.delay(1)
-    worker = app.worker(concurrency=1)
     records: list[str] = []
 
     class Collect(logging.Handler):
@@ -336,15 +315,13 @@ def test_a_query_password_on_a_running_worker_is_redacted(locked_server: RedisSe
     logger = logging.getLogger("tinyq")
     logger.addHandler(handler)
     try:
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        assert h.result(timeout=10) == 1
-        locked_server.stop()
-        time.sleep(1.5)
-        locked_server.start()
-        assert echo.delay(2).result(timeout=30) == 2
-        worker.stop()
-        thread.join(10)
+        with running_worker(app, concurrency=1):
+            assert h.result(timeout=10) == 1
+            locked_server.stop()
+            wait_until(lambda: any("Broker error" in r for r in records), 10,
+                       message="the worker to log the outage")
+            locked_server.start()
+            assert echo.delay(2).result(timeout=30) == 2
     finally:
         logger.removeHandler(handler)
         app.close()
@@ -370,11 +347,11 @@ def test_a_percent_encoded_password_option_is_redacted() -> None:
     assert_no_secret([*exception_texts(exc), repr(app)], "BrokerUnavailable and the repr")
 
 
-def test_an_option_for_another_connection_kind_is_a_configuration_error(tmp_path: Path) -> None:
+def test_an_option_for_another_connection_kind_is_a_configuration_error(
+    project: AppProject,
+) -> None:
     uri = f"redis://127.0.0.1:{free_port()}/0?ssl_password={PASSWORD}"
-    write_app(tmp_path)
-    out = subprocess.run(["tinyq", "-u", uri], cwd=tmp_path, env=cli_env(), text=True,
-                         capture_output=True, timeout=60)
+    out = project.run("-u", uri, script=True)
     assert_no_secret([out.stdout, out.stderr], "the CLI's output")
     assert out.returncode == 1
     assert "Traceback" not in out.stderr, out.stderr

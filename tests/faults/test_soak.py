@@ -11,23 +11,17 @@ workers had leased. Only those may run more than once, once more per such lease.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-import redis
-
-from tinyq_core import Application
 
 from redis_server import RedisServer
+from support.project import AppProject
 
 JOBS = 100_000
 WORKERS = 3
@@ -64,30 +58,19 @@ def count(i):
 
 class Soak:
     def __init__(self, folder: Path, server: RedisServer) -> None:
-        self.folder = folder
-        self.server = server
-        self.ns = "soak" + uuid.uuid4().hex[:6]
-        self.url = f"{server.url}?visibility_timeout={VISIBILITY_TIMEOUT}&prefix={self.ns}"
-        (folder / "app.py").write_text(textwrap.dedent(APP))
-        self.env = {**os.environ, "TINYQ_URL": self.url, "NS": self.ns}
-        self.env.pop("PYTHONPATH", None)
-        self.redis = redis.Redis.from_url(server.url)
+        self.project = AppProject(folder, APP, url=server.url,
+                                  visibility_timeout=VISIBILITY_TIMEOUT)
+        self.ns = self.project.ns
+        self.redis = self.project.redis
         self.stream = f"{{{self.ns}:default}}:stream"
-        self.procs: list[subprocess.Popen[bytes]] = []
         self.host = socket.gethostname()
         self.by_id: dict[str, int] = {}  # job id -> its argument
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        with open(self.folder / f"worker{len(self.procs)}.log", "w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tinyq_core", "-w", str(THREADS)], cwd=self.folder,
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        self.procs.append(proc)
-        return proc
+    def start_worker(self) -> subprocess.Popen[str]:
+        return self.project.start("-w", str(THREADS))
 
     def logs(self) -> str:
-        return "".join(p.read_text() for p in sorted(self.folder.glob("worker*.log")))
+        return "".join(self.project.output(p) for p in self.project.procs)
 
     def runs(self) -> int:
         return int(self.redis.hlen(f"{self.ns}:runs"))
@@ -120,11 +103,7 @@ class Soak:
         return self.by_id[job_id]
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        self.redis.close()
+        self.project.close()
 
 
 @pytest.mark.slow
@@ -132,18 +111,8 @@ def test_soak_kills_and_a_redis_restart(tmp_path: Path) -> None:
     server = RedisServer(appendonly=True, extra=("--appendfsync", "everysec")).start()
     soak = Soak(tmp_path, server)
     started = time.monotonic()
-    app: Application | None = None
     try:
-        sys.path.insert(0, str(tmp_path))
-        os.environ.update(TINYQ_URL=soak.url, NS=soak.ns)
-        sys.modules.pop("app", None)
-        try:
-            import app as module  # type: ignore[import-not-found]
-        finally:
-            sys.path.remove(str(tmp_path))
-            sys.modules.pop("app", None)
-        app = module.app
-        assert isinstance(app, Application)
+        app = soak.project.app
         count = app.tasks["soak.count"]
         for start in range(0, JOBS, 10_000):
             handles = count.map([(i,) for i in range(start, min(JOBS, start + 10_000))])
@@ -153,7 +122,7 @@ def test_soak_kills_and_a_redis_restart(tmp_path: Path) -> None:
 
         for _ in range(WORKERS):
             soak.start_worker()
-        live = list(soak.procs)
+        live = list(soak.project.procs)
         kills: list[set[int]] = []  # per kill, the jobs the dead worker had leased
         restart: set[int] = set()  # the jobs leased when Redis stopped
         restarted = False
@@ -240,9 +209,5 @@ def test_soak_kills_and_a_redis_restart(tmp_path: Path) -> None:
         assert "Dead-lettering" not in soak.logs()
         assert restarted and len(kills) >= 3
     finally:
-        if app is not None:
-            app.close()
         soak.close()
         server.close()
-        for key in ("TINYQ_URL", "NS"):
-            os.environ.pop(key, None)

@@ -81,6 +81,16 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         self._status: dict[tuple[str, str], JobStatus] = {}  # (queue, job id)
         self._keys = itertools.count(1)
         self._results = MemoryResultBackend(self.clock)
+        self._interrupts = 0  # counts interrupt_reserves() calls
+
+    def interrupt_reserves(self) -> None:
+        """Make every ``reserve`` blocked on this broker return now, with what is ready (maybe
+        nothing), as if its timeout had passed. A worker stopped meanwhile then notices at once
+        instead of at the end of its blocking read: the ``tinyq_worker`` fixture calls it after
+        stopping its worker, so that a test's teardown does not wait for that read."""
+        with self._cond:
+            self._interrupts += 1
+            self._cond.notify_all()
 
     def set_available(self, available: bool) -> None:
         """Simulate an outage: while unavailable, every operation raises BrokerUnavailable."""
@@ -120,6 +130,7 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
     def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
         deadline = time.monotonic() + timeout
         with self._cond:
+            interrupts = self._interrupts
             while True:
                 self._check()
                 next_due = self._move_due_locked()
@@ -133,7 +144,9 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
                         self._leases[key] = lease
                         self._status[message.queue, message.id] = "started"
                         out.append(Delivery(message, lease.attempts, key))
-                if out or count <= 0 or not self._wait(deadline, next_due):
+                if out or count <= 0 or self._interrupts != interrupts:
+                    return out
+                if not self._wait(deadline, next_due):
                     return out
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
