@@ -33,4 +33,4 @@ class TestMemoryBrokerRealClock(BrokerContract):
 
     @pytest.fixture
     def broker(self) -> MemoryBroker:
-        return MemoryBroker(visibility_timeout=0.3)
+        return MemoryBroker(visibility_timeout=0.2)

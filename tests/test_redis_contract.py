@@ -45,16 +45,17 @@ class TestRedisBrokerOnFakeredis(BrokerContract):
     def server(self) -> fakeredis.FakeServer:
         return fakeredis.FakeServer(version=(7, 0))
 
+    # In process, so a shorter lease than a server's: the suite sleeps in multiples of it.
     @pytest.fixture
     def broker(self, server: fakeredis.FakeServer) -> Iterator[RedisBroker]:
-        broker = RedisBroker("redis://?visibility_timeout=0.5",
+        broker = RedisBroker("redis://?visibility_timeout=0.25",
                              client=fakeredis.FakeRedis(server=server))
         yield broker
         broker.close()
 
     @pytest.fixture
     def second_broker(self, server: fakeredis.FakeServer) -> Iterator[RedisBroker]:
-        second = RedisBroker("redis://?visibility_timeout=0.5",
+        second = RedisBroker("redis://?visibility_timeout=0.25",
                              client=fakeredis.FakeRedis(server=server))
         yield second
         second.close()

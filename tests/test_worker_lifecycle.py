@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from tinyq_core import Application, JobFailed
+from tinyq_core._worker.fetcher import OUTAGE_BACKOFF
 from tinyq_memory import MemoryBroker, drain
 
 from redis_server import RedisServer
@@ -44,8 +45,10 @@ def test_a_cold_stop_during_an_outage_backoff_returns_at_once() -> None:
     thread = threading.Thread(target=lambda: codes.append(worker.run()))
     broker.set_available(False)
     thread.start()
-    # Failures back off 0.1, 0.2, 0.4, 0.8 s (1.5 s in all), then 1.6 s: stop inside that.
-    time.sleep(2.0)
+    # Stop half-way through the first backoff wait of at least a second.
+    waits = [OUTAGE_BACKOFF.delay(n) for n in range(20)]
+    first_long = next(n for n, wait in enumerate(waits) if wait >= 1.0)
+    time.sleep(sum(waits[:first_long]) + waits[first_long] / 2)
     started = time.monotonic()
     worker.stop(cold=True)
     thread.join(10)
@@ -54,14 +57,17 @@ def test_a_cold_stop_during_an_outage_backoff_returns_at_once() -> None:
     assert codes == [1]
 
 
-@pytest.mark.parametrize("on", ["memory", "redis"])
-def test_run_joins_every_thread_it_started(on: str, request: pytest.FixtureRequest) -> None:
+def test_run_joins_every_thread_it_started() -> None:
+    assert_run_joins_its_threads(Application(MemoryBroker()))
+
+
+def test_run_joins_every_thread_it_started_on_redis(redis_server: RedisServer) -> None:
     # On Redis the mover sleeps in a blocking read (BLPOP) when the worker stops.
-    if on == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        app = Application(f"{server.url}?prefix=joins{uuid.uuid4().hex[:8]}")
-    else:
-        app = Application(MemoryBroker())
+    assert_run_joins_its_threads(
+        Application(f"{redis_server.url}?prefix=joins{uuid.uuid4().hex[:8]}"))
+
+
+def assert_run_joins_its_threads(app: Application) -> None:
     app.task(name="t.f")(lambda: 1).delay()
     before = set(threading.enumerate())
     worker = app.worker(concurrency=3)
