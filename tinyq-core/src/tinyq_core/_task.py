@@ -1,4 +1,4 @@
-"""Tasks (what ``@app.task()`` returns) and job handles (what ``.delay()`` returns)."""
+"""Tasks: what ``@app.task()`` returns (job handles are in _handle.py)."""
 
 from __future__ import annotations
 
