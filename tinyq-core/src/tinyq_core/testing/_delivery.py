@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 from .._errors import BrokerError
 from .._interfaces import Broker
-from ._support import GRACE, ContractBase, later, new_message, new_queue
+from ._support import (
+    AT_ONCE,
+    GRACE,
+    LONG_WAIT,
+    ContractBase,
+    later,
+    new_message,
+    new_queue,
+)
 
 
 class DeliveryContract(ContractBase):
@@ -43,6 +52,16 @@ class DeliveryContract(ContractBase):
         assert sorted((d.id, d.attempts) for d in again) == sorted(
             (d.id, 1) for d in first + rest
         )
+
+    def test_reserving_none_returns_at_once_and_leases_nothing(self, broker: Broker) -> None:
+        # The worker asks for 0 when it only reports (settle without a fetch).
+        queue = new_queue()
+        message = new_message(queue)
+        broker.enqueue([message])
+        started = time.monotonic()
+        assert broker.reserve([queue], 0, LONG_WAIT) == []
+        assert time.monotonic() - started < AT_ONCE
+        assert [d.id for d in self.reserve_exactly(broker, queue, 1)] == [message.id]
 
     def test_enqueueing_a_waiting_job_id_again_adds_nothing(self, broker: Broker) -> None:
         # A producer retrying after a lost reply must not create a second copy.
