@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tinyq_core import JobFailed
+
 from redis_server import RedisServer
 from support.project import AppProject
 from support.waiting import wait_until
@@ -130,3 +132,66 @@ def test_children_stop_when_the_supervisor_dies(project: AppProject) -> None:
                message="orphans to stop")
     out = project.output(parent)
     assert "Supervisor" in out and "is gone, warm shutdown" in out
+
+
+# -- os._exit inside a job ----------------------------------------------------------------------
+# Found from outside the suite: a job calling os._exit(0) ended a single worker with status 0
+# and no log line, and under -p the supervisor took status 0 as "finished": it stopped
+# restarting, the job went from child to child, and the whole pool was gone with status 0.
+
+EXITING_APP = '''
+import ctypes
+import os
+from tinyq_core import Application
+
+app = Application(os.environ["TINYQ_URL"])
+
+@app.task(name="quit")
+def quit():
+    os._exit(0)
+
+@app.task(name="quit_in_c")
+def quit_in_c():
+    ctypes.CDLL(None)._exit(0)  # past Python altogether: the parent sees status 0
+
+# Retries to spare: a job prefetched beside the one that kills its worker is redelivered
+# too, and its deliveries count toward the crash-loop limit (see the note in docs/worker.md).
+@app.task(name="work", max_retries=5)
+def work(i):
+    return i
+'''
+
+
+@pytest.fixture
+def exiting(tmp_path: Path, redis_server: RedisServer) -> Iterator[AppProject]:
+    p = AppProject(tmp_path, EXITING_APP, url=redis_server.url)
+    yield p
+    p.close()
+
+
+def test_os_exit_in_a_job_is_a_logged_crash_of_a_single_worker(exiting: AppProject) -> None:
+    h = exiting.app.tasks["quit"].delay()
+    worker = exiting.worker("-w", "1")
+    assert worker.wait(30) == 1  # not 0: the worker did not finish
+    out = exiting.output(worker)
+    assert "os._exit(0) called in thread Worker-1: the worker process ends now" in out
+    assert h.status() == "started"  # still leased: it runs again after its lease
+
+
+@pytest.mark.parametrize(("task", "status"), [("quit", 1), ("quit_in_c", 0)])
+def test_a_child_exiting_unasked_is_restarted_and_the_job_dead_lettered(
+    exiting: AppProject, task: str, status: int
+) -> None:
+    h = exiting.app.tasks[task].delay()
+    handles = exiting.app.tasks["work"].map([(i,) for i in range(20)])
+    parent = exiting.worker("-p", "2", "-w", "1")
+    # max_retries=0: the second crash is a crash loop, dead-lettered on its third delivery.
+    wait_until(lambda: exiting.app.broker.dead_letters("default"), 60,
+               message="the job that keeps exiting to be dead-lettered")
+    assert [w.result(timeout=30) for w in handles] == list(range(20))
+    with pytest.raises(JobFailed, match="crash loop"):
+        h.result(timeout=0)
+    assert parent.poll() is None, exiting.output(parent)  # the pool is still there
+    out = exiting.output(parent)
+    assert f"exited with status {status} without being asked to; restarting" in out
+    assert exiting.stop(parent) is not None and parent.returncode == 0

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ._app import Application
 from ._backoff import Backoff
 from ._errors import BrokerUnavailable, TinyqError
-from ._supervisor import Supervisor, watch_parent
+from ._supervisor import Supervisor, guard_os_exit, watch_parent
 from ._uri import redact_uri
 from ._version import __version__
 
@@ -129,12 +129,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     wait_for_broker(app, uri)
     if args.processes > 1:
         app.close()
-        return Supervisor(without_processes(argv), args.processes).run()
+        return Supervisor(without_processes(argv), args.processes, burst=args.burst).run()
     logger.warning("Starting TinyQ worker, version %s...", __version__)
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
                         shutdown_timeout=args.shutdown_timeout)
     worker.install_signal_handlers()
     watch_parent(worker.stop)
+    guard_os_exit()
     try:
         return worker.run(burst=args.burst)
     finally:

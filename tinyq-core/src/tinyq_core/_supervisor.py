@@ -3,8 +3,11 @@
 Each child is a plain ``tinyq`` worker (the same command line without ``-p``) in a session of
 its own, so a Ctrl+C in the terminal reaches only the parent, which forwards it: the first
 SIGINT/SIGTERM to every child is their warm shutdown, the second their cold one. A child that
-dies is started again (its jobs come back to the queue through lease recovery); the parent
-exits once every child has exited after a stop, or, with ``--burst``, after all finished.
+exits without being asked to (killed, crashed, or a job that called ``os._exit(0)``) is
+started again, whatever its exit status: its jobs come back to the queue through lease
+recovery, and a job that keeps killing its worker is dead-lettered as a crash loop. The parent
+exits once every child has exited after a stop, or, with ``--burst``, after all finished (a
+burst child's status 0 means "nothing left").
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from ._backoff import Backoff
 
@@ -30,9 +34,10 @@ RESTART_BACKOFF = Backoff(base=1.0, cap=10.0)
 
 
 class Supervisor:
-    def __init__(self, child_args: Sequence[str], processes: int) -> None:
+    def __init__(self, child_args: Sequence[str], processes: int, burst: bool = False) -> None:
         self.child_args = list(child_args)
         self.processes = processes
+        self.burst = burst
         self.children: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process
         self.started_at: dict[int, float] = {}
         self.young_deaths: dict[int, int] = {}  # deaths in a row soon after a start
@@ -70,17 +75,17 @@ class Supervisor:
                 if status is None:
                     continue
                 del self.children[slot]
-                if self.stops or status == 0:
+                if self.stops or (self.burst and status == 0):
                     self.finished[slot] = status  # stopped, or a burst worker that is done
                     continue
-                # Died on its own (killed, crashed): start it again, backing off if it keeps
-                # dying young.
+                # Exited unasked (killed, crashed, os._exit in a job): start it again,
+                # backing off if it keeps dying young.
                 young = now - self.started_at[slot] < YOUNG_SECONDS
                 self.young_deaths[slot] = self.young_deaths.get(slot, 0) + 1 if young else 0
                 deaths = self.young_deaths[slot]
                 delay = RESTART_BACKOFF.delay(deaths - 1) if deaths else 0.0
-                logger.error("Worker process %d exited with status %s; restarting in %.1fs",
-                             process.pid, status, delay)
+                logger.error("Worker process %d exited with status %s without being asked to; "
+                             "restarting in %.1fs", process.pid, status, delay)
                 pending_restart[slot] = now + delay
             for slot, when in list(pending_restart.items()):
                 if self.stops:
@@ -90,6 +95,28 @@ class Supervisor:
                     self._spawn(slot)
         worst = max(self.finished.values(), default=0)
         return 0 if worst == 0 else 1
+
+
+def guard_os_exit() -> None:
+    """Make ``os._exit`` called in this worker process (by a job: nothing of tinyq calls it)
+    leave a log line, and exit with status 1 when asked for 0: the worker did not finish, and
+    a process manager should see a failure. ``os._exit`` skips every handler and ``finally``,
+    so wrapping the function is the only place left to say why the process is gone. Forked
+    children (another pid) are left alone."""
+    real_exit = os._exit
+    pid = os.getpid()
+
+    def exit_now(status: int) -> NoReturn:
+        if os.getpid() == pid:
+            logger.error("os._exit(%s) called in thread %s: the worker process ends now; its "
+                         "jobs run again after their lease", status,
+                         threading.current_thread().name)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            status = status or 1
+        real_exit(status)
+
+    os._exit = exit_now
 
 
 def watch_parent(stop: Callable[[], None]) -> None:
