@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tinyq_core.plugin import Broker, Delivery, Message
+from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
 from tinyq_core.testing._admin import AdminContract
 from tinyq_core.testing._results import ResultsContract
@@ -40,8 +40,16 @@ class RequiredOnlyBroker(Broker):
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         self.inner.nack(delivery, delay, body)
 
-    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
-        self.inner.dead_letter(delivery, reason, error)
+    def dead_letter(
+        self,
+        delivery: Delivery,
+        reason: str,
+        error: str = "",
+        *,
+        result: Result | None = None,
+        result_ttl: float = 0.0,
+    ) -> None:
+        self.inner.dead_letter(delivery, reason, error, result=result, result_ttl=result_ttl)
 
     def recover(self, queues: Sequence[str]) -> int:
         return self.inner.recover(queues)

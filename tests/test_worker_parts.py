@@ -163,8 +163,12 @@ class RecordingBroker:
     def nack(self, delivery: Delivery, delay: float, body: bytes) -> None:
         self.calls.append(("nack", (delivery.id, delay, body)))
 
-    def dead_letter(self, delivery: Delivery, reason: str, error: str) -> None:
-        self.calls.append(("dead_letter", (delivery.id, reason, error)))
+    def dead_letter(
+        self, delivery: Delivery, reason: str, error: str, *, result: Result | None = None,
+        result_ttl: float = 0.0,
+    ) -> None:
+        stored = None if result is None else result.job_id
+        self.calls.append(("dead_letter", (delivery.id, reason, error, stored)))
 
     def settle_and_reserve(self, request: SettleRequest) -> list[Delivery]:
         self.calls.append(("settle", request))
@@ -183,9 +187,12 @@ def test_the_sender_stores_results_before_acks(own_results: bool) -> None:
     send([AckJob(ok.delivery, result), RetryJob(retry.delivery, b"again", 2.0),
           DeadLetterJob(dead.delivery, failure, "failed", "E: x")], 5, 0.5)
     names = [name for name, _ in broker.calls]
-    expected = ["store", "nack", "dead_letter"] + ([] if own_results else ["store"])
-    assert names == [*expected, "settle"]
-    assert broker.calls[0][1] == ["j3"]  # the failure, before its dead letter
+    if own_results:  # the failure rides the dead letter: seen together
+        assert names == ["nack", "dead_letter", "settle"]
+        assert broker.calls[1][1] == ("j3", "failed", "E: x", "j3")
+    else:  # another backend: the failure first, then the dead letter, then the successes
+        assert names == ["store", "nack", "dead_letter", "store", "settle"]
+        assert broker.calls[0][1] == ["j3"] and broker.calls[2][1][3] is None
     request = broker.calls[-1][1]
     assert request.acks == [ok.delivery] and (request.count, request.timeout) == (5, 0.5)
     assert list(request.results) == ([result] if own_results else [])

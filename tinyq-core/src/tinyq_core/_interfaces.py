@@ -86,8 +86,23 @@ class Broker(abc.ABC):
         body (a retry records its count there). Its delivery count starts again."""
 
     @abc.abstractmethod
-    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
-        """Move a message to its queue's dead-letter store with why."""
+    def dead_letter(
+        self,
+        delivery: Delivery,
+        reason: str,
+        error: str = "",
+        *,
+        result: Result | None = None,
+        result_ttl: float = 0.0,
+    ) -> None:
+        """Move a message to its queue's dead-letter store with why, storing the delivery's
+        message (the worker may give a new body: the job with its retry count reset, so a
+        requeued dead letter gets its retries again). Nothing happens when ``delivery`` is no
+        longer leased (its lease expired and it was handed out again).
+
+        ``result``, the job's failure, goes to this broker's own result backend (expiring
+        ``result_ttl`` seconds later) in the same step: one atomic operation where the broker
+        can, else the result first. Whoever sees the failure then finds the dead letter."""
 
     @abc.abstractmethod
     def recover(self, queues: Sequence[str]) -> int:
@@ -170,7 +185,8 @@ class BrokerAdmin(abc.ABC):
 
     @abc.abstractmethod
     def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        """Put dead letters (all, or those with the given message ids) back on their queue."""
+        """Put dead letters (all, or those with the given message ids) back on their queue,
+        deleting their stored results: a requeued job is waiting again, not failed."""
 
     @abc.abstractmethod
     def purge_dead_letters(self, queue: str) -> int:

@@ -182,14 +182,25 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
             self._put(attrs.evolve(message, body=new_body, due=due))
             self._cond.notify_all()
 
-    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
+    def dead_letter(
+        self,
+        delivery: Delivery,
+        reason: str,
+        error: str = "",
+        *,
+        result: Result | None = None,
+        result_ttl: float = 0.0,
+    ) -> None:
         with self._cond:
             self._check()
             lease = self._release(delivery)
             if lease is None:
                 return
+            if result is not None:  # under this lock: seen no earlier than the dead letter
+                self._results.store([result], result_ttl)
+            message = attrs.evolve(lease.message, body=delivery.message.body)
             self._dead[delivery.queue].append(
-                DeadLetter(lease.message, reason, error, lease.attempts, self.clock.time())
+                DeadLetter(message, reason, error, lease.attempts, self.clock.time())
             )
 
     def recover(self, queues: Sequence[str]) -> int:
@@ -270,6 +281,7 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
             self._dead[queue] = [d for d in letters if d not in chosen]
             for letter in chosen:
                 self._put(attrs.evolve(letter.message, due=None))
+            self._results.forget(queue, [letter.message.id for letter in chosen])
             self._cond.notify_all()
             return len(chosen)
 
@@ -293,6 +305,12 @@ class MemoryResultBackend(_Base, ResultBackend):
             for result in results:
                 self._results[result.queue, result.job_id] = (result, expires)
             self._cond.notify_all()
+
+    def forget(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Delete the results of ``job_ids`` (requeued dead letters)."""
+        with self._cond:
+            for job_id in job_ids:
+                self._results.pop((queue, job_id), None)
 
     def get(
         self, job_id: str, timeout: float | None = 0, queue: str = "default"

@@ -91,7 +91,7 @@ class RedisAdmin(BrokerAdmin):
 
     def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
         keys = self.keys(queue)
-        args = ["all"] if ids is None else ["some", *ids]
+        args = [keys.results, "all"] if ids is None else [keys.results, "some", *ids]
         with translate_errors(self.where):
             return int(REQUEUE_DEAD(self.client, (keys.stream, keys.dead, keys.jobs), args))
 

@@ -365,12 +365,23 @@ class RedisBroker(Broker, RedisAdmin):
             SCHEDULE(self.client, keys.schedule,
                      (GROUP, delivery.receipt, delivery.id, delay_ms, body))
 
-    def dead_letter(self, delivery: Delivery, reason: str, error: str = "") -> None:
+    def dead_letter(
+        self,
+        delivery: Delivery,
+        reason: str,
+        error: str = "",
+        *,
+        result: Result | None = None,
+        result_ttl: float = 0.0,
+    ) -> None:
         keys = self.keys(delivery.queue)
+        args = [GROUP, delivery.receipt, delivery.id, delivery.message.body, reason, error,
+                delivery.attempts]
+        stored = [keys.result(delivery.id)] if result is not None else []
+        if result is not None:
+            args += [max(1, int(result_ttl * 1000)), result.body]
         with translate_errors(self.where):
-            DEAD_LETTER(self.client, (keys.stream, keys.dead, keys.jobs),
-                        (GROUP, delivery.receipt, delivery.id, delivery.message.body, reason,
-                         error, delivery.attempts))
+            DEAD_LETTER(self.client, (keys.stream, keys.dead, keys.jobs, *stored), args)
 
     def recover(self, queues: Sequence[str]) -> int:
         with translate_errors(self.where):

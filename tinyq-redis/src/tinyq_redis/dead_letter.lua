@@ -1,6 +1,7 @@
--- Move a leased entry to the queue's dead-letter stream, with why.
--- KEYS: stream, dead stream, jobs hash; ARGV: group, entry id, job id, body, reason, error,
--- attempts
+-- Move a leased entry to the queue's dead-letter stream, with why; with a result key, store
+-- the job's failure in the same step, so whoever sees the failure finds the dead letter.
+-- KEYS: stream, dead stream, jobs hash[, result key]; ARGV: group, entry id, job id, body,
+-- reason, error, attempts[, result ttl ms, result body]
 -- Returns 0 when the entry was no longer pending (someone else owns it now), else 1.
 local stream, dead = KEYS[1], KEYS[2]
 if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
@@ -8,6 +9,11 @@ if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
 end
 redis.call("XDEL", stream, ARGV[2])
 redis.call("HDEL", KEYS[3], ARGV[3])
+if KEYS[4] then
+  redis.call("DEL", KEYS[4])
+  redis.call("RPUSH", KEYS[4], ARGV[9])
+  redis.call("PEXPIRE", KEYS[4], tonumber(ARGV[8]))
+end
 local now = redis.call("TIME")
 redis.call("XADD", dead, "*", "id", ARGV[3], "b", ARGV[4], "reason", ARGV[5], "error", ARGV[6],
   "attempts", ARGV[7], "at", now[1] .. "." .. string.format("%06d", tonumber(now[2])))

@@ -1,11 +1,13 @@
--- Put dead letters back on their queue: all of them, or those whose job id is in ARGV[2..].
--- KEYS: stream, dead stream, jobs hash; ARGV: "all" or "some", job ids...
+-- Put dead letters back on their queue: all of them, or those whose job id is in ARGV[3..],
+-- deleting each one's stored result (the failure): a requeued job is waiting, not failed.
+-- KEYS: stream, dead stream, jobs hash; ARGV: result key prefix, "all" or "some", job ids...
+-- (The result keys share the queue's hash tag, so they live in the same Cluster slot.)
 -- Returns how many were requeued.
 local stream, dead = KEYS[1], KEYS[2]
 local wanted = nil
-if ARGV[1] == "some" then
+if ARGV[2] == "some" then
   wanted = {}
-  for i = 2, #ARGV do
+  for i = 3, #ARGV do
     wanted[ARGV[i]] = true
   end
 end
@@ -18,6 +20,7 @@ for _, entry in ipairs(redis.call("XRANGE", dead, "-", "+")) do
   if wanted == nil or wanted[fields["id"]] then
     redis.call("XADD", stream, "*", "id", fields["id"], "b", fields["b"])
     redis.call("HSET", KEYS[3], fields["id"], "q")
+    redis.call("DEL", ARGV[1] .. fields["id"])
     redis.call("XDEL", dead, entry[1])
     requeued = requeued + 1
   end

@@ -44,12 +44,18 @@ class Sender:
         broker = self.broker
         acks = [s for s in batch if type(s) is AckJob]
         if len(acks) < len(batch):  # the rare paths: retries and dead letters
-            failed = [s.result for s in batch if type(s) is DeadLetterJob]
-            if failed:  # stored first: the producer's JobFailed says why
-                self.results.store(failed, self.result_ttl)
+            if not self.own_results:  # another backend: the failures first, on their own
+                failed = [s.result for s in batch if type(s) is DeadLetterJob]
+                if failed:
+                    self.results.store(failed, self.result_ttl)
             for s in batch:
                 if type(s) is RetryJob:
                     broker.nack(s.delivery, s.delay, s.body)
+                elif type(s) is DeadLetterJob and self.own_results:
+                    # The failure and the dead letter in one step: a producer that saw
+                    # JobFailed finds the dead letter (to requeue it, say).
+                    broker.dead_letter(s.delivery, s.reason, s.error, result=s.result,
+                                       result_ttl=self.result_ttl)
                 elif type(s) is DeadLetterJob:
                     broker.dead_letter(s.delivery, s.reason, s.error)
         if count <= 0 and not acks:

@@ -127,6 +127,10 @@ def settle(
         return RetryJob(delivery, codec.encode_job(retried),
                         retry_delay(error, options, job.retries))
     outcome = Outcome.of_exception(error)
+    if job.retries:
+        # The dead letter keeps the job as first sent: requeued, it gets its retries again.
+        fresh = codec.encode_job(attrs.evolve(job, retries=0))
+        delivery = attrs.evolve(delivery, message=attrs.evolve(delivery.message, body=fresh))
     return DeadLetterJob(delivery, codec.encode_result(job.id, job.queue, outcome),
                          f"failed after {job.retries + 1} attempt(s)", outcome.error)
 

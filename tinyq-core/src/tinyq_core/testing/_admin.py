@@ -4,7 +4,10 @@ store. Every test takes the ``admin`` fixture, which skips them for a broker wit
 
 from __future__ import annotations
 
-from .._interfaces import Broker, BrokerAdmin
+import attrs
+
+from .._interfaces import Broker, BrokerAdmin, ResultBackend
+from .._types import Result
 from ._redelivery import late_reports
 from ._support import GRACE, ContractBase, new_message, new_queue
 
@@ -193,6 +196,29 @@ class AdminContract(ContractBase):
         assert admin.requeue_dead_letters(queue) == 2
         assert admin.dead_letters(queue) == []
         assert {d.id for d in self.reserve_exactly(broker, queue, 2)} == {order[0], order[2]}
+
+    def test_a_dead_letter_takes_its_failure_and_new_body_with_it(
+        self, broker: Broker, admin: BrokerAdmin, results: ResultBackend
+    ) -> None:
+        queue = new_queue()
+        message = new_message(queue)
+        broker.enqueue([message])
+        [delivery] = self.reserve_exactly(broker, queue, 1)
+        # The worker dead-letters the job as first sent (its retry count reset).
+        fresh = attrs.evolve(delivery, message=attrs.evolve(delivery.message, body=b"fresh"))
+        failure = Result(message.id, b"failed", queue)
+        broker.dead_letter(fresh, "failed after 3 attempt(s)", "E: x", result=failure,
+                           result_ttl=60)
+        assert results.get(message.id, queue=queue) == failure
+        [letter] = admin.dead_letters(queue)
+        assert (letter.message.id, letter.message.body) == (message.id, b"fresh")
+
+        # Requeued, it is waiting again: its failure is gone, its new body delivered.
+        assert admin.requeue_dead_letters(queue) == 1
+        assert results.get(message.id, queue=queue) is None
+        assert admin.status(message.id, queue) == "queued"
+        [again] = self.reserve_exactly(broker, queue, 1)
+        assert (again.id, again.message.body, again.attempts) == (message.id, b"fresh", 1)
 
     def test_purge_dead_letters(self, broker: Broker, admin: BrokerAdmin) -> None:
         queue = new_queue()
