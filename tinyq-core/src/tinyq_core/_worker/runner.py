@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from .._codec import Codec
+from .._current import job_running
 from .._errors import JobTimeout
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
@@ -52,15 +53,17 @@ class JobRunner:
         value: Any = None
         error: BaseException | None = None
         started = time.monotonic()
-        try:
+        # Left only after leave_user_code, when no timeout can land in the reset any more.
+        with job_running(job.id, job.queue):
             try:
-                value = self._call(work)
-            except BaseException as exc:
-                error = exc
-            finally:
-                self._held.leave_user_code(work, time.monotonic() - started)
-        except JobTimeout as exc:  # a timeout that arrived just after the job returned
-            error = error or exc
+                try:
+                    value = self._call(work)
+                except BaseException as exc:
+                    error = exc
+                finally:
+                    self._held.leave_user_code(work, time.monotonic() - started)
+            except JobTimeout as exc:  # a timeout that arrived just after the job returned
+                error = error or exc
         if not self._held.finish(work):  # a timeout or a cold stop decided it already
             return
         try:
