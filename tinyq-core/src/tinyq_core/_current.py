@@ -18,7 +18,8 @@ class RunningJob(NamedTuple):
 
 
 # A ContextVar rather than a thread-local: an async job's task copies it when created, and so
-# do the tasks it starts; a thread-local would also leak into other code run on the loop.
+# do the tasks it starts, while a thread-local would be shared by every task on the thread's
+# loop, whichever job started it.
 _running_job: ContextVar[RunningJob | None] = ContextVar("tinyq_running_job", default=None)
 
 
