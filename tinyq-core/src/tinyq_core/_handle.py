@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
+from ._current import RunningJob, running_job
 from ._types import JobStatus
 
 if TYPE_CHECKING:
@@ -12,7 +15,13 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
+logger = logging.getLogger("tinyq.worker")  # said on a worker, about its slots
+
 FIND_INTERVAL = 0.1  # seconds between looks for a job of a handle whose queue is not known
+
+# Taken for good by the first warning of a job waiting on another: acquiring it without
+# blocking is an atomic "first time?", so two jobs starting to wait together log once.
+waiting_warning_given = threading.Lock()
 
 
 class JobHandle(Generic[R]):
@@ -53,6 +62,9 @@ class JobHandle(Generic[R]):
 
         Raises :class:`JobFailed` when the job failed and :class:`TimeoutError` when it did not
         finish in time."""
+        running = running_job()
+        if running is not None:
+            self._check_wait_inside(running, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         queue = self._locate()
         while queue is None:  # a handle from app.job(id) of a job not found yet
@@ -65,3 +77,26 @@ class JobHandle(Generic[R]):
         if outcome is None:
             raise TimeoutError(f"job {self.id} did not finish within {timeout} seconds")
         return cast(R, outcome.unwrap())
+
+    def _check_wait_inside(self, running: RunningJob, timeout: float | None) -> None:
+        """A job waiting for a result: for its own, an error at once; for another, without a
+        timeout, a warning (once) that it can deadlock the worker."""
+        if running.id == self.id:
+            # RuntimeError, like threading's "cannot join current thread": a programming
+            # error to fix in the task, not a failure of tinyq or of the broker.
+            raise RuntimeError(
+                f"job {self.id} cannot wait for its own result: it would wait for itself to "
+                "finish (inside a task, return the value instead)")
+        if timeout is None:
+            warn_of_waiting_on_another_job(running.id, self.id)
+
+
+def warn_of_waiting_on_another_job(waiting_id: str, awaited_id: str) -> None:
+    """Log once per process: after that, the first warning has said it."""
+    if not waiting_warning_given.acquire(blocking=False):
+        return
+    logger.warning(
+        "Job %s waits for the result of job %s without a timeout: this can deadlock the worker "
+        "when every slot holds a job waiting for one that needs a slot. Give result() a timeout "
+        "(this silences the warning) or run those jobs on another queue and worker; see "
+        "docs/tasks.md#waiting-for-other-jobs-inside-a-task", waiting_id, awaited_id)

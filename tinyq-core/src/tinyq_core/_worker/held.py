@@ -170,8 +170,12 @@ class HeldJobs:
                 work.finished = True
                 expired.append(work)
                 if work.in_user_code and work.thread_id is not None:
-                    # Interrupts Python code; a thread blocked in C keeps its slot until the
-                    # call returns (see docs/worker.md).
-                    raise_in_thread(work.thread_id, JobTimeout)
+                    if not work.task.is_async:
+                        # Interrupts Python code; a thread blocked in C keeps its slot until
+                        # the call returns (see docs/worker.md).
+                        raise_in_thread(work.thread_id, JobTimeout)
+                    # An async job's own loop cancels it at this deadline (coroutines.py): an
+                    # exception raised into the loop's code would leave its task pending, to
+                    # resume inside the thread's next async job.
                     self._zombies.add(work)
         return expired, next_deadline

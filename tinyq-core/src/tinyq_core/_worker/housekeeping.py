@@ -10,13 +10,12 @@ import time
 from collections.abc import Sequence
 
 from .._codec import Codec
-from .._errors import JobTimeout
 from .._interfaces import Broker
 from .health import BrokerHealth
 from .held import HeldJobs
 from .ladder import ShutdownLadder
 from .outbox import Outbox
-from .policy import settle
+from .policy import settle, timed_out
 from .runner import log_settlement
 
 logger = logging.getLogger("tinyq.worker")
@@ -74,7 +73,7 @@ class Housekeeper:
         for work in expired:
             timeout = work.task.options.timeout
             logger.error("Job %r exceeded its timeout of %ss", work.job, timeout)
-            error = JobTimeout(f"job exceeded its timeout of {timeout}s")
+            error = timed_out(timeout)
             settlement = settle(work.delivery, work.job, work.task.options, self._codec, None,
                                 error)
             log_settlement(work, settlement, error)

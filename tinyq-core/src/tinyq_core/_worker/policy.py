@@ -12,7 +12,7 @@ import attrs
 
 from .._backoff import Backoff
 from .._codec import Codec, Outcome
-from .._errors import BadMessage, Retry
+from .._errors import BadMessage, JobTimeout, Retry
 from .._types import Delivery, Job, Result
 
 if TYPE_CHECKING:
@@ -106,6 +106,12 @@ def retry_delay(error: BaseException, options: TaskOptions, retries: int) -> flo
     if isinstance(error, Retry) and error.delay is not None:
         return error.delay
     return Backoff(options.retry_backoff, options.retry_backoff_max, jitter=0.2).delay(retries)
+
+
+def timed_out(timeout: float | None) -> JobTimeout:
+    """The error of a job past its ``timeout``, worded the same whoever noticed it first: the
+    housekeeper, or the event loop of an ``async def`` job."""
+    return JobTimeout(f"job exceeded its timeout of {timeout}s")
 
 
 def settle(

@@ -1,16 +1,17 @@
 """The job runner: runs one held job in an executor thread and puts its settlement in the
-outbox. ``async def`` tasks run on an event loop kept per thread."""
+outbox. ``async def`` tasks run on an event loop kept per thread (coroutines.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from typing import Any
 
 from .._codec import Codec
+from .._current import job_running
 from .._errors import JobTimeout
+from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
 from .outbox import Outbox
 from .policy import DeadLetterJob, RetryJob, Settlement, settle, unreportable
@@ -39,7 +40,7 @@ class JobRunner:
         self._outbox = outbox
         self._codec = codec
         self._deadline_set = deadline_set
-        self._local = threading.local()
+        self._loops = ThreadLoops()
 
     def run(self, work: Work) -> None:
         job = work.job
@@ -52,15 +53,17 @@ class JobRunner:
         value: Any = None
         error: BaseException | None = None
         started = time.monotonic()
-        try:
+        # Left only after leave_user_code, when no timeout can land in the reset any more.
+        with job_running(job.id, job.queue):
             try:
-                value = self._call(work)
-            except BaseException as exc:
-                error = exc
-            finally:
-                self._held.leave_user_code(work, time.monotonic() - started)
-        except JobTimeout as exc:  # a timeout that arrived just after the job returned
-            error = error or exc
+                try:
+                    value = self._call(work)
+                except BaseException as exc:
+                    error = exc
+                finally:
+                    self._held.leave_user_code(work, time.monotonic() - started)
+            except JobTimeout as exc:  # a timeout that arrived just after the job returned
+                error = error or exc
         if not self._held.finish(work):  # a timeout or a cold stop decided it already
             return
         try:
@@ -76,11 +79,6 @@ class JobRunner:
     def _call(self, work: Work) -> Any:
         job, task = work.job, work.task
         if task.is_async:
-            return self._event_loop().run_until_complete(task.fn(*job.args, **job.kwargs))
+            return run_coroutine(self._loops.get(), task.fn(*job.args, **job.kwargs),
+                                 work.deadline, task.options.timeout)
         return task.fn(*job.args, **job.kwargs)
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = self._local.loop = asyncio.new_event_loop()
-        return loop
