@@ -28,6 +28,8 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 from tinyq_core.plugin import BrokerError, BrokerUnavailable, ConfigurationError
 from tinyq_core.plugin import redact_uri as redact
 
+from ._keys import check_prefix
+
 TINYQ_OPTIONS = {"visibility_timeout", "prefix", "durable_timeout"}
 SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel",
            "rediss+sentinel")
@@ -114,8 +116,7 @@ def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
         durable_timeout=_number(ours, "durable_timeout", 1.0),
         socket_timeout=socket_timeout,
     )
-    if not options.prefix or any(c in options.prefix for c in "{}"):
-        raise ConfigurationError("prefix must be a non-empty name without braces")
+    check_prefix(options.prefix)
     if topology:
         client = _connect_many(uri, base, topology, netloc, path, query)
         return client, options, redact(uri)
