@@ -92,6 +92,32 @@ def test_bad_uri_options_are_clear_errors(uri: str, message: str) -> None:
         Application(uri).broker  # noqa: B018
 
 
+@pytest.mark.parametrize(
+    ("uri", "suggestion"),
+    [
+        ("redis://localhost?visiblity_timeout=5",
+         "visiblity_timeout (did you mean visibility_timeout?)"),
+        ("rediss://localhost?socket_timout=5", "socket_timout (did you mean socket_timeout?)"),
+        ("unix:///tmp/r.sock?prefx=app", "prefx (did you mean prefix?)"),
+        ("redis://localhost?bogus=1", "Redis URI: bogus; "),
+    ],
+)
+def test_a_misspelt_uri_option_suggests_the_closest_name(uri: str, suggestion: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisBroker(uri)
+    message = str(info.value)
+    assert suggestion in message
+    assert "\n" not in message
+    # tinyq's own options first, then redis-py's usual ones; where the rest are: the docs.
+    ours = message.index("tinyq's options: visibility_timeout, prefix, durable_timeout;")
+    assert ours < message.index("redis-py's usual ones: socket_timeout, ")
+    assert "docs/redis.md" in message
+    for internal in ("maint_notifications_pool_handler", "himport_registry", "command_packer",
+                     "orig_socket_timeout", "event_dispatcher"):
+        assert internal not in message
+    assert len(message) < 400
+
+
 def test_a_queue_name_that_is_not_text_is_refused(redis_server: RedisServer) -> None:
     app = Application(f"{redis_server.url}?prefix=surrogates")
 
