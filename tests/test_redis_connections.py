@@ -92,6 +92,65 @@ def test_bad_uri_options_are_clear_errors(uri: str, message: str) -> None:
         Application(uri).broker  # noqa: B018
 
 
+@pytest.mark.parametrize(
+    ("uri", "suggestion"),
+    [
+        ("redis://localhost?visiblity_timeout=5",
+         "visiblity_timeout (did you mean visibility_timeout?)"),
+        ("rediss://localhost?socket_timout=5", "socket_timout (did you mean socket_timeout?)"),
+        ("unix:///tmp/r.sock?prefx=app", "prefx (did you mean prefix?)"),
+        ("redis://localhost?bogus=1", "Redis URI: bogus; "),
+    ],
+)
+def test_a_misspelt_uri_option_suggests_the_closest_name(uri: str, suggestion: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisBroker(uri)
+    message = str(info.value)
+    assert suggestion in message
+    assert "\n" not in message
+    # tinyq's own options first, then redis-py's usual ones; where the rest are: the docs.
+    ours = message.index("tinyq's options: visibility_timeout, prefix, durable_timeout;")
+    assert ours < message.index("redis-py's usual ones: socket_timeout, ")
+    assert "docs/redis.md" in message
+    for internal in ("maint_notifications_pool_handler", "himport_registry", "command_packer",
+                     "orig_socket_timeout", "event_dispatcher"):
+        assert internal not in message
+    assert len(message) < 400
+
+
+def test_a_queue_name_that_is_not_text_is_refused(redis_server: RedisServer) -> None:
+    app = Application(f"{redis_server.url}?prefix=surrogates")
+
+    @app.task(queue="\ud800")  # a lone surrogate: no UTF-8 for it, so no Redis key
+    def f() -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="cannot be encoded as UTF-8") as info:
+        f.delay()
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigurationError, match="cannot be encoded as UTF-8"):
+        RedisBroker(redis_server.url, prefix="\udfff")
+    assert app.broker.queues() == []
+
+
+def test_a_prefix_with_a_colon_is_refused() -> None:
+    """``{prefix:queue}`` is split at its first ':', so that prefix ``a`` with queue ``b:c``
+    and prefix ``a:b`` with queue ``c`` cannot share the keys ``{a:b:c}:...``."""
+    with pytest.raises(ConfigurationError, match="prefix 'a:b' must not contain ':'") as info:
+        RedisBroker("redis://localhost:1?prefix=a:b")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigurationError, match="must not contain ':'"):
+        RedisBroker("redis://localhost:1", prefix="a:b")
+    streams: dict[str, tuple[str, str]] = {}
+    for prefix in ("a", "ab", "a_b", "a-b", "b"):
+        broker = RedisBroker(f"redis://localhost:1?prefix={prefix}")
+        for queue in ("b:c", "c", "b", ":c", "c:", "b:c:d", "ab:c"):
+            stream = broker.keys(queue).stream
+            assert stream not in streams, (prefix, queue, streams[stream])
+            streams[stream] = (prefix, queue)
+    assert streams["{a:b:c}:stream"] == ("a", "b:c")  # queue names keep their colons
+
+
 def test_queue_names_with_braces_are_refused(redis_server: RedisServer) -> None:
     app = Application(redis_server.url)
 

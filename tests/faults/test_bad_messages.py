@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from tinyq_core import Application, JobFailed, Worker
 from tinyq_core import Job as JobEnvelope
+from tinyq_memory import MemoryBroker
 
 from redis_server import RedisServer
 from support.project import AppProject
@@ -183,6 +184,26 @@ def test_an_unknown_task_sent_by_name(queue: Queue) -> None:
     assert after.result(timeout=5) == 2
     assert_dead_lettered(queue, h.id, "unknown task 'shop.tasks.not_deployed_yet'")
     assert h.status() == "failed"
+
+
+def test_a_huge_unknown_task_name_is_cut_short_in_the_log_and_the_reason(
+    tinyq_broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Application(tinyq_broker, max_message_size=None)
+    h = app.send("x" * 1_000_000)
+    caplog.set_level(logging.ERROR, logger="tinyq")
+    app.worker(concurrency=1).run(burst=True)
+    logged = [r.getMessage() for r in caplog.records if "Dead-lettering" in r.getMessage()]
+    assert len(logged) == 1
+    assert len(logged[0]) < 400
+    assert "unknown task 'xxxxxxxxxx" in logged[0]
+    assert "... (1,000,000 characters)" in logged[0]
+    [letter] = tinyq_broker.dead_letters("default")
+    assert len(letter.reason) < 400
+    assert letter.reason.endswith("is registered on the worker's application")
+    with pytest.raises(JobFailed) as info:
+        h.result(timeout=0)
+    assert len(str(info.value)) < 400
 
 
 def test_too_many_earlier_deliveries_is_a_crash_loop(queue: Queue) -> None:

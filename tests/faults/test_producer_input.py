@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 
 import pytest
@@ -15,6 +17,8 @@ from tinyq_core import (
     SerializationError,
 )
 from tinyq_memory import MemoryBroker, drain
+
+from redis_server import RedisServer
 
 
 def test_unserialisable_argument_in_a_map_enqueues_nothing(tinyq_app: Application) -> None:
@@ -111,3 +115,44 @@ def test_cloudpickle_without_a_secret_key_warns_loudly_at_worker_start(
     Application(tinyq_broker, serializer="cloudpickle", secret_key="k").worker().run(burst=True)
     Application(tinyq_broker).worker().run(burst=True)
     assert not [r for r in caplog.records if "SECURITY" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        ({"countdown": math.inf}, "countdown must be a finite number of seconds, not inf"),
+        ({"countdown": -math.inf}, "countdown must be a finite number of seconds, not -inf"),
+        ({"countdown": math.nan}, "countdown must be a finite number of seconds, not nan"),
+        ({"eta": math.inf}, "eta must be a finite Unix time, not inf"),
+        ({"eta": math.nan}, "eta must be a finite Unix time, not nan"),
+        ({"countdown": 1e300}, "puts the job past the year 9999"),
+        ({"eta": 1e18}, "puts the job past the year 9999"),
+    ],
+)
+def test_a_countdown_or_eta_that_is_no_time(
+    tinyq_broker: MemoryBroker, when: dict[str, float], message: str
+) -> None:
+    app = Application(tinyq_broker)
+
+    @app.task()
+    def f() -> None:
+        return None
+
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        f.apply_async(**when)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+    assert tinyq_broker.size("default") == 0
+    assert f.apply_async(countdown=10 * 365 * 86400).status() == "scheduled"  # still fine
+
+
+def test_an_infinite_countdown_on_redis_is_a_clear_error(redis_server: RedisServer) -> None:
+    app = Application(f"{redis_server.url}?prefix=nocountdown")
+
+    @app.task()
+    def f() -> None:
+        return None
+
+    for countdown in (math.inf, math.nan, 1e300):
+        with pytest.raises(ValueError, match="countdown"):
+            f.apply_async(countdown=countdown)
+    assert app.broker.size("default") == 0

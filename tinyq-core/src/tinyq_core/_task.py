@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -42,14 +43,33 @@ def new_job_id() -> str:
     return os.urandom(16).hex()
 
 
+# The latest due time a datetime can name: brokers turn due times into integer milliseconds
+# (Redis scores, ``int()``), and inf, NaN or 1e300 there fail deep inside the broker instead.
+LATEST_DUE = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+
+
 def _due(countdown: float | None, eta: datetime | float | None) -> float | None:
     if countdown is not None and eta is not None:
         raise ValueError("pass countdown or eta, not both")
     if countdown is not None:
-        return time.time() + countdown if countdown > 0 else None
-    if isinstance(eta, datetime):
-        eta = (eta if eta.tzinfo else eta.replace(tzinfo=timezone.utc)).timestamp()
-    return eta
+        if not math.isfinite(countdown):
+            raise ValueError(f"countdown must be a finite number of seconds, not {countdown!r}")
+        if countdown <= 0:
+            return None
+        due = time.time() + countdown
+        what = f"countdown={countdown:g}"
+    elif isinstance(eta, datetime):
+        due = (eta if eta.tzinfo else eta.replace(tzinfo=timezone.utc)).timestamp()
+        what = f"eta={eta.isoformat()}"
+    else:
+        assert eta is not None
+        if not math.isfinite(eta):
+            raise ValueError(f"eta must be a finite Unix time, not {eta!r}")
+        due, what = eta, f"eta={eta:g}"
+    if due > LATEST_DUE:
+        raise ValueError(f"{what} puts the job past the year 9999: pass a countdown in seconds "
+                         "or an eta as a datetime or Unix time before then")
+    return due
 
 
 class Task(Generic[P, R]):

@@ -4,14 +4,18 @@ client and key layout."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
 
 from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message
 
 from ._connection import translate_errors
 from ._keys import GROUP, Keys, text
 from ._scripts import PURGE, REQUEUE_DEAD, STATUS
+
+T = TypeVar("T")
 
 
 class RedisAdmin(BrokerAdmin):
@@ -24,28 +28,49 @@ class RedisAdmin(BrokerAdmin):
 
         def _ensure_groups(self, queues: Iterable[str]) -> None: ...
 
-    def status(self, job_id: str, queue: str = "default") -> JobStatus:
-        keys = self.keys(queue)
+        _groups: set[str]
+
+    def _with_group(self, queue: str, call: Callable[[], T]) -> T:
+        """``call()`` once ``queue``'s consumer group exists. The broker creates each group
+        once and remembers it; a NOGROUP then means the server lost its data since (a restart
+        without persistence, FLUSHALL): forget every group, make this one again and call once
+        more. Without this a long-lived producer would fail on every call from then on."""
         with translate_errors(self.where):
             self._ensure_groups([queue])
-            state = text(STATUS(self.client, (keys.stream, keys.jobs), (GROUP, job_id)))
+            try:
+                return call()
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._groups.clear()  # the loss took every queue's group, not only this one
+                self._ensure_groups([queue])
+                return call()
+
+    def status(self, job_id: str, queue: str = "default") -> JobStatus:
+        keys = self.keys(queue)
+        state = self._with_group(
+            queue, lambda: text(STATUS(self.client, (keys.stream, keys.jobs), (GROUP, job_id)))
+        )
         return state  # type: ignore[return-value]
 
     def size(self, queue: str) -> int:
         keys = self.keys(queue)
-        with translate_errors(self.where):
-            self._ensure_groups([queue])
+
+        def read() -> int:
             pipe = self.client.pipeline(transaction=False)
             pipe.xlen(keys.stream)
             pipe.xpending(keys.stream, GROUP)
             pipe.zcard(keys.delayed)
             length, pending, delayed = pipe.execute()
-        return int(length) - int(pending["pending"]) + int(delayed)
+            return int(length) - int(pending["pending"]) + int(delayed)
+
+        return self._with_group(queue, read)
 
     def count_leased(self, queue: str) -> int:
-        with translate_errors(self.where):
-            self._ensure_groups([queue])
-            return int(self.client.xpending(self.keys(queue).stream, GROUP)["pending"])
+        stream = self.keys(queue).stream
+        return self._with_group(
+            queue, lambda: int(self.client.xpending(stream, GROUP)["pending"])
+        )
 
     def queues(self) -> list[str]:
         # SCAN, never KEYS: a few keys per call, so Redis is never held up; on a Cluster
@@ -72,10 +97,9 @@ class RedisAdmin(BrokerAdmin):
 
     def purge(self, queue: str) -> int:
         keys = self.keys(queue)
-        with translate_errors(self.where):
-            self._ensure_groups([queue])
-            return int(PURGE(self.client, (keys.stream, keys.delayed, keys.payloads, keys.jobs),
-                             [GROUP]))
+        return self._with_group(queue, lambda: int(PURGE(
+            self.client, (keys.stream, keys.delayed, keys.payloads, keys.jobs), [GROUP]
+        )))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with translate_errors(self.where):

@@ -43,7 +43,6 @@ from redis.cluster import RedisCluster
 from tinyq_core.plugin import (
     Broker,
     BrokerError,
-    ConfigurationError,
     Delivery,
     Message,
     Result,
@@ -53,7 +52,7 @@ from tinyq_core.plugin import (
 from ._admin import RedisAdmin
 from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
-from ._keys import GROUP, Keys, text
+from ._keys import GROUP, Keys, check_name, text
 from ._results import RedisResultBackend
 from ._scripts import (
     DEAD_LETTER,
@@ -117,10 +116,7 @@ class RedisBroker(Broker, RedisAdmin):
     def keys(self, queue: str) -> Keys:
         keys = self._keys.get(queue)
         if keys is None:
-            if not queue or any(c in queue for c in "{}"):
-                raise ConfigurationError(
-                    f"queue name {queue!r} must be non-empty, without braces"
-                )
+            check_name("queue name", queue)
             keys = self._keys[queue] = Keys(self.prefix, queue)
             self._queue_of[keys.stream.encode()] = queue
         return keys

@@ -11,6 +11,7 @@ tinyq's own options ride in the query string next to redis-py's:
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from types import TracebackType
 from typing import Any
@@ -28,7 +29,13 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 from tinyq_core.plugin import BrokerError, BrokerUnavailable, ConfigurationError
 from tinyq_core.plugin import redact_uri as redact
 
-TINYQ_OPTIONS = {"visibility_timeout", "prefix", "durable_timeout"}
+from ._keys import check_prefix
+
+TINYQ_OPTIONS = ("visibility_timeout", "prefix", "durable_timeout")  # in docs/redis.md's order
+# The redis-py options an unknown option's error names; it leaves out the other few dozen
+# (internals such as parser_class or event_dispatcher) and says where they are.
+USUAL_REDIS_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval",
+                       "max_connections", "client_name", "db", "username", "password")
 SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel",
            "rediss+sentinel")
 
@@ -69,6 +76,22 @@ def _bad(uri: str, why: object) -> ConfigurationError:
     return ConfigurationError(f"bad Redis URI {redact(uri)!r}: {why}")
 
 
+def _unknown_options(unknown: list[str], base: str, accepted: set[str]) -> ConfigurationError:
+    """One line: each unknown name with the closest known one, then tinyq's options and
+    redis-py's usual ones (redis-py takes about 40, mostly internals: see docs/redis.md)."""
+    known = [*TINYQ_OPTIONS, *sorted(accepted)]
+    named = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    usual = [*USUAL_REDIS_OPTIONS, *(["ssl_*"] if base == "rediss" else [])]
+    return ConfigurationError(
+        f"unknown option(s) in the Redis URI: {', '.join(named)}; tinyq's options: "
+        f"{', '.join(TINYQ_OPTIONS)}; redis-py's usual ones: {', '.join(usual)} "
+        "(every other redis-py option: see docs/redis.md)"
+    )
+
+
 def _number(ours: dict[str, str], name: str, default: float) -> float:
     try:
         value = float(ours.get(name, default))
@@ -95,10 +118,7 @@ def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
     accepted = REDIS_OPTIONS["unix" if base == "unix" else base]
     unknown = set(query) - accepted
     if unknown:
-        raise ConfigurationError(
-            f"unknown option(s) in the Redis URI: {', '.join(sorted(unknown))} "
-            f"(known for {scheme}://: {', '.join(sorted(TINYQ_OPTIONS | accepted))})"
-        )
+        raise _unknown_options(sorted(unknown), base, accepted)
     query.setdefault("socket_timeout", str(DEFAULT_SOCKET_TIMEOUT))
     query.setdefault("socket_connect_timeout", "2")
     query.setdefault("health_check_interval", "15")
@@ -114,8 +134,7 @@ def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
         durable_timeout=_number(ours, "durable_timeout", 1.0),
         socket_timeout=socket_timeout,
     )
-    if not options.prefix or any(c in options.prefix for c in "{}"):
-        raise ConfigurationError("prefix must be a non-empty name without braces")
+    check_prefix(options.prefix)
     if topology:
         client = _connect_many(uri, base, topology, netloc, path, query)
         return client, options, redact(uri)

@@ -1,6 +1,14 @@
-"""Key names of one queue; all share the hash tag ``{prefix:queue}`` (one Cluster slot)."""
+"""Key names of one queue; all share the hash tag ``{prefix:queue}`` (one Cluster slot).
+
+The tag is read by splitting at its first ':', so a prefix holds no ':' (queue names may):
+otherwise prefix ``a`` with queue ``b:c`` and prefix ``a:b`` with queue ``c`` would share the
+keys ``{a:b:c}:...``. Refusing ':' in the prefix, not in queue names, leaves the keys of every
+existing queue where they are; a colliding prefix is refused at start-up, loudly.
+"""
 
 from __future__ import annotations
+
+from tinyq_core.plugin import ConfigurationError
 
 GROUP = "tinyq"  # the consumer group of every queue's stream
 
@@ -8,6 +16,29 @@ GROUP = "tinyq"  # the consumer group of every queue's stream
 def text(value: bytes | str) -> str:
     """A reply as str (replies are bytes unless the client decodes them)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def check_name(what: str, name: str) -> None:
+    """Refuse a queue name or prefix that cannot be part of a key, with what to do instead."""
+    if not name or any(c in name for c in "{}"):
+        raise ConfigurationError(f"{what} must be a non-empty name without braces, not {name!r}")
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"{what} {name!r} cannot be encoded as UTF-8 (a lone surrogate?), so it cannot "
+            "be a Redis key: use a name made of ordinary text"
+        ) from None
+
+
+def check_prefix(prefix: str) -> None:
+    check_name("prefix", prefix)
+    if ":" in prefix:
+        raise ConfigurationError(
+            f"prefix {prefix!r} must not contain ':' (keys are '{{prefix:queue}}:...', so it "
+            "could share keys with another prefix's queue): use "
+            f"{prefix.replace(':', '-')!r} instead"
+        )
 
 
 class Keys:

@@ -82,14 +82,25 @@ def admit(
         return reject(delivery, codec, f"undecodable: {type(exc).__name__}: {exc}")
     task = tasks.get(job.task_name)
     if task is None:
-        return reject(delivery, codec, f"unknown task {job.task_name!r}: no task of that name "
-                                       "is registered on the worker's application")
+        return reject(delivery, codec, f"unknown task {shorten(job.task_name)}: no task of "
+                                       "that name is registered on the worker's application")
     # More crashes than the task's runs allow (max_retries + 1) is a crash loop: stop here.
     if crashes(delivery) > task.options.max_retries + 1:
         return reject(delivery, codec, f"crash loop: delivered {delivery.attempts} times "
                                        "without finishing (the job kills or hangs its "
                                        "worker)", kind="CrashLoop")
     return Admitted(job, task)
+
+
+NAME_SHOWN = 100  # characters of a name quoted in a reason; the rest is only counted
+
+
+def shorten(name: str) -> str:
+    """``repr(name)``, cut after NAME_SHOWN characters: a message may carry a name of any
+    length, and the whole of it would end up in the log line and the dead letter's reason."""
+    if len(name) <= NAME_SHOWN:
+        return repr(name)
+    return f"{name[:NAME_SHOWN]!r}... ({len(name):,} characters)"
 
 
 def reject(
