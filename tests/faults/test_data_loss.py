@@ -13,6 +13,8 @@ from tinyq_core import Application
 
 from redis_server import RedisServer
 
+pytestmark = pytest.mark.redis  # its own server, which the marker rules do not see
+
 
 @pytest.fixture
 def volatile_server() -> Iterator[RedisServer]:
