@@ -1,0 +1,76 @@
+"""The in-memory result backend, and what it shares with the memory broker: one Condition
+per object, an availability switch for simulated outages, and waits bounded by the clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from tinyq_core.plugin import BrokerUnavailable, Result, ResultBackend
+
+from ._clock import Clock
+
+
+class _Base:
+    def __init__(self, clock: Clock | None) -> None:
+        self.clock = clock or Clock()
+        self._cond = threading.Condition()
+        self._available = True
+        self.clock.subscribe(self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _check(self) -> None:
+        if not self._available:
+            raise BrokerUnavailable("the memory broker is down (set_available(False))")
+
+    def _wait(self, deadline: float, until: float | None = None) -> bool:
+        """Wait for a notification, at most until the real ``deadline`` (monotonic) or the
+        clock time ``until``; False once the deadline passed."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        if until is not None and type(self.clock) is Clock:
+            remaining = min(remaining, max(0.0, until - self.clock.time()))
+        self._cond.wait(remaining)
+        return True
+
+
+class MemoryResultBackend(_Base, ResultBackend):
+    """Results in a dict with expiry times; ``get`` waits on a condition variable."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self._results: dict[tuple[str, str], tuple[Result, float]] = {}  # by (queue, job id)
+
+    def store(self, results: Sequence[Result], ttl: float) -> None:
+        with self._cond:
+            self._check()
+            expires = self.clock.time() + ttl
+            for result in results:
+                self._results[result.queue, result.job_id] = (result, expires)
+            self._cond.notify_all()
+
+    def forget(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Delete the results of ``job_ids`` (requeued dead letters)."""
+        with self._cond:
+            for job_id in job_ids:
+                self._results.pop((queue, job_id), None)
+
+    def get(
+        self, job_id: str, timeout: float | None = 0, queue: str = "default"
+    ) -> Result | None:
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        with self._cond:
+            while True:
+                self._check()
+                item = self._results.get((queue, job_id))
+                if item is not None:
+                    if item[1] > self.clock.time():
+                        return item[0]
+                    del self._results[queue, job_id]
+                if not self._wait(min(deadline, time.monotonic() + 3600)):
+                    return None
