@@ -48,8 +48,10 @@ class RequiredOnlyBroker(Broker):
         *,
         result: Result | None = None,
         result_ttl: float = 0.0,
+        verified: bool = True,
     ) -> None:
-        self.inner.dead_letter(delivery, reason, error, result=result, result_ttl=result_ttl)
+        self.inner.dead_letter(delivery, reason, error, result=result, result_ttl=result_ttl,
+                               verified=verified)
 
     def recover(self, queues: Sequence[str]) -> int:
         return self.inner.recover(queues)

@@ -115,11 +115,11 @@ def test_signed_round_trip_and_rotation() -> None:
     old = Codec(JSONSerializer(), secret_key="old")
     rotated = Codec(JSONSerializer(), secret_key=["new", "old"])
     job = Job(id="1", task_name="t", args=(1,))
-    assert rotated.decode_job(old.encode_job(job), "default").args == (1,)
+    assert rotated.decode_job(old.encode_job(job), "default", "1").args == (1,)
     body = rotated.encode_job(job)
-    assert rotated.decode_job(body, "default").id == "1"
+    assert rotated.decode_job(body, "default", "1").id == "1"
     with pytest.raises(BadMessage, match="bad signature"):
-        old.decode_job(body, "default")  # signed with "new", which old does not know
+        old.decode_job(body, "default", "1")  # signed with "new", which old does not know
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_tampered_or_unsigned_messages_are_never_deserialised(tamper: Any, reaso
     codec = Codec(Spy(), secret_key=b"k")
     body = codec.encode_job(Job(id="1", task_name="t", args=(1,)))
     with pytest.raises(BadMessage, match=reason):
-        codec.decode_job(tamper(body), "default")
+        codec.decode_job(tamper(body), "default", "1")
     assert calls == []
 
 
@@ -177,5 +177,5 @@ def test_results_are_signed_too(tinyq_broker: MemoryBroker) -> None:
     h = f.delay()
     drain(app)
     stored = tinyq_broker.result_backend().get(h.id, 0)
-    assert stored is not None and stored.body.startswith(b"tqs1:")
+    assert stored is not None and stored.body.startswith(b"tqs2:")
     assert h.result(0) == 1

@@ -165,7 +165,7 @@ class RecordingBroker:
 
     def dead_letter(
         self, delivery: Delivery, reason: str, error: str, *, result: Result | None = None,
-        result_ttl: float = 0.0,
+        result_ttl: float = 0.0, verified: bool = True,
     ) -> None:
         stored = None if result is None else result.job_id
         self.calls.append(("dead_letter", (delivery.id, reason, error, stored)))

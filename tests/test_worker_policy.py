@@ -7,7 +7,7 @@ import pytest
 
 from tinyq_core import Application, JobFailed, Retry
 from tinyq_core._backoff import Backoff
-from tinyq_core._codec import Codec, Outcome
+from tinyq_core._codec import Codec, Outcome, _context
 from tinyq_core._serializers import JSONSerializer
 from tinyq_core._task import TaskOptions
 from tinyq_core._worker.policy import (
@@ -47,8 +47,7 @@ def test_admit_gives_the_job_and_its_task() -> None:
     ("body", "reason"),
     [
         (b"x" * 2000, "oversized message: 2,000 bytes, more than max_message_size (1,024)"),
-        (b"not signed", "message is not signed"),
-        (CODEC.encode([1]), "malformed: expected an object"),
+        (CODEC.encode([1], _context("job", "j1", "default")), "malformed: expected an object"),
         (CODEC.encode_job(Job("j1", "t.nope")), "unknown task 't.nope'"),
     ],
 )
@@ -57,9 +56,27 @@ def test_admit_dead_letters_what_cannot_run(body: bytes, reason: str) -> None:
     verdict = admit(d, CODEC, APP.tasks, 1024)
     assert isinstance(verdict, DeadLetterJob)
     assert verdict.delivery is d and reason in verdict.reason
-    outcome = CODEC.decode_result(verdict.result.body)
+    assert verdict.result is not None and verdict.verified
+    outcome = CODEC.decode_result(verdict.result.body, "j1")
     assert (outcome.ok, outcome.type) == (False, "BadMessage")
     assert outcome.error == f"dead-lettered: {verdict.reason}"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not signed", "message is not signed"),
+        (CODEC.encode_job(Job("j2", "t.add")), "copied under another job id"),
+        (CODEC.encode_job(Job("j1", "t.add", queue="other")), "into another queue"),
+    ],
+)
+def test_admit_dead_letters_an_unverified_message_without_a_result(
+    body: bytes, reason: str
+) -> None:
+    # Its job id is only a claim: nothing may be stored under it.
+    verdict = admit(delivery_of(Job("j1", "t.add"), body=body), CODEC, APP.tasks, None)
+    assert isinstance(verdict, DeadLetterJob) and reason in verdict.reason
+    assert (verdict.result, verdict.verified) == (None, False)
 
 
 def test_admit_stops_a_crash_loop_after_max_retries_plus_one_crashes() -> None:
@@ -69,7 +86,7 @@ def test_admit_stops_a_crash_loop_after_max_retries_plus_one_crashes() -> None:
     verdict = admit(delivery_of(job, attempts=5), CODEC, APP.tasks, None)
     assert isinstance(verdict, DeadLetterJob)
     assert "crash loop: delivered 5 times" in verdict.reason
-    assert CODEC.decode_result(verdict.result.body).type == "CrashLoop"
+    assert CODEC.decode_result(verdict.result.body, "j1").type == "CrashLoop"
 
 
 def test_success_is_acked_with_its_result() -> None:
@@ -79,7 +96,7 @@ def test_success_is_acked_with_its_result() -> None:
     assert isinstance(verdict, AckJob) and verdict.delivery is d
     assert verdict.result is not None and (verdict.result.job_id, verdict.result.queue) == (
         "j1", "q")
-    assert CODEC.decode_result(verdict.result.body) == Outcome.success({"a": (1, 2)})
+    assert CODEC.decode_result(verdict.result.body, "j1") == Outcome.success({"a": (1, 2)})
     assert settle(d, job, TaskOptions(store_result=False), CODEC, 3, None) == AckJob(d)
 
 
@@ -87,7 +104,7 @@ def test_a_return_value_that_cannot_be_encoded_is_a_failure_result() -> None:
     job = Job("j1", "t.add")
     verdict = settle(delivery_of(job), job, TaskOptions(), CODEC, object(), None)
     assert isinstance(verdict, AckJob) and verdict.result is not None
-    outcome = CODEC.decode_result(verdict.result.body)
+    outcome = CODEC.decode_result(verdict.result.body, "j1")
     assert not outcome.ok and outcome.error.startswith("SerializationError: the return value")
 
 
@@ -97,7 +114,7 @@ def test_a_retryable_error_with_retries_left_is_retried_with_backoff() -> None:
     verdict = settle(delivery_of(job), job, options, CODEC, None, ValueError("x"))
     assert isinstance(verdict, RetryJob)
     assert 16 <= verdict.delay <= 24  # base * 2 ** 1, +-20 %
-    assert CODEC.decode_job(verdict.body, "default").retries == 2
+    assert CODEC.decode_job(verdict.body, "default", "j1").retries == 2
 
 
 def test_retry_delay_rules() -> None:
@@ -125,7 +142,7 @@ def test_failures_without_retries_left_are_dead_lettered(
         verdict = settle(delivery_of(job), job, options, CODEC, None, exc)
     assert isinstance(verdict, DeadLetterJob)
     assert verdict.reason == reason
-    outcome = CODEC.decode_result(verdict.result.body)
+    outcome = CODEC.decode_result(verdict.result.body, "j1")
     assert outcome.type == type(error).__name__
     assert outcome.error == verdict.error == f"{type(error).__name__}: {error}"
     assert "Traceback" in outcome.traceback
@@ -136,16 +153,16 @@ def test_reject_and_unreportable_carry_their_reason() -> None:
     d = delivery_of(job)
     rejected = reject(d, CODEC, "bad thing", kind="Odd")
     assert (rejected.reason, rejected.error) == ("bad thing", "")
-    assert CODEC.decode_result(rejected.result.body).type == "Odd"
+    assert CODEC.decode_result(rejected.result.body, "j1").type == "Odd"
     dead = unreportable(d, job, CODEC, RuntimeError())
     assert dead.reason == "failed" and "could not be reported (RuntimeError)" in dead.error
 
 
 def test_outcome_round_trip_and_unwrap() -> None:
-    ok = CODEC.decode_result(CODEC.encode_result("j", "q", Outcome.success([1, 2])).body)
+    ok = CODEC.decode_result(CODEC.encode_result("j", "q", Outcome.success([1, 2])).body, "j")
     assert ok.unwrap() == [1, 2]
     failed = Outcome.failure("KeyError", "KeyError: 'x'", "Traceback ...")
-    back = CODEC.decode_result(CODEC.encode_result("j", "q", failed).body)
+    back = CODEC.decode_result(CODEC.encode_result("j", "q", failed).body, "j")
     assert back == failed
     with pytest.raises(JobFailed, match="KeyError: 'x'") as info:
         back.unwrap()
@@ -155,7 +172,7 @@ def test_outcome_round_trip_and_unwrap() -> None:
 def test_an_unreadable_result_is_a_failure_that_says_why() -> None:
     other = Codec(JSONSerializer(), secret_key="another")
     body = other.encode_result("j", "q", Outcome.success(1)).body
-    outcome = CODEC.decode_result(body)
+    outcome = CODEC.decode_result(body, "j")
     assert (outcome.ok, outcome.type) == (False, "BadMessage")
     assert outcome.error.startswith("unreadable result: bad signature")
 

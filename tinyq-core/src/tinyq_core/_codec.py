@@ -1,7 +1,10 @@
 """Jobs and results to bytes and back: serialization plus optional HMAC-SHA256 signing.
 
-A signed body is ``tqs1:<hex digest>:<payload>``. A worker with keys verifies the digest before
-anything is deserialised, so a tampered or unsigned message never reaches the serializer.
+A signed body is ``tqs2:<hex digest>:<payload>``. The digest covers more than the payload: what
+the body is (a job or a result) and where it belongs (a job's id and queue, a result's job id),
+so a genuine body copied under another job id or into another queue no longer verifies. A
+worker with keys verifies the digest before anything is deserialised, so a tampered or unsigned
+message never reaches the serializer. Bodies signed before the binding (``tqs1:``) are refused.
 
 A job's outcome travels as the result envelope :class:`Outcome`, written by the worker and read
 by job handles; this module is its only owner. On the wire it is ``{"ok": true, "value": v}``
@@ -22,8 +25,20 @@ from ._errors import BadMessage, JobFailed, SerializationError, describe_excepti
 from ._interfaces import Serializer
 from ._types import Job, Result
 
-_PREFIX = b"tqs1:"
+_PREFIX = b"tqs2:"
+_OLD_PREFIX = b"tqs1:"  # signed over the payload alone: refused, it binds no id or queue
 _DIGEST_LEN = 64  # hex characters of a SHA-256 digest
+
+
+def _context(kind: str, *names: str) -> bytes:
+    """What a digest covers besides the payload: the body's kind and the names it belongs to,
+    each length-prefixed, so no two (kind, names) give the same bytes."""
+    parts = [kind.encode(), *(n.encode("utf-8", "surrogatepass") for n in names)]
+    return b"".join(b"%d:%s" % (len(p), p) for p in parts)
+
+
+class Unverified(BadMessage):
+    """A body that failed verification: whatever it says (its job id included) is a claim."""
 
 
 def _keys(secret_key: str | bytes | Sequence[str | bytes] | None) -> list[bytes]:
@@ -80,34 +95,39 @@ class Codec:
     def signs(self) -> bool:
         return bool(self._keys)
 
-    def _seal(self, payload: bytes) -> bytes:
+    def _seal(self, payload: bytes, context: bytes) -> bytes:
         if not self._keys:
             return payload
-        digest = hmac.new(self._keys[0], payload, hashlib.sha256).hexdigest().encode()
-        return _PREFIX + digest + b":" + payload
+        digest = hmac.new(self._keys[0], context + payload, hashlib.sha256).hexdigest()
+        return _PREFIX + digest.encode() + b":" + payload
 
-    def _open(self, body: bytes) -> bytes:
-        signed = body.startswith(_PREFIX)
+    def _open(self, body: bytes, context: bytes, mismatch: str) -> bytes:
+        signed = body.startswith((_PREFIX, _OLD_PREFIX))
         if not self._keys:
             if signed:
                 raise BadMessage("message is signed but this application has no secret_key")
             return body
         if not signed:
-            raise BadMessage("message is not signed (a secret_key is configured)")
+            raise Unverified("message is not signed (a secret_key is configured)")
+        if body.startswith(_OLD_PREFIX):
+            raise Unverified("bad signature: signed the tqs1 way (before job ids and queues "
+                             "were signed too); enqueue it again")
         start = len(_PREFIX)
         digest, payload = body[start : start + _DIGEST_LEN], body[start + _DIGEST_LEN + 1 :]
         for key in self._keys:
-            expected = hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
+            expected = hmac.new(key, context + payload, hashlib.sha256).hexdigest().encode()
             if hmac.compare_digest(expected, digest):
                 return payload
-        raise BadMessage("bad signature: the message was tampered with or signed with another key")
+        raise Unverified(f"bad signature: the message was tampered with, {mismatch}, or signed "
+                         "with another key")
 
-    def encode(self, value: Any) -> bytes:
-        return self._seal(self.serializer.dumps(value))
+    def encode(self, value: Any, context: bytes = b"") -> bytes:
+        """``value`` serialised and, with keys, signed over ``context`` and the payload."""
+        return self._seal(self.serializer.dumps(value), context)
 
-    def decode(self, body: bytes) -> Any:
+    def decode(self, body: bytes, context: bytes = b"", mismatch: str = "copied") -> Any:
         try:
-            return self.serializer.loads(self._open(body))
+            return self.serializer.loads(self._open(body, context, mismatch))
         except SerializationError as exc:
             raise BadMessage(f"undecodable ({self.serializer.name}): {exc}") from None
 
@@ -118,18 +138,22 @@ class Codec:
         becomes a failure that says so."""
         if outcome.ok:
             try:
-                return Result(job_id, self.encode({"ok": True, "value": outcome.value}), queue)
+                body = self.encode({"ok": True, "value": outcome.value},
+                                   _context("result", job_id))
+                return Result(job_id, body, queue)
             except SerializationError as exc:
                 outcome = Outcome.failure("SerializationError",
                                           f"SerializationError: the return value: {exc}")
         envelope = {"ok": False, "type": outcome.type, "error": outcome.error,
                     "traceback": outcome.traceback}
-        return Result(job_id, self.encode(envelope), queue)
+        return Result(job_id, self.encode(envelope, _context("result", job_id)), queue)
 
-    def decode_result(self, body: bytes) -> Outcome:
-        """The outcome in a stored result; an unreadable one is a failure that says why."""
+    def decode_result(self, body: bytes, job_id: str = "") -> Outcome:
+        """The outcome in the stored result of job ``job_id``; an unreadable one (with keys:
+        one signed for another job, copied to this job's key) is a failure that says why."""
         try:
-            envelope = self.decode(body)
+            envelope = self.decode(body, _context("result", job_id),
+                                   "signed for another job (a result copied to this key)")
         except BadMessage as exc:
             return Outcome.failure("BadMessage", f"unreadable result: {exc.reason}")
         if not isinstance(envelope, dict):
@@ -150,10 +174,15 @@ class Codec:
             envelope["retries"] = job.retries
         if job.eta is not None:
             envelope["eta"] = job.eta
-        return self.encode(envelope)
+        return self.encode(envelope, _context("job", job.id, job.queue))
 
-    def decode_job(self, body: bytes, queue: str) -> Job:
-        envelope = self.decode(body)
+    def decode_job(self, body: bytes, queue: str, job_id: str = "") -> Job:
+        """The job in a message stored in ``queue`` under ``job_id``. With keys, the digest
+        must cover that id and queue, else :class:`Unverified`; the message's own id must
+        be ``job_id`` too."""
+        stored_id = job_id
+        envelope = self.decode(body, _context("job", stored_id, queue),
+                               "copied under another job id or into another queue")
         if not isinstance(envelope, dict):
             raise BadMessage(f"malformed: expected an object, got {type(envelope).__name__}")
         try:
@@ -172,6 +201,9 @@ class Codec:
             and (eta is None or type(eta) in (float, int))
         ):
             _reject_fields(job_id, name, args, kwargs, retries, eta)
+        if self._keys and job_id != stored_id:  # a key holder's bug, not an attack
+            raise BadMessage(f"malformed: it carries the id {job_id[:100]!r}, not the id it "
+                             "is stored under")
         if kwargs and not all(type(k) is str for k in kwargs):
             raise BadMessage("malformed: field 'kwargs' has a key that is not a string")
         return Job(id=job_id, task_name=name, args=tuple(args), kwargs=kwargs, queue=queue,

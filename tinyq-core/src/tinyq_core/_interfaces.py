@@ -35,6 +35,13 @@ class ResultBackend(abc.ABC):
         seconds for it (``None``: wait forever; ``0``: do not wait). Waiting must block, not
         poll. ``None`` when absent."""
 
+    def stored(self, jobs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``jobs``, ``(queue, job id)`` pairs, have a stored result. A signing
+        worker asks once per fetched batch, to drop replayed messages of jobs that ran. The
+        default calls ``get`` for each; a backend that can ask in one round trip overrides it."""
+        return {(queue, job_id) for queue, job_id in jobs
+                if self.get(job_id, 0, queue) is not None}
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections."""
 
@@ -94,6 +101,7 @@ class Broker(abc.ABC):
         *,
         result: Result | None = None,
         result_ttl: float = 0.0,
+        verified: bool = True,
     ) -> None:
         """Move a message to its queue's dead-letter store with why, storing the delivery's
         message (the worker may give a new body: the job with its retry count reset, so a
@@ -102,7 +110,12 @@ class Broker(abc.ABC):
 
         ``result``, the job's failure, goes to this broker's own result backend (expiring
         ``result_ttl`` seconds later) in the same step: one atomic operation where the broker
-        can, else the result first. Whoever sees the failure then finds the dead letter."""
+        can, else the result first. Whoever sees the failure then finds the dead letter.
+
+        ``verified=False`` (passed only then): the message failed its signature check, so the
+        job id it carries is a claim anyone with write access can make. Remove this delivery
+        and record the dead letter, but touch nothing else stored under that id: the real
+        job of that id may be queued, running or finished."""
 
     @abc.abstractmethod
     def recover(self, queues: Sequence[str]) -> int:

@@ -79,7 +79,7 @@ class Producer:
     def outcome(self, job_id: str, timeout: float | None, queue: str) -> Outcome | None:
         """The job's outcome, waiting up to ``timeout`` seconds; None when there is none."""
         result = self.backends.results.get(job_id, timeout, queue)
-        return None if result is None else self.codec.decode_result(result.body)
+        return None if result is None else self.codec.decode_result(result.body, job_id)
 
     def status(self, job_id: str, queue: str) -> JobStatus:
         outcome = self.outcome(job_id, 0, queue)

@@ -86,8 +86,10 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         with self._cond:
             self._check()
             for message in messages:
-                # A job id still queued, delayed or leased is skipped: a retried enqueue.
-                if (message.queue, message.id) not in self._status:
+                # A job id still queued, delayed or leased is skipped: a retried enqueue; so
+                # is one whose result is still stored: it ran, and would run again (replay).
+                if (message.queue, message.id) not in self._status and (
+                        self._results.get(message.id, 0, message.queue) is None):
                     self._put(message)
             self._cond.notify_all()
 
@@ -161,7 +163,10 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         *,
         result: Result | None = None,
         result_ttl: float = 0.0,
+        verified: bool = True,
     ) -> None:
+        # verified=False changes nothing here: a message gets in only through enqueue, which
+        # never adds an id that is still queued or leased, so its status entry is its own.
         with self._cond:
             self._check()
             lease = self._release(delivery)

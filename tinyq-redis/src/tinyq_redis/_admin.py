@@ -98,7 +98,8 @@ class RedisAdmin(BrokerAdmin):
     def purge(self, queue: str) -> int:
         keys = self.keys(queue)
         return self._with_group(queue, lambda: int(PURGE(
-            self.client, (keys.stream, keys.delayed, keys.payloads, keys.jobs), [GROUP]
+            self.client, (keys.stream, keys.delayed, keys.payloads, keys.jobs,
+                          keys.recovered), [GROUP]
         )))
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:

@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import attrs
 import redis
 from redis.cluster import RedisCluster
 
@@ -147,7 +148,7 @@ class RedisBroker(Broker, RedisAdmin):
             m = messages[0]
             keys = self._keys.get(m.queue) or self.keys(m.queue)
             with translate_errors(self.where):
-                ENQUEUE(self.client, (keys.stream, keys.jobs), (m.id, m.body))
+                ENQUEUE(self.client, keys.enqueue, (m.id, m.body))
             return
         now = time.time()
         ready: dict[str, list[Any]] = {}
@@ -166,7 +167,7 @@ class RedisBroker(Broker, RedisAdmin):
         for queue, args in ready.items():
             keys = self.keys(queue)
             for start in range(0, len(args), 2 * ENQUEUE_CHUNK):
-                ENQUEUE.queue(pipe, (keys.stream, keys.jobs),
+                ENQUEUE.queue(pipe, keys.enqueue,
                               args[start : start + 2 * ENQUEUE_CHUNK])
         for queue, args in delayed.items():
             keys = self.keys(queue)
@@ -237,7 +238,8 @@ class RedisBroker(Broker, RedisAdmin):
             keys = self.keys(queue)
             SETTLE.queue(
                 pipe,
-                [keys.stream, keys.jobs, *(keys.result(r.job_id) for r in stored)],
+                [keys.stream, keys.jobs, keys.recovered,
+                 *(keys.result(r.job_id) for r in stored)],
                 [GROUP, ttl_ms, len(done), *(d.receipt for d in done), *(d.id for d in done),
                  *(r.body for r in stored)],
             )
@@ -310,6 +312,7 @@ class RedisBroker(Broker, RedisAdmin):
 
     def _deliveries(self, reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
+        recovered: list[int] = []  # indexes in out of entries that say they were recovered
         # A raw RESP3 reply (see _cluster.py) maps streams to entries; RESP2 lists pairs.
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or ():
             queue = self._queue_of[stream if isinstance(stream, bytes) else stream.encode()]
@@ -324,8 +327,25 @@ class RedisBroker(Broker, RedisAdmin):
                 raw_id = fields.get(b"id") or f"entry:{entry}".encode()
                 job_id = raw_id.decode(errors="replace") if isinstance(raw_id, bytes) else raw_id
                 message = Message(job_id, queue, bytes(fields.get(b"b", b"")))
-                out.append(Delivery(message, _count(fields.get(b"a")) + 1, entry))
+                if _count(fields.get(b"a")):
+                    recovered.append(len(out))
+                out.append(Delivery(message, 1, entry))
+        if recovered:
+            self._count_deliveries(out, recovered)
         return out
+
+    def _count_deliveries(self, out: list[Delivery], recovered: list[int]) -> None:
+        """Set the attempts of entries whose ``a`` field says they were recovered from the
+        count recover.lua keeps server-side: anyone can XADD an entry with ``a=1000``, and
+        that alone must not make a crash loop. A round trip only for batches holding such
+        entries (after a worker died), not on the hot path."""
+        pipe = self._pipeline()
+        for i in recovered:
+            pipe.hget(self.keys(out[i].queue).recovered, out[i].receipt)
+        with translate_errors(self.where):
+            counts = pipe.execute()
+        for i, count in zip(recovered, counts, strict=True):
+            out[i] = attrs.evolve(out[i], attempts=_count(count) + 1)
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -369,15 +389,17 @@ class RedisBroker(Broker, RedisAdmin):
         *,
         result: Result | None = None,
         result_ttl: float = 0.0,
+        verified: bool = True,
     ) -> None:
         keys = self.keys(delivery.queue)
         args = [GROUP, delivery.receipt, delivery.id, delivery.message.body, reason, error,
-                delivery.attempts]
+                delivery.attempts, "1" if verified else "0"]
         stored = [keys.result(delivery.id)] if result is not None else []
         if result is not None:
             args += [max(1, int(result_ttl * 1000)), result.body]
         with translate_errors(self.where):
-            DEAD_LETTER(self.client, (keys.stream, keys.dead, keys.jobs, *stored), args)
+            DEAD_LETTER(self.client, (keys.stream, keys.dead, keys.jobs, keys.recovered,
+                                      *stored), args)
 
     def recover(self, queues: Sequence[str]) -> int:
         with translate_errors(self.where):
@@ -385,7 +407,9 @@ class RedisBroker(Broker, RedisAdmin):
             pipe = self._pipeline()
             min_idle = int(self.visibility_timeout * 1000)
             for queue in queues:
-                RECOVER.queue(pipe, [self.keys(queue).stream], (GROUP, min_idle, RECOVER_BATCH))
+                keys = self.keys(queue)
+                RECOVER.queue(pipe, [keys.stream, keys.recovered],
+                              (GROUP, min_idle, RECOVER_BATCH))
             return sum(int(n) for n in execute(self.client, pipe))
 
     def move_due(self, queues: Sequence[str]) -> float | None:

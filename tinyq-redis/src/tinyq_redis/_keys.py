@@ -42,7 +42,8 @@ def check_prefix(prefix: str) -> None:
 
 
 class Keys:
-    __slots__ = ("dead", "delayed", "jobs", "payloads", "results", "stream", "wake")
+    __slots__ = ("dead", "delayed", "jobs", "payloads", "recovered", "results", "stream",
+                 "wake")
 
     def __init__(self, prefix: str, queue: str) -> None:
         tag = f"{{{prefix}:{queue}}}"
@@ -52,12 +53,19 @@ class Keys:
         self.payloads = f"{tag}:payloads"
         self.wake = f"{tag}:wake"
         self.dead = f"{tag}:dead"
+        self.recovered = f"{tag}:recovered"  # entry id -> deliveries before it (recover.lua)
         self.results = f"{tag}:result:"
 
     @property
-    def schedule(self) -> tuple[str, str, str, str, str]:
+    def schedule(self) -> tuple[str, ...]:
         """The keys of schedule.lua, in its order."""
-        return (self.stream, self.delayed, self.payloads, self.wake, self.jobs)
+        return (self.stream, self.delayed, self.payloads, self.wake, self.jobs, self.recovered,
+                self.results)
+
+    @property
+    def enqueue(self) -> tuple[str, str, str]:
+        """The keys of enqueue.lua, in its order."""
+        return (self.stream, self.jobs, self.results)
 
     def result(self, job_id: str) -> str:
         return self.results + job_id

@@ -46,6 +46,16 @@ class RedisResultBackend(ResultBackend):
         with translate_errors(self.where):
             pipe.execute()
 
+    def stored(self, jobs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        if not jobs:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for queue, job_id in jobs:
+            pipe.exists(self.keys(queue).result(job_id))
+        with translate_errors(self.where):
+            found = pipe.execute()
+        return {job for job, n in zip(jobs, found, strict=True) if int(n)}
+
     def get(
         self, job_id: str, timeout: float | None = 0, queue: str = "default"
     ) -> Result | None:

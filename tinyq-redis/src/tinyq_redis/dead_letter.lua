@@ -1,18 +1,22 @@
 -- Move a leased entry to the queue's dead-letter stream, with why; with a result key, store
 -- the job's failure in the same step, so whoever sees the failure finds the dead letter.
--- KEYS: stream, dead stream, jobs hash[, result key]; ARGV: group, entry id, job id, body,
--- reason, error, attempts[, result ttl ms, result body]
+-- KEYS: stream, dead stream, jobs hash, recovered hash[, result key]; ARGV: group, entry id, job id, body,
+-- reason, error, attempts, verified ("1", or "0": the message failed its signature check, so
+-- its job id is a claim and the job's mark in the jobs hash stays)[, result ttl ms, result body]
 -- Returns 0 when the entry was no longer pending (someone else owns it now), else 1.
 local stream, dead = KEYS[1], KEYS[2]
 if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call("XDEL", stream, ARGV[2])
-redis.call("HDEL", KEYS[3], ARGV[3])
-if KEYS[4] then
-  redis.call("DEL", KEYS[4])
-  redis.call("RPUSH", KEYS[4], ARGV[9])
-  redis.call("PEXPIRE", KEYS[4], tonumber(ARGV[8]))
+redis.call("HDEL", KEYS[4], ARGV[2])
+if ARGV[8] == "1" then
+  redis.call("HDEL", KEYS[3], ARGV[3])
+end
+if KEYS[5] then
+  redis.call("DEL", KEYS[5])
+  redis.call("RPUSH", KEYS[5], ARGV[10])
+  redis.call("PEXPIRE", KEYS[5], tonumber(ARGV[9]))
 end
 local now = redis.call("TIME")
 redis.call("XADD", dead, "*", "id", ARGV[3], "b", ARGV[4], "reason", ARGV[5], "error", ARGV[6],

@@ -1,6 +1,6 @@
 -- Delete a queue's waiting messages: entries not yet delivered to the group, and delayed ones.
 -- Leased entries stay: their workers still ack them.
--- KEYS: stream, delayed zset, payload hash, jobs hash; ARGV: group
+-- KEYS: stream, delayed zset, payload hash, jobs hash, recovered hash; ARGV: group
 -- Returns how many were deleted.
 local stream, delayed, payloads, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local last = "0-0"
@@ -27,6 +27,7 @@ for _, entry in ipairs(redis.call("XRANGE", stream, "(" .. last, "+")) do
     end
   end
   redis.call("XDEL", stream, entry[1])
+  redis.call("HDEL", KEYS[5], entry[1])
 end
 for _, id in ipairs(redis.call("ZRANGE", delayed, 0, -1)) do
   ids[#ids + 1] = id

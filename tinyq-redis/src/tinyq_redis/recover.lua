@@ -1,9 +1,12 @@
 -- Re-add entries whose lease expired (idle in the pending list longer than the visibility
 -- timeout) to the end of their stream, carrying their delivery count; ack and delete the old
 -- entry. Atomic, so a renewal cannot race it and no entry is recovered twice.
--- KEYS: stream; ARGV: group, min idle ms, max entries
+-- The count is kept in the recovered hash (new entry id -> deliveries before it), which only
+-- this script writes: the entry's own "a" field repeats it as a hint for the reader, but an
+-- entry anyone can XADD cannot be believed (a forged "a" would fake a crash loop).
+-- KEYS: stream, recovered hash; ARGV: group, min idle ms, max entries
 -- Returns how many entries were recovered.
-local stream, group = KEYS[1], ARGV[1]
+local stream, counts, group = KEYS[1], KEYS[2], ARGV[1]
 local pending = redis.call("XPENDING", stream, group, "IDLE", tonumber(ARGV[2]), "-", "+",
   tonumber(ARGV[3]))
 local recovered = 0
@@ -15,12 +18,14 @@ for _, p in ipairs(pending) do
     for i = 1, #f, 2 do
       fields[f[i]] = f[i + 1]
     end
-    local prior = tonumber(fields["a"] or "0") or 0
+    local total = (tonumber(redis.call("HGET", counts, entry_id)) or 0) + deliveries
     -- A malformed entry (written by hand) is carried on as it is: the worker dead-letters it.
-    redis.call("XADD", stream, "*", "id", fields["id"] or "", "b", fields["b"] or "",
-      "a", prior + deliveries)
+    local new_id = redis.call("XADD", stream, "*", "id", fields["id"] or "", "b",
+      fields["b"] or "", "a", total)
+    redis.call("HSET", counts, new_id, total)
     recovered = recovered + 1
   end
+  redis.call("HDEL", counts, entry_id)
   redis.call("XACK", stream, group, entry_id)
   redis.call("XDEL", stream, entry_id)
 end

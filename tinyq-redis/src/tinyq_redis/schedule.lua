@@ -1,9 +1,11 @@
 -- Add messages to a queue, each now or after a delay, optionally taking one leased entry off
 -- the queue first (nack). One script so that a retry never exists twice or not at all.
--- KEYS: stream, delayed zset (score: due, ms), payload hash (id -> body), wake list, jobs hash
+-- KEYS: stream, delayed zset (score: due, ms), payload hash (id -> body), wake list, jobs hash,
+-- recovered hash (see recover.lua: a nacked entry's count goes with it), result key prefix
 -- ARGV: group, entry id to ack ("" for none), then (job id, delay ms, body) triples
 -- Without an entry to ack (a producer's enqueue), a job id that is still queued, delayed or
--- running is skipped, so a retry after a lost reply does not add it twice.
+-- running is skipped, so a retry after a lost reply does not add it twice; so is one whose
+-- result is still stored (it ran: running it again would be a replay).
 -- Returns 0 when the entry to ack was no longer pending (someone else owns it now), else 1.
 local stream, delayed, payloads, wake, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[2] ~= "" then
@@ -11,6 +13,7 @@ if ARGV[2] ~= "" then
     return 0
   end
   redis.call("XDEL", stream, ARGV[2])
+  redis.call("HDEL", KEYS[6], ARGV[2])
 end
 local now = redis.call("TIME")
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -22,6 +25,8 @@ for i = 3, #ARGV, 3 do
   local id, delay, body = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   if producing and redis.call("HEXISTS", jobs, id) == 1 then
     -- already queued, delayed or running: a retried enqueue
+  elseif producing and redis.call("EXISTS", KEYS[7] .. id) == 1 then
+    -- finished, result still stored
   elseif delay <= 0 then
     redis.call("XADD", stream, "*", "id", id, "b", body)
     redis.call("HSET", jobs, id, "q")

@@ -1,13 +1,13 @@
 -- A worker's report for one queue: store results, then acknowledge and delete finished
 -- entries. Results come first, so a job is never acknowledged without its result.
--- KEYS: stream, jobs hash, result keys...
+-- KEYS: stream, jobs hash, recovered hash (see recover.lua), result keys...
 -- ARGV: group, result ttl ms, n (entries to ack), n entry ids, n job ids, one body per result key
 -- Returns how many entries were acknowledged.
-local stream, jobs, group = KEYS[1], KEYS[2], ARGV[1]
+local stream, jobs, counts, group = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local ttl, n = tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   redis.call("DEL", KEYS[i]) -- a job that ran twice keeps one result, the last
-  redis.call("RPUSH", KEYS[i], ARGV[3 + 2 * n + i - 2])
+  redis.call("RPUSH", KEYS[i], ARGV[3 + 2 * n + i - 3])
   redis.call("PEXPIRE", KEYS[i], ttl)
 end
 local acked = 0
@@ -19,6 +19,7 @@ for i = 1, n do
   if redis.call("XACK", stream, group, entry) == 1 then
     redis.call("XDEL", stream, entry)
     redis.call("HDEL", jobs, id)
+    redis.call("HDEL", counts, entry)
     acked = acked + 1
   end
 end

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from .._backoff import Backoff
-from .._interfaces import Broker, Executor
+from .._interfaces import Broker, Executor, ResultBackend
 from .._types import Delivery
 from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .ladder import ShutdownLadder
 from .outbox import Outbox
-from .policy import Admitted, DeadLetterJob
+from .policy import AckJob, Admitted, DeadLetterJob
 
 logger = logging.getLogger("tinyq.worker")
 
@@ -38,12 +38,15 @@ class Fetcher:
         health: BrokerHealth,
         executor: Executor[Work],
         admit: Callable[[Delivery], Admitted | DeadLetterJob],
+        replays_in: ResultBackend | None = None,
     ) -> None:
         self._broker, self._queues = broker, list(queues)
         self._cond, self._held, self._outbox = cond, held, outbox
         self._ladder, self._health, self._executor = ladder, health, executor
         self._admit = admit  # policy.admit with the application's codec, tasks and limits
         self._queue_kept_up = False  # the last read got all it asked for
+        # Where to look for results of fetched jobs, to drop replays (a signing worker only).
+        self._replays_in = replays_in
 
     def run(self, burst: bool) -> None:
         """Fetch until a stop is asked for, or, with ``burst``, nothing is left."""
@@ -102,12 +105,19 @@ class Fetcher:
         return bool(deliveries)
 
     def _admit_all(self, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            verdict = self._admit(delivery)
+        verdicts = [self._admit(delivery) for delivery in deliveries]
+        ran = self._ran_already(deliveries, verdicts)
+        for delivery, verdict in zip(deliveries, verdicts, strict=True):
             if isinstance(verdict, DeadLetterJob):
                 logger.error("Dead-lettering message %s from queue %r: %s", delivery.id,
                              delivery.queue, verdict.reason)
                 self._outbox.put(verdict)
+                continue
+            if (delivery.queue, delivery.id) in ran:
+                logger.warning("Dropping message %s from queue %r: a replay, job %s has a "
+                               "stored result already (it ran)", delivery.id, delivery.queue,
+                               delivery.id)
+                self._outbox.put(AckJob(delivery))
                 continue
             work = Work(delivery, verdict.job, verdict.task)
             self._held.add(work)
@@ -116,3 +126,15 @@ class Fetcher:
             # Let a woken job thread take the GIL now, before this thread builds its next
             # request: the job starts at once instead of after that work.
             time.sleep(0)
+
+    def _ran_already(
+        self, deliveries: list[Delivery], verdicts: list[Admitted | DeadLetterJob]
+    ) -> set[tuple[str, str]]:
+        """The (queue, job id) of admitted jobs whose result is stored: one look for the
+        whole batch, and only on a signing worker (a verified message can be replayed by
+        anyone who copies it; without a key, anyone can write any message anyway)."""
+        if self._replays_in is None:
+            return set()
+        jobs = [(d.queue, d.id) for d, v in zip(deliveries, verdicts, strict=True)
+                if isinstance(v, Admitted)]
+        return self._replays_in.stored(jobs) if jobs else set()

@@ -45,12 +45,15 @@ class Sender:
         acks = [s for s in batch if type(s) is AckJob]
         if len(acks) < len(batch):  # the rare paths: retries and dead letters
             if not self.own_results:  # another backend: the failures first, on their own
-                failed = [s.result for s in batch if type(s) is DeadLetterJob]
+                failed = [s.result for s in batch
+                          if type(s) is DeadLetterJob and s.result is not None]
                 if failed:
                     self.results.store(failed, self.result_ttl)
             for s in batch:
                 if type(s) is RetryJob:
                     broker.nack(s.delivery, s.delay, s.body)
+                elif type(s) is DeadLetterJob and not s.verified:
+                    broker.dead_letter(s.delivery, s.reason, s.error, verified=False)
                 elif type(s) is DeadLetterJob and self.own_results:
                     # The failure and the dead letter in one step: a producer that saw
                     # JobFailed finds the dead letter (to requeue it, say).

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._backoff import Backoff
-from .._codec import Codec, Outcome
+from .._codec import Codec, Outcome, Unverified
 from .._errors import BadMessage, JobTimeout, Retry
 from .._types import Delivery, Job, Result
 
@@ -39,12 +39,15 @@ class RetryJob:
 
 @attrs.frozen
 class DeadLetterJob:
-    """The job failed for good: store the failure ``result``, then dead-letter it."""
+    """The job failed for good: store the failure ``result`` (if any), then dead-letter it.
+    Not ``verified``: the message failed its signature check, so the job id it carries is
+    only a claim, and nothing stored under that id may be touched (no result either)."""
 
     delivery: Delivery
-    result: Result
+    result: Result | None
     reason: str
     error: str = ""
+    verified: bool = True
 
 
 Settlement = AckJob | RetryJob | DeadLetterJob
@@ -75,7 +78,11 @@ def admit(
         return reject(delivery, codec, f"oversized message: {size:,} bytes, more than "
                                         f"max_message_size ({max_message_size:,})")
     try:
-        job = codec.decode_job(delivery.message.body, delivery.queue)
+        job = codec.decode_job(delivery.message.body, delivery.queue, delivery.id)
+    except Unverified as exc:
+        # Anyone who can write to the broker can write this: it gets no say over the job
+        # whose id it claims (that job's result and its mark stay as they are).
+        return DeadLetterJob(delivery, None, exc.reason, verified=False)
     except BadMessage as exc:
         return reject(delivery, codec, exc.reason)
     except Exception as exc:  # a serializer that raised something else: still bad input

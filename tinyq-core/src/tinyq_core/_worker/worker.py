@@ -115,7 +115,8 @@ class Worker:
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
         fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
-                          health, self.executor, admission)
+                          health, self.executor, admission,
+                          app.results if codec.signs else None)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
                              health, deadline_set)
         self.executor.start(self.concurrency, JobRunner(self._held, outbox, codec,

@@ -6,8 +6,18 @@ import time
 import uuid
 
 from .._interfaces import Broker, ResultBackend
-from .._types import Result
-from ._support import AT_ONCE, LONG_WAIT, SHORT_WAIT, WOKE_WITHIN, ContractBase, later, new_queue
+from .._types import Message, Result
+from ._support import (
+    AT_ONCE,
+    GRACE,
+    LONG_WAIT,
+    SHORT_WAIT,
+    WOKE_WITHIN,
+    ContractBase,
+    later,
+    new_message,
+    new_queue,
+)
 
 
 class ResultsContract(ContractBase):
@@ -38,6 +48,28 @@ class ResultsContract(ContractBase):
             got = results.get(result.job_id, timeout=LONG_WAIT)
         assert got == result
         assert time.monotonic() - started < WOKE_WITHIN
+
+    def test_stored_says_which_jobs_have_a_result(self, results: ResultBackend) -> None:
+        queue = new_queue()
+        done, missing = Result(uuid.uuid4().hex, b"r", queue), uuid.uuid4().hex
+        results.store([done], ttl=60)
+        asked = [(queue, done.job_id), (queue, missing), ("default", done.job_id)]
+        assert results.stored(asked) == {(queue, done.job_id)}
+
+    def test_enqueue_of_a_job_whose_result_is_stored_adds_nothing(
+        self, broker: Broker, results: ResultBackend
+    ) -> None:
+        # The job ran and its result is still there: enqueued again (now or delayed), it
+        # would run twice (a replay); its handle is the existing job's.
+        queue = new_queue()
+        ran, ran_later, fresh = (new_message(queue) for _ in range(3))
+        results.store([Result(ran.id, b"r", queue), Result(ran_later.id, b"r", queue)], 60)
+        due = self.now(broker) + 0.2
+        broker.enqueue([ran, Message(ran_later.id, queue, ran_later.body, due), fresh])
+        assert [d.id for d in broker.reserve([queue], 10, GRACE)] == [fresh.id]
+        self.advance(broker, 0.3)
+        broker.move_due([queue])
+        assert broker.reserve([queue], 10, 0) == []
 
     def test_blocking_get_times_out(self, results: ResultBackend) -> None:
         started = time.monotonic()

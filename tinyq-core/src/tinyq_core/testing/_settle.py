@@ -70,8 +70,10 @@ class SettleContract(ContractBase):
             results=stored, result_ttl=60, acks=done, queues=[queue], count=1, timeout=0
         )) == []
         assert [results.get(r.job_id, queue=queue) for r in stored] == stored
-        broker.enqueue([d.message for d in done])  # acked: new jobs now
-        assert len(broker.reserve([queue], 10, GRACE)) == 2
+        # Acked, and their results are stored: enqueued again they are replays, not added.
+        fresh = new_message(queue)
+        broker.enqueue([*(d.message for d in done), fresh])
+        assert [d.id for d in broker.reserve([queue], 10, GRACE)] == [fresh.id]
 
     def test_settle_with_count_0_acks_and_reserves_nothing(self, broker: Broker) -> None:
         queue = new_queue()
