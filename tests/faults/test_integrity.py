@@ -122,6 +122,12 @@ def test_a_forged_message_touches_nothing_under_the_id_it_claims(signed: Signed)
     assert "not signed" in dead["done"]
     assert "bad signature" in dead["waiting"]
     assert signed.redis.xlen(signed.key("stream")) == 0
+    # Requeued by an operator, they still touch nothing under those ids.
+    assert signed.app.broker.requeue_dead_letters("default") == 2
+    assert done.result(timeout=1) == 10
+    assert waiting.status() == "scheduled"
+    signed.drain()
+    assert set(signed.dead()) == {"done", "waiting"} and signed.runs == [5]
 
 
 def test_an_injected_delivery_count_cannot_force_a_crash_loop(signed: Signed) -> None:

@@ -19,6 +19,8 @@ if KEYS[5] then
   redis.call("PEXPIRE", KEYS[5], tonumber(ARGV[9]))
 end
 local now = redis.call("TIME")
+-- "v": whether the job id was verified; requeue_dead.lua leaves an unverified id's state alone.
 redis.call("XADD", dead, "*", "id", ARGV[3], "b", ARGV[4], "reason", ARGV[5], "error", ARGV[6],
-  "attempts", ARGV[7], "at", now[1] .. "." .. string.format("%06d", tonumber(now[2])))
+  "attempts", ARGV[7], "at", now[1] .. "." .. string.format("%06d", tonumber(now[2])),
+  "v", ARGV[8])
 return 1

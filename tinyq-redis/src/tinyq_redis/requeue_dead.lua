@@ -19,8 +19,12 @@ for _, entry in ipairs(redis.call("XRANGE", dead, "-", "+")) do
   end
   if wanted == nil or wanted[fields["id"]] then
     redis.call("XADD", stream, "*", "id", fields["id"], "b", fields["b"])
-    redis.call("HSET", KEYS[3], fields["id"], "q")
-    redis.call("DEL", ARGV[1] .. fields["id"])
+    -- A message that failed its signature check only claims its id: the real job's mark and
+    -- result stay (it is checked again, and dead-lettered again, when delivered).
+    if fields["v"] ~= "0" then
+      redis.call("HSET", KEYS[3], fields["id"], "q")
+      redis.call("DEL", ARGV[1] .. fields["id"])
+    end
     redis.call("XDEL", dead, entry[1])
     requeued = requeued + 1
   end
