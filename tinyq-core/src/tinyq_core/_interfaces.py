@@ -66,6 +66,8 @@ class Broker(abc.ABC):
     def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
         """Add messages in one operation; a message with a ``due`` time waits until then.
         All or none: a failure leaves none of them enqueued where the broker can promise it.
+        An id still queued, delayed or leased in its queue is skipped, and so is one whose
+        result is still stored in this broker's own result backend (the job ran).
 
         With ``durable``, return only once the messages would survive the loss of the server
         that took them (a replica has them), else raise :class:`BrokerError`; a broker with

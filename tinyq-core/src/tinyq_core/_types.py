@@ -19,7 +19,8 @@ class Message:
     """An encoded job as a broker stores it.
 
     * ``id``: the job id, unique among the jobs waiting or leased in ``queue``; enqueueing a
-      message whose id is still waiting or leased there adds nothing (a producer's retry).
+      message whose id is still waiting or leased there adds nothing (a producer's retry), nor
+      does one whose result is still stored in the broker's own result backend (a replay).
     * ``queue``: the queue's name.
     * ``body``: opaque bytes (serialized and, when configured, signed by the application);
       a broker stores and returns them unchanged and never decodes them.

@@ -2,11 +2,12 @@
 
 Keys of queue ``q`` (prefix ``tinyq``) all share the hash tag ``{tinyq:q}``, so every script
 touches one Cluster slot: ``:stream`` (the queue; an entry holds the job id ``id``, the body
-``b`` and, after a recovery, ``a``: the deliveries before this entry), ``:jobs`` (hash: job id
--> ``q`` queued or leased, ``d`` delayed; what ``status()`` reads), ``:delayed`` (sorted set of
-job ids by due time in ms, by the server's clock), ``:payloads`` (job id -> body of delayed
-jobs), ``:wake`` (a one-item list that wakes a sleeping mover), ``:dead`` (the dead letters, a
-stream) and ``:result:<job id>`` (see _results.py).
+``b`` and, after a recovery, ``a``: the deliveries before this entry, a hint only: the count
+believed is in ``:recovered``, entry id -> count, written by recover.lua alone), ``:jobs``
+(hash: job id -> ``q`` queued or leased, ``d`` delayed; what ``status()`` reads),
+``:delayed`` (sorted set of job ids by due time in ms, by the server's clock), ``:payloads``
+(job id -> body of delayed jobs), ``:wake`` (a one-item list that wakes a sleeping mover),
+``:dead`` (the dead letters, a stream) and ``:result:<job id>`` (see _results.py).
 
 Round trips, each one pipeline whatever the batch size:
 * enqueue of any number of jobs: 1 (one script call per queue: XADD + HSET for each job; the
