@@ -14,14 +14,14 @@ import tinyq_redis
 # For application authors.
 CORE_API = {
     "Application", "AsyncTask", "BrokerError", "BrokerUnavailable", "ConfigurationError",
-    "DuplicateTaskError", "JobFailed", "JobHandle", "JobStatus", "JobTimeout",
+    "DuplicateTaskError", "EnqueueError", "JobFailed", "JobHandle", "JobStatus", "JobTimeout",
     "MessageTooLarge", "PluginError", "Retry", "SerializationError", "Task", "TaskDecorator",
     "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__",
 }
 # For plugin authors.
 PLUGIN_API = {
     "BadMessage", "Broker", "BrokerAdmin", "BrokerError", "BrokerFactory", "BrokerUnavailable",
-    "ConfigurationError", "DeadLetter", "Delivery", "Executor", "ExecutorFactory", "Job",
+    "ConfigurationError", "DeadLetter", "EnqueueError", "Delivery", "Executor", "ExecutorFactory", "Job",
     "JobStatus", "Message", "PluginError", "Registry", "Result", "ResultBackend",
     "SerializationError", "Serializer", "SerializerFactory", "SettleRequest", "hookimpl",
     "hookspec", "redact_uri",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._backends import Backends
 from ._codec import Codec, Outcome
-from ._errors import ConfigurationError, MessageTooLarge, SerializationError
+from ._errors import ConfigurationError, EnqueueError, MessageTooLarge, SerializationError
 from ._handle import JobHandle
 from ._interfaces import BrokerAdmin
 from ._types import Job, JobStatus, Message
@@ -48,11 +48,37 @@ class Producer:
         """Encode ``jobs`` and add them in one broker operation; one handle each."""
         known = self.known_queues() if self.strict_queues else set()
         messages = [self._message(job, known) for job in jobs]
-        if self.durable_enqueue if durable is None else durable:
-            self.backends.broker.enqueue(messages, durable=True)
-        else:
-            self.backends.broker.enqueue(messages)
-        return [JobHandle(self, job.id, job.queue) for job in jobs]
+        handles = [JobHandle(self, job.id, job.queue) for job in jobs]
+        return self._send(messages, self.durable_enqueue if durable is None else durable,
+                          handles)
+
+    def _send(
+        self, messages: Sequence[Message], durable: bool, handles: list[JobHandle[Any]]
+    ) -> list[JobHandle[Any]]:
+        """Enqueue ``messages`` (some of the jobs of ``handles``, all at first); return
+        ``handles``. A refusal becomes an EnqueueError that can send the rest again."""
+        try:
+            if durable:
+                self.backends.broker.enqueue(messages, durable=True)
+            else:
+                self.backends.broker.enqueue(messages)
+        except EnqueueError as exc:
+            went_in = set(exc.enqueued_ids)
+            rest = [m for m in messages if m.id not in went_in]
+            pending = {m.id for m in rest}
+            enqueued = [h for h in handles if h.id not in pending]
+            not_enqueued = [h for h in handles if h.id in pending]
+            total = len(handles)
+            raise EnqueueError(
+                f"{len(enqueued):,} of {total:,} job{'s' if total != 1 else ''} enqueued: "
+                f"{str(exc).rstrip('.')}. The error's .enqueued has their handles; once that "
+                f"is fixed, its .retry() enqueues the other {len(rest):,} under their job ids "
+                "(a queued job is never added twice)",
+                enqueued=enqueued,
+                not_enqueued=not_enqueued,
+                retry=lambda: self._send(rest, durable, handles),
+            ) from exc
+        return handles
 
     def _message(self, job: Job, known: set[str]) -> Message:
         if self.strict_queues and job.queue not in known:

@@ -13,6 +13,7 @@ from ._errors import (
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
+    EnqueueError,
     PluginError,
     SerializationError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "BrokerFactory",
     "BrokerUnavailable",
     "ConfigurationError",
+    "EnqueueError",
     "DeadLetter",
     "Delivery",
     "Executor",

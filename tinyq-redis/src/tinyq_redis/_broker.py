@@ -44,6 +44,7 @@ from tinyq_core.plugin import (
     Broker,
     BrokerError,
     Delivery,
+    EnqueueError,
     Message,
     Result,
     SettleRequest,
@@ -51,7 +52,7 @@ from tinyq_core.plugin import (
 
 from ._admin import RedisAdmin
 from ._cluster import FirstOf
-from ._connection import Options, connect, translate_errors
+from ._connection import Options, connect, out_of_memory, translate_errors
 from ._keys import GROUP, Keys, check_name, text
 from ._results import RedisResultBackend
 from ._scripts import (
@@ -147,7 +148,11 @@ class RedisBroker(Broker, RedisAdmin):
             m = messages[0]
             keys = self._keys.get(m.queue) or self.keys(m.queue)
             with translate_errors(self.where):
-                ENQUEUE(self.client, (keys.stream, keys.jobs), (m.id, m.body))
+                try:
+                    ENQUEUE(self.client, (keys.stream, keys.jobs), (m.id, m.body))
+                except redis.exceptions.OutOfMemoryError as exc:
+                    # Refused before its first write: not in.
+                    raise EnqueueError(out_of_memory(self.where)) from exc
             return
         now = time.time()
         ready: dict[str, list[Any]] = {}
@@ -162,20 +167,25 @@ class RedisBroker(Broker, RedisAdmin):
         pipe = self._pipeline()
         # Script calls of at most ENQUEUE_CHUNK jobs: each runs in milliseconds, so no reply
         # waits near the socket timeout and other clients are never held up for long. A
-        # producer killed mid-way leaves whole chunks, in order.
+        # producer killed mid-way leaves whole chunks, in order. Each call is all or
+        # nothing when refused (Redis 7 checks maxmemory at a script's first write only).
+        chunks: list[list[str]] = []  # the job ids of each call, in order
         for queue, args in ready.items():
             keys = self.keys(queue)
             for start in range(0, len(args), 2 * ENQUEUE_CHUNK):
-                ENQUEUE.queue(pipe, (keys.stream, keys.jobs),
-                              args[start : start + 2 * ENQUEUE_CHUNK])
+                chunk = args[start : start + 2 * ENQUEUE_CHUNK]
+                chunks.append(chunk[0::2])
+                ENQUEUE.queue(pipe, (keys.stream, keys.jobs), chunk)
         for queue, args in delayed.items():
             keys = self.keys(queue)
             for start in range(0, len(args), 3 * ENQUEUE_CHUNK):
-                SCHEDULE.queue(pipe, keys.schedule,
-                               [GROUP, "", *args[start : start + 3 * ENQUEUE_CHUNK]])
+                chunk = args[start : start + 3 * ENQUEUE_CHUNK]
+                chunks.append(chunk[0::3])
+                SCHEDULE.queue(pipe, keys.schedule, [GROUP, "", *chunk])
         waits = self._add_wait(pipe, {*ready, *delayed}) if durable else 0
         with translate_errors(self.where):
-            replies = execute(self.client, pipe)
+            replies = execute(self.client, pipe, raise_on_error=False)
+        self._check_chunks(chunks, replies)
         if waits and min(int(n) for n in replies[-waits:]) < 1:
             raise BrokerError(
                 f"durable enqueue: no replica of Redis at {self.where} confirmed the "
@@ -183,6 +193,20 @@ class RedisBroker(Broker, RedisAdmin):
                 "(durable_timeout). They are on the primary and run if it stays up; enqueue "
                 "them again under the same job_id to be sure (a queued job is not added twice)"
             )
+
+    def _check_chunks(self, chunks: list[list[str]], replies: list[Any]) -> None:
+        """Raise the first error among ``replies``: EnqueueError naming the ids of the calls
+        that went in when the only errors are calls refused for memory (refused before their
+        first write: nothing of them went in), else the error as any other."""
+        errors = [r for r in replies if isinstance(r, Exception)]
+        if not errors:
+            return
+        if all(isinstance(e, redis.exceptions.OutOfMemoryError) for e in errors):
+            went_in = [job_id for ids, reply in zip(chunks, replies, strict=False)
+                       if not isinstance(reply, Exception) for job_id in ids]
+            raise EnqueueError(out_of_memory(self.where), enqueued_ids=went_in) from errors[0]
+        with translate_errors(self.where):
+            raise errors[0]
 
     def _add_wait(self, pipe: Any, queues: Iterable[str]) -> int:
         """Queue WAIT 1 after the writes, on each node written to: the reply counts the
