@@ -21,10 +21,10 @@ CORE_API = {
 # For plugin authors.
 PLUGIN_API = {
     "BadMessage", "Broker", "BrokerAdmin", "BrokerError", "BrokerFactory", "BrokerUnavailable",
-    "ConfigurationError", "DeadLetter", "EnqueueError", "Delivery", "Executor", "ExecutorFactory", "Job",
-    "JobStatus", "Message", "PluginError", "Registry", "Result", "ResultBackend",
-    "SerializationError", "Serializer", "SerializerFactory", "SettleRequest", "hookimpl",
-    "hookspec", "redact_uri",
+    "ConfigurationError", "DeadLetter", "Delivery", "EnqueueError", "Executor",
+    "ExecutorFactory", "Job", "JobStatus", "Message", "PluginError", "Registry", "Result",
+    "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
+    "hookimpl", "hookspec", "redact_uri",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

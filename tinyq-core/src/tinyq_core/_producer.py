@@ -48,36 +48,38 @@ class Producer:
         """Encode ``jobs`` and add them in one broker operation; one handle each."""
         known = self.known_queues() if self.strict_queues else set()
         messages = [self._message(job, known) for job in jobs]
-        handles = [JobHandle(self, job.id, job.queue) for job in jobs]
+        handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
         return self._send(messages, self.durable_enqueue if durable is None else durable,
                           handles)
 
     def _send(
-        self, messages: Sequence[Message], durable: bool, handles: list[JobHandle[Any]]
+        self, pending: list[Message], durable: bool, handles: list[JobHandle[Any]]
     ) -> list[JobHandle[Any]]:
-        """Enqueue ``messages`` (some of the jobs of ``handles``, all at first); return
-        ``handles``. A refusal becomes an EnqueueError that can send the rest again."""
+        """Enqueue ``pending``, the messages of the call of ``handles`` not in yet (all at
+        first), and return ``handles``. A refusal becomes an EnqueueError that sends the rest
+        again: ``pending`` shrinks in place, so a retry of any error of the call (an older one
+        too) sends only what is still missing."""
         try:
             if durable:
-                self.backends.broker.enqueue(messages, durable=True)
+                self.backends.broker.enqueue(pending, durable=True)
             else:
-                self.backends.broker.enqueue(messages)
+                self.backends.broker.enqueue(pending)
         except EnqueueError as exc:
             went_in = set(exc.enqueued_ids)
-            rest = [m for m in messages if m.id not in went_in]
-            pending = {m.id for m in rest}
-            enqueued = [h for h in handles if h.id not in pending]
-            not_enqueued = [h for h in handles if h.id in pending]
+            pending[:] = [m for m in pending if m.id not in went_in]
+            missing = {m.id for m in pending}
+            enqueued = [h for h in handles if h.id not in missing]
             total = len(handles)
             raise EnqueueError(
                 f"{len(enqueued):,} of {total:,} job{'s' if total != 1 else ''} enqueued: "
                 f"{str(exc).rstrip('.')}. The error's .enqueued has their handles; once that "
-                f"is fixed, its .retry() enqueues the other {len(rest):,} under their job ids "
-                "(a queued job is never added twice)",
+                f"is fixed, its .retry() enqueues the other {len(missing):,} under their job "
+                "ids (a queued job is never added twice)",
                 enqueued=enqueued,
-                not_enqueued=not_enqueued,
-                retry=lambda: self._send(rest, durable, handles),
+                not_enqueued=[h for h in handles if h.id in missing],
+                retry=lambda: self._send(pending, durable, handles),
             ) from exc
+        pending.clear()
         return handles
 
     def _message(self, job: Job, known: set[str]) -> Message:

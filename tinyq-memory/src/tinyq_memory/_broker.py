@@ -21,6 +21,7 @@ from tinyq_core.plugin import (
     BrokerAdmin,
     DeadLetter,
     Delivery,
+    EnqueueError,
     JobStatus,
     Message,
     Result,
@@ -53,6 +54,7 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         self._keys = itertools.count(1)
         self._results = MemoryResultBackend(self.clock)
         self._interrupts = 0  # counts interrupt_reserves() calls
+        self._capacity: int | None = None  # see set_capacity()
 
     def interrupt_reserves(self) -> None:
         """Make every ``reserve`` blocked on this broker return now, with what is ready (maybe
@@ -68,6 +70,13 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         with self._cond:
             self._available = self._results._available = available
             self._cond.notify_all()
+
+    def set_capacity(self, capacity: int | None) -> None:
+        """Simulate a full broker (Redis at ``maxmemory``): while ``capacity`` messages are
+        queued, delayed or leased, ``enqueue`` takes no more and raises EnqueueError naming
+        the ones of its batch that went in. ``None`` (the default) lifts the limit."""
+        with self._cond:
+            self._capacity = capacity
 
     def result_backend(self) -> MemoryResultBackend:
         return self._results
@@ -85,11 +94,19 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         # durable: there is no replica to wait for; the messages are in this process.
         with self._cond:
             self._check()
-            for message in messages:
-                # A job id still queued, delayed or leased is skipped: a retried enqueue.
-                if (message.queue, message.id) not in self._status:
-                    self._put(message)
-            self._cond.notify_all()
+            try:
+                for index, message in enumerate(messages):
+                    # A job id still queued, delayed or leased is skipped: a retried enqueue.
+                    if (message.queue, message.id) not in self._status:
+                        if self._capacity is not None and len(self._status) >= self._capacity:
+                            raise EnqueueError(
+                                f"the memory broker is full ({self._capacity:,} messages, "
+                                "set_capacity()); make room or lift the limit",
+                                enqueued_ids=[m.id for m in messages[:index]],
+                            )
+                        self._put(message)
+            finally:
+                self._cond.notify_all()
 
     def _move_due_locked(self) -> float | None:
         now = self.clock.time()
