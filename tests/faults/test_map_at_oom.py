@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from tinyq_core import Application, BrokerError, EnqueueError
+from tinyq_core.plugin import Result
 
 from redis_server import RedisServer
 
@@ -111,6 +112,11 @@ def test_delay_at_oom_says_redis_is_out_of_memory(small_server: RedisServer) -> 
         assert "\n" not in text and "script:" not in text
         assert info.value.enqueued == [] and len(info.value.not_enqueued) == 1
     assert client.keys("{one:*") == []
+    with pytest.raises(BrokerError) as stored:  # any other write refused for memory says so too
+        app.broker.result_backend().store([Result("x", b"1", "default")], 60)
+    assert str(stored.value).endswith("is out of memory (used memory over maxmemory) and "
+                                      "refused the write; free memory (let workers drain the "
+                                      "queues, purge some, delete other keys) or raise maxmemory")
     client.config_set("maxmemory", 0)
     [handle] = info.value.retry()
     assert handle.id == info.value.not_enqueued[0].id

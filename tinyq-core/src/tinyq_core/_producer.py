@@ -70,11 +70,12 @@ class Producer:
             missing = {m.id for m in pending}
             enqueued = [h for h in handles if h.id not in missing]
             total = len(handles)
+            these = "the error's .enqueued has their handles; " if enqueued else ""
             raise EnqueueError(
                 f"{len(enqueued):,} of {total:,} job{'s' if total != 1 else ''} enqueued: "
-                f"{str(exc).rstrip('.')}. The error's .enqueued has their handles; once that "
-                f"is fixed, its .retry() enqueues the other {len(missing):,} under their job "
-                "ids (a queued job is never added twice)",
+                f"{str(exc).rstrip('.')}; {these}once that is fixed, its .retry() enqueues "
+                f"the other {len(missing):,} under their job ids (a queued job is never added "
+                "twice)",
                 enqueued=enqueued,
                 not_enqueued=[h for h in handles if h.id in missing],
                 retry=lambda: self._send(pending, durable, handles),
