@@ -19,6 +19,7 @@ from .._types import Delivery, SettleRequest
 from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement
+from .sift import Sifter
 
 FLUSH_ATTEMPTS = 5  # at shutdown, before leaving outcomes to lease expiry
 FLUSH_BACKOFF = Backoff(base=0.2, cap=1.0)
@@ -77,12 +78,15 @@ class Outbox:
         held: HeldJobs,
         send: Sender,
         health: BrokerHealth,
+        sift: Sifter | None = None,
     ) -> None:
         self._cond = cond
         self._held = held
         self._send = send
         self._health = health
+        self._sift = sift  # None: a batch that fails is only kept, whole
         self._items: list[Settlement] = []
+        self._sifting: list[list[Settlement]] = []  # batches being sifted: still unsent
         self._flush_lock = threading.Lock()
         # True while the fetcher will send the outbox soon: it runs, and is not in a
         # blocking read. Finishing jobs then leave their settlements to it.
@@ -105,12 +109,33 @@ class Outbox:
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._items)
+            return len(self._items) + sum(map(len, self._sifting))
 
     def deliveries(self) -> list[Delivery]:
         """Deliveries whose settlement is not sent yet: still leased, so still renewed."""
         with self._cond:
-            return [s.delivery for s in self._items]
+            return [s.delivery for s in self._items] + [
+                s.delivery for batch in self._sifting for s in batch]
+
+    def _failed(self, batch: list[Settlement], exc: BaseException) -> bool:
+        """``batch`` failed to send: sift it (see sift.py) and keep what is still unsent, at
+        the front. True when the sift explains the failure: poison settlements, replaced,
+        and nothing kept."""
+        if self._sift is None or not isinstance(exc, Exception):
+            with self._cond:
+                self._items[:0] = batch
+            return False
+        with self._cond:
+            self._sifting.append(batch)
+        kept = batch
+        try:
+            sifted = self._sift(batch)
+            kept = sifted.kept
+            return sifted.replaced > 0 and not kept
+        finally:
+            with self._cond:
+                self._sifting = [b for b in self._sifting if b is not batch]
+                self._items[:0] = kept
 
     def send_and_reserve(self, count: int, timeout: float) -> list[Delivery]:
         """The fetcher's round trip: send everything, reserve up to ``count`` jobs. While it
@@ -120,10 +145,10 @@ class Outbox:
             self._fetcher_sends = timeout <= 0
         try:
             return self._send(batch, count, timeout)
-        except BaseException:
-            with self._cond:
-                self._items[:0] = batch
-            raise
+        except BaseException as exc:
+            if not self._failed(batch, exc):
+                raise
+            return []  # the poison is out; the next round reserves as usual
         finally:
             with self._cond:
                 self._fetcher_sends = not self._fetcher_gone
@@ -148,10 +173,9 @@ class Outbox:
                         break
                     try:
                         self._send(batch, 0, 0)
-                    except BaseException:
-                        with self._cond:  # sent again on the next flush
-                            self._items[:0] = batch
-                        raise
+                    except BaseException as exc:
+                        if not self._failed(batch, exc):  # kept: sent on the next flush
+                            raise
             finally:
                 self._flush_lock.release()
             with self._cond:
