@@ -4,7 +4,8 @@ Group commit: while the fetcher runs, finishing jobs only append to the outbox a
 fetcher sends it all with its next read, so under load many outcomes share one round trip.
 While the fetcher blocks on an empty queue (or after it left), a finishing job sends the
 outbox itself, so an idle worker reports at once. One thread sends at a time; whoever sends
-also takes what others added meanwhile. A batch that fails to send goes back to the front.
+also takes what others added meanwhile. A batch that fails to send goes back to the front,
+less what a sift (sift.py) got through: one poison outcome must not wedge all the others.
 """
 
 from __future__ import annotations
@@ -108,8 +109,9 @@ class Outbox:
             self.flush_quietly()
 
     def pending(self) -> int:
+        """Settlements waiting to be sent (not those a thread is sending or sifting now)."""
         with self._cond:
-            return len(self._items) + sum(map(len, self._sifting))
+            return len(self._items)
 
     def deliveries(self) -> list[Delivery]:
         """Deliveries whose settlement is not sent yet: still leased, so still renewed."""
