@@ -3,7 +3,8 @@
 It keeps the real brokers' semantics so tests of tasks and workers mean something: leases that
 expire and are recovered, delivery counts, delayed messages, nack with delay, dead letters,
 queue priority, blocking reserve on a condition variable (no polling) and, with
-``set_available(False)``, a broker that is down and raises :class:`BrokerUnavailable`.
+``set_available(False)``, a broker that is down and raises :class:`BrokerUnavailable`; with
+``refuse_values_over(size)``, one that drops every call carrying a larger value, as Redis does.
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         with self._cond:
             self._capacity = capacity
 
+    def refuse_values_over(self, size: int | None) -> None:
+        """Simulate a server's limit on one value (Redis' ``proto-max-bulk-len``): a call
+        carrying a body, result or text over ``size`` bytes fails whole with
+        BrokerUnavailable, as Redis drops the connection; ``None`` lifts the limit."""
+        with self._cond:
+            self._largest = self._results._largest = size
+
+    def ping(self) -> None:
+        with self._cond:
+            self._check()
+
     def result_backend(self) -> MemoryResultBackend:
         return self._results
 
@@ -94,6 +106,7 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         # durable: there is no replica to wait for; the messages are in this process.
         with self._cond:
             self._check()
+            self._check_sizes(*(message.body for message in messages))
             try:
                 for index, message in enumerate(messages):
                     # A job id still queued, delayed or leased is skipped: a retried enqueue.
@@ -161,6 +174,7 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         with self._cond:
             self._check()
+            self._check_sizes(body or b"")
             if self._release(delivery) is None:
                 return  # no longer ours: its lease expired and it is queued or leased again
             message = delivery.message
@@ -181,6 +195,8 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
     ) -> None:
         with self._cond:
             self._check()
+            self._check_sizes(delivery.message.body, reason, error,
+                              result.body if result is not None else b"")
             lease = self._release(delivery)
             if lease is None:
                 return
