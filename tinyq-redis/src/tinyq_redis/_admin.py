@@ -54,7 +54,7 @@ class RedisAdmin(BrokerAdmin):
     def status(self, job_id: str, queue: str = "default") -> JobStatus:
         keys = self.keys(queue)
 
-        def read() -> str:
+        def read() -> JobStatus:
             # One call, unless the job's mark is an older version's: then the pending list
             # is scanned a chunk per call, the script answering where to go on from.
             cursor = "-"
@@ -62,10 +62,10 @@ class RedisAdmin(BrokerAdmin):
                 state = text(STATUS(self.client, (keys.stream, keys.jobs, keys.delayed),
                                     (GROUP, job_id, cursor, ADMIN_CHUNK)))
                 if not state.startswith("("):
-                    return state
+                    return state  # type: ignore[return-value]
                 cursor = state
 
-        return self._with_group(queue, read)  # type: ignore[return-value]
+        return self._with_group(queue, read)
 
     def size(self, queue: str) -> int:
         keys = self.keys(queue)
