@@ -25,7 +25,7 @@ Round trips, each one pipeline whatever the batch size:
   held jobs: 1 (XCLAIM ... JUSTID);
 * a retry (nack) and a dead letter: 1 script each;
 * recovery and the mover: 1 script per queue, all pipelined (recovery: one more round per
-  1,000 pending entries); a lease expires after ``visibility_timeout`` of idle time in the
+  500 pending entries); a lease expires after ``visibility_timeout`` of idle time in the
   pending list.
 
 Scripts whose work grows with a queue (purge, requeue of dead letters, recovery, the status
