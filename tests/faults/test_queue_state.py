@@ -132,7 +132,7 @@ def test_marks_of_an_older_version_still_read_and_deduplicate(
 # -- item 10: bounded scripts --------------------------------------------------------------------
 
 BIG = 300_000
-PENDING = 100_000
+PENDING = 50_000
 
 
 FILL = """

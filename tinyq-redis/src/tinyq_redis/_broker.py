@@ -25,8 +25,8 @@ Round trips, each one pipeline whatever the batch size:
   held jobs: 1 (XCLAIM ... JUSTID);
 * a retry (nack) and a dead letter: 1 script each;
 * recovery and the mover: 1 script per queue, all pipelined (recovery: one more round per
-  500 pending entries); a lease expires after ``visibility_timeout`` of idle time in the
-  pending list.
+  1,000 pending entries or 200 recovered); a lease expires after ``visibility_timeout``
+  of idle time in the pending list.
 
 Scripts whose work grows with a queue (purge, requeue of dead letters, recovery, the status
 scan of an older mark) do at most a chunk per call and are called until done (see _admin.py):
@@ -75,7 +75,8 @@ from ._scripts import (
 )
 
 ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
-RECOVER_BATCH = 500
+RECOVER_BATCH = 200  # expired leases recovered per script call (each call: a few ms)
+RECOVER_SCAN = 1000  # pending entries read per call, most often the whole pending list
 MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 
@@ -389,8 +390,9 @@ class RedisBroker(Broker, RedisAdmin):
             DEAD_LETTER(self.client, (keys.stream, keys.dead, keys.jobs, *stored), args)
 
     def recover(self, queues: Sequence[str]) -> int:
-        """Scan each queue's whole pending list, RECOVER_BATCH entries per script call (one
-        pipeline per round over the queues), so no call holds Redis up for long."""
+        """Scan each queue's whole pending list, at most RECOVER_SCAN entries read and
+        RECOVER_BATCH recovered per script call (one pipeline per round over the queues), so
+        no call holds Redis up for long."""
         recovered = 0
         cursors = dict.fromkeys(queues, "-")
         with translate_errors(self.where):
@@ -401,7 +403,7 @@ class RedisBroker(Broker, RedisAdmin):
                 for queue, cursor in cursors.items():
                     keys = self.keys(queue)
                     RECOVER.queue(pipe, [keys.stream, keys.jobs],
-                                  (GROUP, min_idle, cursor, RECOVER_BATCH))
+                                  (GROUP, min_idle, cursor, RECOVER_SCAN, RECOVER_BATCH))
                 replies = execute(self.client, pipe)
                 recovered += sum(int(n) for n, _ in replies)
                 cursors = {queue: text(cursor) for queue, (_, cursor)

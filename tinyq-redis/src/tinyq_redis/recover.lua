@@ -1,15 +1,20 @@
 -- Re-add entries whose lease expired (idle in the pending list longer than the visibility
 -- timeout) to the end of their stream, carrying their delivery count; ack and delete the old
 -- entry. Atomic, so a renewal cannot race it and no entry is recovered twice.
--- One call scans at most ARGV[4] pending entries from ARGV[3] (XPENDING with IDLE would walk
--- the whole pending list to find expired ones): the caller goes on from the returned cursor.
--- KEYS: stream, jobs hash; ARGV: group, min idle ms, start ("-" or "(<entry id>"), max entries
--- Returns {entries recovered, "(<last entry scanned>" or "" when the list is done}.
+-- One call reads at most ARGV[4] pending entries from ARGV[3] (XPENDING with IDLE would walk
+-- the whole pending list to find expired ones) and recovers at most ARGV[5] of them: the
+-- caller goes on from the returned cursor.
+-- KEYS: stream, jobs hash
+-- ARGV: group, min idle ms, start ("-" or "(<entry id>"), max read, max recovered
+-- Returns {entries recovered, "(<last entry read>" or "" when the list is done}.
 local stream, jobs, group = KEYS[1], KEYS[2], ARGV[1]
-local min_idle, limit = tonumber(ARGV[2]), tonumber(ARGV[4])
+local min_idle, limit, most = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local pending = redis.call("XPENDING", stream, group, ARGV[3], "+", limit)
 local recovered = 0
-for _, p in ipairs(pending) do
+for n, p in ipairs(pending) do
+  if recovered == most then
+    return {recovered, "(" .. pending[n - 1][1]}
+  end
   local entry_id, deliveries = p[1], tonumber(p[4])
   if tonumber(p[3]) >= min_idle then
     local entry = redis.call("XRANGE", stream, entry_id, entry_id)
