@@ -8,7 +8,10 @@ if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call("XDEL", stream, ARGV[2])
-redis.call("HDEL", KEYS[3], ARGV[3])
+local mark = redis.call("HGET", KEYS[3], ARGV[3])
+if mark == ARGV[2] or mark == "q" then -- else the mark is a newer entry's (see settle.lua)
+  redis.call("HDEL", KEYS[3], ARGV[3])
+end
 if KEYS[4] then
   redis.call("DEL", KEYS[4])
   redis.call("RPUSH", KEYS[4], ARGV[9])
