@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
 
 from tinyq_core import Broker
@@ -20,6 +22,13 @@ class TestMemoryBroker(BrokerContract):
     @pytest.fixture
     def broker(self) -> MemoryBroker:
         return MemoryBroker(visibility_timeout=5, clock=FakeClock())
+
+    @pytest.fixture
+    def refusing_broker(
+        self, broker: MemoryBroker
+    ) -> Iterator[tuple[Broker, Callable[[], None]]]:
+        broker.set_capacity(2500)
+        yield broker, lambda: broker.set_capacity(None)
 
     def advance(self, broker: Broker, seconds: float) -> None:
         _clock(broker).advance(seconds)

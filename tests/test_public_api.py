@@ -14,17 +14,17 @@ import tinyq_redis
 # For application authors.
 CORE_API = {
     "Application", "AsyncTask", "BrokerError", "BrokerUnavailable", "ConfigurationError",
-    "DuplicateTaskError", "JobFailed", "JobHandle", "JobStatus", "JobTimeout",
+    "DuplicateTaskError", "EnqueueError", "JobFailed", "JobHandle", "JobStatus", "JobTimeout",
     "MessageTooLarge", "PluginError", "Retry", "SerializationError", "Task", "TaskDecorator",
     "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__",
 }
 # For plugin authors.
 PLUGIN_API = {
     "BadMessage", "Broker", "BrokerAdmin", "BrokerError", "BrokerFactory", "BrokerUnavailable",
-    "ConfigurationError", "DeadLetter", "Delivery", "Executor", "ExecutorFactory", "Job",
-    "JobStatus", "Message", "PluginError", "Registry", "Result", "ResultBackend",
-    "SerializationError", "Serializer", "SerializerFactory", "SettleRequest", "hookimpl",
-    "hookspec", "redact_uri",
+    "ConfigurationError", "DeadLetter", "Delivery", "EnqueueError", "Executor",
+    "ExecutorFactory", "Job", "JobStatus", "Message", "PluginError", "Registry", "Result",
+    "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
+    "hookimpl", "hookspec", "redact_uri",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import fakeredis
 import pytest
+import redis
 
+from tinyq_core import Broker
 from tinyq_core.testing import BrokerContract
 from tinyq_redis import RedisBroker
 
@@ -25,6 +27,21 @@ class TestRedisBroker(BrokerContract):
                              prefix=f"t{uuid.uuid4().hex[:8]}")
         yield broker
         broker.close()
+
+    @pytest.fixture
+    def refusing_broker(
+        self, broker: RedisBroker, redis_server: RedisServer
+    ) -> Iterator[tuple[Broker, Callable[[], None]]]:
+        """The shared server limited to 512 kB more than it uses now (about 2,000 small jobs;
+        the policy is noeviction); a test runs alone on its pytest-xdist worker's server."""
+        client = redis.Redis.from_url(redis_server.url)
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory", used + 512 * 1024)
+        try:
+            yield broker, lambda: client.config_set("maxmemory", 0)
+        finally:
+            client.config_set("maxmemory", 0)
+            client.close()
 
     @pytest.fixture
     def second_broker(

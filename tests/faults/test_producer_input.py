@@ -12,6 +12,7 @@ import pytest
 from tinyq_core import (
     Application,
     ConfigurationError,
+    EnqueueError,
     MessageTooLarge,
     PluginError,
     SerializationError,
@@ -29,6 +30,67 @@ def test_unserialisable_argument_in_a_map_enqueues_nothing(tinyq_app: Applicatio
     with pytest.raises(SerializationError, match="argument 'x'"):
         f.map([(1,), (2,), (threading.Lock(),), (4,)])
     assert tinyq_app.broker.size("default") == 0
+
+
+def test_a_map_the_broker_takes_part_of_names_its_jobs_and_retries_the_rest(
+    tinyq_app: Application, tinyq_broker: MemoryBroker
+) -> None:
+    @tinyq_app.task()
+    def f(x: int) -> int:
+        return x * 10
+
+    tinyq_broker.set_capacity(3)  # as Redis at maxmemory
+    with pytest.raises(EnqueueError) as info:
+        f.map(range(5), durable=True)
+    err = info.value
+    assert str(err).startswith("3 of 5 jobs enqueued: the memory broker is full")
+    assert "retry() enqueues the other 2 under their job ids" in str(err)
+    assert [h.status() for h in err.enqueued] == ["queued"] * 3
+    assert [h.status() for h in err.not_enqueued] == ["unknown"] * 2
+    assert err.enqueued_ids == [h.id for h in err.enqueued]
+    assert drain(tinyq_app) == 3  # meanwhile the first three ran: the retry must not add them
+    with pytest.raises(EnqueueError, match=r"^4 of 5 jobs enqueued"):
+        tinyq_broker.set_capacity(1)
+        err.retry()
+    assert drain(tinyq_app) == 1
+    tinyq_broker.set_capacity(None)
+    handles = err.retry()
+    assert drain(tinyq_app) == 1
+    assert [h.result(0) for h in handles] == [0, 10, 20, 30, 40]
+
+
+def test_map_with_job_ids(tinyq_app: Application, tinyq_broker: MemoryBroker) -> None:
+    @tinyq_app.task()
+    def f(x: int) -> int:
+        return x
+
+    ids = ["a", "b", "c"]
+    tinyq_broker.set_capacity(2)
+    with pytest.raises(EnqueueError, match=r"^2 of 3 jobs enqueued"):
+        f.map([1, 2, 3], job_ids=ids)
+    tinyq_broker.set_capacity(None)
+    assert [h.id for h in f.map([1, 2, 3], job_ids=ids)] == ids  # the same call again
+    assert drain(tinyq_app) == 3
+    for bad in (["a"], "abc", ["a", "", "c"]):
+        with pytest.raises(ValueError, match="needs as many job_ids"):
+            f.map([1, 2, 3], job_ids=bad)
+
+
+def test_a_refused_delay_can_be_retried(tinyq_app: Application, tinyq_broker: MemoryBroker) -> None:
+    @tinyq_app.task()
+    def f(x: int) -> int:
+        return x
+
+    tinyq_broker.set_capacity(0)
+    with pytest.raises(EnqueueError, match=r"^0 of 1 job enqueued: the memory broker is full"):
+        f.delay(1)
+    tinyq_broker.set_capacity(None)
+    with pytest.raises(EnqueueError) as info:
+        tinyq_broker.set_capacity(0)
+        f.apply_async((2,), job_id="two")
+    tinyq_broker.set_capacity(None)
+    assert [h.id for h in info.value.retry()] == ["two"]
+    assert drain(tinyq_app) == 1
 
 
 def test_payload_over_the_size_limit(tinyq_broker: MemoryBroker) -> None:

@@ -23,6 +23,7 @@ R = TypeVar("R")
 
 DEFAULT_RESULT_TTL = 24 * 3600.0
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # bytes of an encoded job
+DEFAULT_MAX_RESULT_SIZE = DEFAULT_MAX_MESSAGE_SIZE  # bytes of an encoded result
 
 
 def _module_name(fn: Callable[..., Any]) -> str:
@@ -47,8 +48,10 @@ class Application:
     ``secret_key`` (one key, or several for rotation: sign with the first, accept any) turns
     on HMAC-SHA256 signing of every message and result. ``max_message_size`` bounds an
     encoded job (bytes; ``None``: no limit): producers refuse larger ones, workers dead-letter
-    them. With ``strict_queues``, enqueueing to a queue that is neither ``"default"``, in
-    ``queues`` nor a task's queue is an error. With ``durable_enqueue``, an enqueue returns only
+    them. ``max_result_size`` bounds an encoded result (bytes; ``None``: no limit): a worker
+    fails a job whose return value is larger, without retries, and dead-letters it. With
+    ``strict_queues``, enqueueing to a queue that is neither ``"default"``, in ``queues`` nor a
+    task's queue is an error. With ``durable_enqueue``, an enqueue returns only
     once a replica of the broker has the job (Redis ``WAIT``; see docs/scaling.md) and raises
     :class:`BrokerError` when none confirms it in time. ``plugins`` registers plugin objects
     or modules without installing them (handy in tests).
@@ -64,6 +67,7 @@ class Application:
         result_ttl: float = DEFAULT_RESULT_TTL,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_result_size: int | None = DEFAULT_MAX_RESULT_SIZE,
         queues: Iterable[str] = (),
         strict_queues: bool = False,
         durable_enqueue: bool = False,
@@ -73,6 +77,7 @@ class Application:
         self.declared_queues = {"default", *queues}
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.result_ttl = result_ttl
+        self.max_result_size = max_result_size
         self.executor_name = executor
         self.registry.executor(executor)  # fail early on an unknown executor name
         self.codec = Codec(

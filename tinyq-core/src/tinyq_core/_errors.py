@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._handle import JobHandle
+
 
 class TinyqError(Exception):
     """Base class of every error tinyq raises."""
@@ -48,6 +54,44 @@ class BrokerError(TinyqError):
 
 class BrokerUnavailable(BrokerError):
     """The broker cannot be reached (after a short, bounded retry)."""
+
+
+class EnqueueError(BrokerError):
+    """Some or all jobs of one ``delay()``/``apply_async()``/``map()`` were refused (Redis out
+    of memory, for one); the message says how many went in and why the rest did not.
+
+    ``enqueued`` holds the handles of the jobs that went in, ``not_enqueued`` those of the
+    others (their job ids are already chosen), both in the order of the call, and
+    ``enqueued_ids`` the ids that went in. :meth:`retry` enqueues the others again under
+    their ids; a job id still queued is never added twice, so retrying is safe.
+
+    A broker raises it itself with ``enqueued_ids`` only (the ids of the messages that went
+    in, exactly); the producer turns that into the error above.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        enqueued_ids: Sequence[str] = (),
+        enqueued: Sequence[JobHandle[Any]] = (),
+        not_enqueued: Sequence[JobHandle[Any]] = (),
+        retry: Callable[[], list[JobHandle[Any]]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.enqueued_ids = list(enqueued_ids) if enqueued_ids else [h.id for h in enqueued]
+        self.enqueued = list(enqueued)
+        self.not_enqueued = list(not_enqueued)
+        self._retry = retry
+
+    def retry(self) -> list[JobHandle[Any]]:
+        """Enqueue the jobs that did not go in, under the same ids, and return the handles of
+        every job of the call, in its order. Raises EnqueueError again (with its own
+        ``retry``) when they are refused again."""
+        if self._retry is None:
+            raise TypeError("only an EnqueueError raised by a task's delay/apply_async/map "
+                            "can retry: call the broker's enqueue again yourself")
+        return self._retry()
 
 
 class JobFailed(TinyqError):

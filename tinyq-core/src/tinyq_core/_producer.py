@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._backends import Backends
 from ._codec import Codec, Outcome
-from ._errors import ConfigurationError, MessageTooLarge, SerializationError
+from ._errors import ConfigurationError, EnqueueError, MessageTooLarge, SerializationError
 from ._handle import JobHandle
 from ._interfaces import BrokerAdmin
 from ._types import Job, JobStatus, Message
@@ -48,11 +48,40 @@ class Producer:
         """Encode ``jobs`` and add them in one broker operation; one handle each."""
         known = self.known_queues() if self.strict_queues else set()
         messages = [self._message(job, known) for job in jobs]
-        if self.durable_enqueue if durable is None else durable:
-            self.backends.broker.enqueue(messages, durable=True)
-        else:
-            self.backends.broker.enqueue(messages)
-        return [JobHandle(self, job.id, job.queue) for job in jobs]
+        handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
+        return self._send(messages, self.durable_enqueue if durable is None else durable,
+                          handles)
+
+    def _send(
+        self, pending: list[Message], durable: bool, handles: list[JobHandle[Any]]
+    ) -> list[JobHandle[Any]]:
+        """Enqueue ``pending``, the messages of the call of ``handles`` not in yet (all at
+        first), and return ``handles``. A refusal becomes an EnqueueError that sends the rest
+        again: ``pending`` shrinks in place, so a retry of any error of the call (an older one
+        too) sends only what is still missing."""
+        try:
+            if durable:
+                self.backends.broker.enqueue(pending, durable=True)
+            else:
+                self.backends.broker.enqueue(pending)
+        except EnqueueError as exc:
+            went_in = set(exc.enqueued_ids)
+            pending[:] = [m for m in pending if m.id not in went_in]
+            missing = {m.id for m in pending}
+            enqueued = [h for h in handles if h.id not in missing]
+            total = len(handles)
+            these = "the error's .enqueued has their handles; " if enqueued else ""
+            raise EnqueueError(
+                f"{len(enqueued):,} of {total:,} job{'s' if total != 1 else ''} enqueued: "
+                f"{str(exc).rstrip('.')}; {these}once that is fixed, its .retry() enqueues "
+                f"the other {len(missing):,} under their job ids (a queued job is never added "
+                "twice)",
+                enqueued=enqueued,
+                not_enqueued=[h for h in handles if h.id in missing],
+                retry=lambda: self._send(pending, durable, handles),
+            ) from exc
+        pending.clear()
+        return handles
 
     def _message(self, job: Job, known: set[str]) -> Message:
         if self.strict_queues and job.queue not in known:

@@ -6,7 +6,7 @@ import inspect
 import math
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
@@ -123,15 +123,30 @@ class Task(Generic[P, R]):
         return self._producer.enqueue([job], durable)[0]
 
     def map(
-        self, arguments: Iterable[Any], *, durable: bool | None = None
+        self,
+        arguments: Iterable[Any],
+        *,
+        durable: bool | None = None,
+        job_ids: Sequence[str] | None = None,
     ) -> list[JobHandle[R]]:
         """Enqueue one job per item in a single broker operation; each item is a tuple of
         positional arguments (anything else is taken as the only argument). ``durable``
-        overrides the application's ``durable_enqueue`` (one wait for the whole batch)."""
-        jobs = [
-            self._job(item if isinstance(item, tuple) else (item,), {}, None, None, None)
-            for item in arguments
-        ]
+        overrides the application's ``durable_enqueue`` (one wait for the whole batch).
+        ``job_ids`` names the jobs, one id per item: the same call made again then adds
+        only the jobs not still queued (see EnqueueError for a refused batch)."""
+        if job_ids is None:
+            jobs = [
+                self._job(item if isinstance(item, tuple) else (item,), {}, None, None, None)
+                for item in arguments
+            ]
+        else:
+            items = list(arguments)
+            if isinstance(job_ids, str) or len(job_ids) != len(items) or not all(job_ids):
+                raise ValueError(f"map() of {len(items)} item(s) needs as many job_ids, "
+                                 f"one non-empty id per item, not {job_ids!r:.60}")
+            jobs = [self._job(item if isinstance(item, tuple) else (item,), {}, None,
+                              str(job_id), None)
+                    for item, job_id in zip(items, job_ids, strict=True)]
         return self._producer.enqueue(jobs, durable) if jobs else []
 
     def _job(

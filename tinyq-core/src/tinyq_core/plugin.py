@@ -13,6 +13,7 @@ from ._errors import (
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
+    EnqueueError,
     PluginError,
     SerializationError,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "DeadLetter",
     "Delivery",
+    "EnqueueError",
     "Executor",
     "ExecutorFactory",
     "Job",

@@ -3,7 +3,8 @@
 It keeps the real brokers' semantics so tests of tasks and workers mean something: leases that
 expire and are recovered, delivery counts, delayed messages, nack with delay, dead letters,
 queue priority, blocking reserve on a condition variable (no polling) and, with
-``set_available(False)``, a broker that is down and raises :class:`BrokerUnavailable`.
+``set_available(False)``, a broker that is down and raises :class:`BrokerUnavailable`; with
+``refuse_values_over(size)``, one that drops every call carrying a larger value, as Redis does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tinyq_core.plugin import (
     BrokerAdmin,
     DeadLetter,
     Delivery,
+    EnqueueError,
     JobStatus,
     Message,
     Result,
@@ -53,6 +55,7 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         self._keys = itertools.count(1)
         self._results = MemoryResultBackend(self.clock)
         self._interrupts = 0  # counts interrupt_reserves() calls
+        self._capacity: int | None = None  # see set_capacity()
 
     def interrupt_reserves(self) -> None:
         """Make every ``reserve`` blocked on this broker return now, with what is ready (maybe
@@ -68,6 +71,24 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         with self._cond:
             self._available = self._results._available = available
             self._cond.notify_all()
+
+    def set_capacity(self, capacity: int | None) -> None:
+        """Simulate a full broker (Redis at ``maxmemory``): while ``capacity`` messages are
+        queued, delayed or leased, ``enqueue`` takes no more and raises EnqueueError naming
+        the ones of its batch that went in. ``None`` (the default) lifts the limit."""
+        with self._cond:
+            self._capacity = capacity
+
+    def refuse_values_over(self, size: int | None) -> None:
+        """Simulate a server's limit on one value (Redis' ``proto-max-bulk-len``): a call
+        carrying a body, result or text over ``size`` bytes fails whole with
+        BrokerUnavailable, as Redis drops the connection; ``None`` lifts the limit."""
+        with self._cond:
+            self._largest = self._results._largest = size
+
+    def ping(self) -> None:
+        with self._cond:
+            self._check()
 
     def result_backend(self) -> MemoryResultBackend:
         return self._results
@@ -85,13 +106,22 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         # durable: there is no replica to wait for; the messages are in this process.
         with self._cond:
             self._check()
-            for message in messages:
-                # A job id still queued, delayed or leased is skipped: a retried enqueue; so
-                # is one whose result is still stored: it ran, and would run again (replay).
-                if (message.queue, message.id) not in self._status and (
-                        self._results.get(message.id, 0, message.queue) is None):
-                    self._put(message)
-            self._cond.notify_all()
+            self._check_sizes(*(message.body for message in messages))
+            try:
+                for index, message in enumerate(messages):
+                    # A job id still queued, delayed or leased is skipped: a retried enqueue;
+                    # so is one whose result is still stored: it ran (a replay).
+                    if (message.queue, message.id) not in self._status and (
+                            self._results.get(message.id, 0, message.queue) is None):
+                        if self._capacity is not None and len(self._status) >= self._capacity:
+                            raise EnqueueError(
+                                f"the memory broker is full ({self._capacity:,} messages, "
+                                "set_capacity()); make room or lift the limit",
+                                enqueued_ids=[m.id for m in messages[:index]],
+                            )
+                        self._put(message)
+            finally:
+                self._cond.notify_all()
 
     def _move_due_locked(self) -> float | None:
         now = self.clock.time()
@@ -146,6 +176,7 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         with self._cond:
             self._check()
+            self._check_sizes(body or b"")
             if self._release(delivery) is None:
                 return  # no longer ours: its lease expired and it is queued or leased again
             message = delivery.message
@@ -169,6 +200,8 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
         # never adds an id that is still queued or leased, so its status entry is its own.
         with self._cond:
             self._check()
+            self._check_sizes(delivery.message.body, reason, error,
+                              result.body if result is not None else b"")
             lease = self._release(delivery)
             if lease is None:
                 return

@@ -17,6 +17,7 @@ class _Base:
         self.clock = clock or Clock()
         self._cond = threading.Condition()
         self._available = True
+        self._largest: int | None = None  # see MemoryBroker.refuse_values_over
         self.clock.subscribe(self._wake)
 
     def _wake(self) -> None:
@@ -26,6 +27,19 @@ class _Base:
     def _check(self) -> None:
         if not self._available:
             raise BrokerUnavailable("the memory broker is down (set_available(False))")
+
+    def _check_sizes(self, *values: bytes | str) -> None:
+        """As Redis does with a value over its proto-max-bulk-len: the connection drops, so
+        the whole call fails, and looks like an outage."""
+        largest = self._largest
+        if largest is None:
+            return
+        for value in values:
+            if len(value) > largest:
+                raise BrokerUnavailable(
+                    f"the memory broker dropped the call: a value of {len(value):,} bytes is "
+                    f"over its limit of {largest:,} (refuse_values_over)"
+                )
 
     def _wait(self, deadline: float, until: float | None = None) -> bool:
         """Wait for a notification, at most until the real ``deadline`` (monotonic) or the
@@ -49,6 +63,7 @@ class MemoryResultBackend(_Base, ResultBackend):
     def store(self, results: Sequence[Result], ttl: float) -> None:
         with self._cond:
             self._check()
+            self._check_sizes(*(result.body for result in results))
             expires = self.clock.time() + ttl
             for result in results:
                 self._results[result.queue, result.job_id] = (result, expires)

@@ -17,6 +17,12 @@ from ._scripts import PURGE, REQUEUE_DEAD, STATUS
 
 T = TypeVar("T")
 
+# Entries one admin script call handles at most, however big the queue: measured CPU per
+# call, purge ~1.3 ms, requeue of dead letters ~3.4 ms, the status scan of an older mark
+# ~2 ms. The Python loop around the calls adds up the true count; Redis serves other clients
+# between them.
+ADMIN_CHUNK = 250
+
 
 class RedisAdmin(BrokerAdmin):
     if TYPE_CHECKING:  # provided by RedisBroker
@@ -48,10 +54,19 @@ class RedisAdmin(BrokerAdmin):
 
     def status(self, job_id: str, queue: str = "default") -> JobStatus:
         keys = self.keys(queue)
-        state = self._with_group(
-            queue, lambda: text(STATUS(self.client, (keys.stream, keys.jobs), (GROUP, job_id)))
-        )
-        return state  # type: ignore[return-value]
+
+        def read() -> JobStatus:
+            # One call, unless the job's mark is an older version's: then the pending list
+            # is scanned a chunk per call, the script answering where to go on from.
+            cursor = "-"
+            while True:
+                state = text(STATUS(self.client, (keys.stream, keys.jobs, keys.delayed),
+                                    (GROUP, job_id, cursor, ADMIN_CHUNK)))
+                if not state.startswith("("):
+                    return state  # type: ignore[return-value]
+                cursor = state
+
+        return self._with_group(queue, read)
 
     def size(self, queue: str) -> int:
         keys = self.keys(queue)
@@ -97,10 +112,22 @@ class RedisAdmin(BrokerAdmin):
 
     def purge(self, queue: str) -> int:
         keys = self.keys(queue)
-        return self._with_group(queue, lambda: int(PURGE(
-            self.client, (keys.stream, keys.delayed, keys.payloads, keys.jobs,
-                          keys.recovered), [GROUP]
-        )))
+        purged = 0  # kept across a NOGROUP retry: what was deleted stays counted
+
+        def run() -> int:
+            nonlocal purged
+            # Up to the last entry there now: jobs enqueued meanwhile stay, and the loop ends.
+            last: Any = self.client.xrevrange(keys.stream, count=1)
+            end = text(last[0][0]) if last else "0-0"
+            while True:
+                deleted, more = PURGE(self.client,
+                                      (keys.stream, keys.delayed, keys.payloads, keys.jobs,
+                                       keys.recovered), (GROUP, end, ADMIN_CHUNK))
+                purged += int(deleted)
+                if not int(more):
+                    return purged
+
+        return self._with_group(queue, run)
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with translate_errors(self.where):
@@ -116,15 +143,27 @@ class RedisAdmin(BrokerAdmin):
 
     def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
         keys = self.keys(queue)
-        args = [keys.results, "all"] if ids is None else [keys.results, "some", *ids]
+        chosen = ["all"] if ids is None else ["some", *ids]
+        requeued = 0
         with translate_errors(self.where):
-            return int(REQUEUE_DEAD(self.client, (keys.stream, keys.dead, keys.jobs), args))
+            # Up to the last dead letter there now: a requeued job that dies again meanwhile
+            # stays dead, instead of keeping the loop going.
+            last: Any = self.client.xrevrange(keys.dead, count=1)
+            cursor = "-" if last else ""
+            while cursor:
+                count, after = REQUEUE_DEAD(
+                    self.client, (keys.stream, keys.dead, keys.jobs),
+                    [keys.results, cursor, text(last[0][0]), ADMIN_CHUNK, *chosen],
+                )
+                requeued += int(count)
+                cursor = text(after)
+        return requeued
 
     def purge_dead_letters(self, queue: str) -> int:
         dead = self.keys(queue).dead
         with translate_errors(self.where):
             pipe = self.client.pipeline(transaction=True)
             pipe.xlen(dead)
-            pipe.delete(dead)
+            pipe.unlink(dead)  # freed in the background: a big stream holds nobody up
             count, _ = pipe.execute()
         return int(count)

@@ -4,25 +4,34 @@ Keys of queue ``q`` (prefix ``tinyq``) all share the hash tag ``{tinyq:q}``, so 
 touches one Cluster slot: ``:stream`` (the queue; an entry holds the job id ``id``, the body
 ``b`` and, after a recovery, ``a``: the deliveries before this entry, a hint only: the count
 believed is in ``:recovered``, entry id -> count, written by recover.lua alone), ``:jobs``
-(hash: job id -> ``q`` queued or leased, ``d`` delayed; what ``status()`` reads),
-``:delayed`` (sorted set of job ids by due time in ms, by the server's clock), ``:payloads``
-(job id -> body of delayed jobs), ``:wake`` (a one-item list that wakes a sleeping mover),
-``:dead`` (the dead letters, a stream) and ``:result:<job id>`` (see _results.py).
+(hash: job id -> the id of its stream entry while queued or leased, ``d`` delayed; what
+``status()`` and the enqueue dedupe read, each checking that the entry or delayed job still
+exists, so a stream deleted or trimmed by hand leaves no job id blocked; ``q``, the mark of
+older versions, names no entry), ``:delayed`` (sorted set of job ids by due time in ms, by the
+server's clock), ``:payloads`` (job id -> body of delayed jobs), ``:wake`` (a one-item list
+that wakes a sleeping mover), ``:dead`` (the dead letters, a stream) and ``:result:<job id>``
+(see _results.py).
 
 Round trips, each one pipeline whatever the batch size:
 * enqueue of any number of jobs: 1 (one script call per queue: XADD + HSET for each job; the
   schedule script for delayed jobs);
 * the worker's report and next fetch: 1 (``settle_and_reserve``: per queue one settle script
   storing the results, then XACK + XDEL + HDEL of each entry still pending (a late ack of a
-  recovered entry touches nothing); then XREADGROUP ... COUNT n BLOCK t); several
-  queues: the priority script in that pipeline, plus a blocking read when all are empty (on a
-  Cluster, where queues live in different slots: one read per queue, in priority order, until
-  the batch is full; when all are empty, one blocking read per queue at once, see _cluster.py);
+  recovered entry touches nothing; the HDEL only a mark naming that entry); then XREADGROUP
+  ... COUNT n BLOCK t); several queues: the priority script in that pipeline, plus a
+  blocking read when all are empty (on a Cluster, where queues live in different slots: one
+  read per queue, in priority order, until the batch is full; when all are empty, one
+  blocking read per queue at once, see _cluster.py);
 * ack alone (a report while the fetcher blocks on an empty queue): 1; lease renewal of all
   held jobs: 1 (XCLAIM ... JUSTID);
 * a retry (nack) and a dead letter: 1 script each;
-* recovery and the mover: 1 script per queue, all pipelined; a lease expires after
-  ``visibility_timeout`` of idle time in the pending list.
+* recovery and the mover: 1 script per queue, all pipelined (recovery: one more round per
+  1,000 pending entries or 200 recovered); a lease expires after ``visibility_timeout``
+  of idle time in the pending list.
+
+Scripts whose work grows with a queue (purge, requeue of dead letters, recovery, the status
+scan of an older mark) do at most a chunk per call and are called until done (see _admin.py):
+no call holds Redis up for more than a few milliseconds, whatever the queue's size.
 
 On a Cluster a pipeline may span queues (slots) and nodes: redis-py sends each node its part
 on one connection, in order, so each queue's commands still run in the order given.
@@ -46,6 +55,7 @@ from tinyq_core.plugin import (
     Broker,
     BrokerError,
     Delivery,
+    EnqueueError,
     Message,
     Result,
     SettleRequest,
@@ -53,7 +63,7 @@ from tinyq_core.plugin import (
 
 from ._admin import RedisAdmin
 from ._cluster import FirstOf
-from ._connection import Options, connect, translate_errors
+from ._connection import Options, connect, out_of_memory, translate_errors
 from ._keys import GROUP, Keys, check_name, text
 from ._results import RedisResultBackend
 from ._scripts import (
@@ -68,7 +78,8 @@ from ._scripts import (
 )
 
 ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
-RECOVER_BATCH = 1000
+RECOVER_BATCH = 200  # expired leases recovered per script call (each call: a few ms)
+RECOVER_SCAN = 1000  # pending entries read per call, most often the whole pending list
 MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 
@@ -149,7 +160,11 @@ class RedisBroker(Broker, RedisAdmin):
             m = messages[0]
             keys = self._keys.get(m.queue) or self.keys(m.queue)
             with translate_errors(self.where):
-                ENQUEUE(self.client, keys.enqueue, (m.id, m.body))
+                try:
+                    ENQUEUE(self.client, keys.enqueue, (m.id, m.body))
+                except redis.exceptions.OutOfMemoryError as exc:
+                    # Refused before its first write: not in.
+                    raise EnqueueError(out_of_memory(self.where)) from exc
             return
         now = time.time()
         ready: dict[str, list[Any]] = {}
@@ -164,20 +179,25 @@ class RedisBroker(Broker, RedisAdmin):
         pipe = self._pipeline()
         # Script calls of at most ENQUEUE_CHUNK jobs: each runs in milliseconds, so no reply
         # waits near the socket timeout and other clients are never held up for long. A
-        # producer killed mid-way leaves whole chunks, in order.
+        # producer killed mid-way leaves whole chunks, in order. Each call is all or
+        # nothing when refused (Redis 7 checks maxmemory at a script's first write only).
+        chunks: list[list[str]] = []  # the job ids of each call, in order
         for queue, args in ready.items():
             keys = self.keys(queue)
             for start in range(0, len(args), 2 * ENQUEUE_CHUNK):
-                ENQUEUE.queue(pipe, keys.enqueue,
-                              args[start : start + 2 * ENQUEUE_CHUNK])
+                chunk = args[start : start + 2 * ENQUEUE_CHUNK]
+                chunks.append(chunk[0::2])
+                ENQUEUE.queue(pipe, keys.enqueue, chunk)
         for queue, args in delayed.items():
             keys = self.keys(queue)
             for start in range(0, len(args), 3 * ENQUEUE_CHUNK):
-                SCHEDULE.queue(pipe, keys.schedule,
-                               [GROUP, "", *args[start : start + 3 * ENQUEUE_CHUNK]])
+                chunk = args[start : start + 3 * ENQUEUE_CHUNK]
+                chunks.append(chunk[0::3])
+                SCHEDULE.queue(pipe, keys.schedule, [GROUP, "", *chunk])
         waits = self._add_wait(pipe, {*ready, *delayed}) if durable else 0
         with translate_errors(self.where):
-            replies = execute(self.client, pipe)
+            replies = execute(self.client, pipe, raise_on_error=False)
+        self._check_chunks(chunks, replies)
         if waits and min(int(n) for n in replies[-waits:]) < 1:
             raise BrokerError(
                 f"durable enqueue: no replica of Redis at {self.where} confirmed the "
@@ -185,6 +205,20 @@ class RedisBroker(Broker, RedisAdmin):
                 "(durable_timeout). They are on the primary and run if it stays up; enqueue "
                 "them again under the same job_id to be sure (a queued job is not added twice)"
             )
+
+    def _check_chunks(self, chunks: list[list[str]], replies: list[Any]) -> None:
+        """Raise the first error among ``replies``: EnqueueError naming the ids of the calls
+        that went in when the only errors are calls refused for memory (refused before their
+        first write: nothing of them went in), else the error as any other."""
+        errors = [r for r in replies if isinstance(r, Exception)]
+        if not errors:
+            return
+        if all(isinstance(e, redis.exceptions.OutOfMemoryError) for e in errors):
+            went_in = [job_id for ids, reply in zip(chunks, replies, strict=False)
+                       if not isinstance(reply, Exception) for job_id in ids]
+            raise EnqueueError(out_of_memory(self.where), enqueued_ids=went_in) from errors[0]
+        with translate_errors(self.where):
+            raise errors[0]
 
     def _add_wait(self, pipe: Any, queues: Iterable[str]) -> int:
         """Queue WAIT 1 after the writes, on each node written to: the reply counts the
@@ -403,15 +437,25 @@ class RedisBroker(Broker, RedisAdmin):
                                       *stored), args)
 
     def recover(self, queues: Sequence[str]) -> int:
+        """Scan each queue's whole pending list, at most RECOVER_SCAN entries read and
+        RECOVER_BATCH recovered per script call (one pipeline per round over the queues), so
+        no call holds Redis up for long."""
+        recovered = 0
+        cursors = dict.fromkeys(queues, "-")
         with translate_errors(self.where):
             self._ensure_groups(queues)
-            pipe = self._pipeline()
             min_idle = int(self.visibility_timeout * 1000)
-            for queue in queues:
-                keys = self.keys(queue)
-                RECOVER.queue(pipe, [keys.stream, keys.recovered],
-                              (GROUP, min_idle, RECOVER_BATCH))
-            return sum(int(n) for n in execute(self.client, pipe))
+            while cursors:
+                pipe = self._pipeline()
+                for queue, cursor in cursors.items():
+                    keys = self.keys(queue)
+                    RECOVER.queue(pipe, [keys.stream, keys.jobs, keys.recovered],
+                                  (GROUP, min_idle, cursor, RECOVER_SCAN, RECOVER_BATCH))
+                replies = execute(self.client, pipe)
+                recovered += sum(int(n) for n, _ in replies)
+                cursors = {queue: text(cursor) for queue, (_, cursor)
+                           in zip(cursors, replies, strict=True) if cursor}
+        return recovered
 
     def move_due(self, queues: Sequence[str]) -> float | None:
         with translate_errors(self.where):

@@ -22,7 +22,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
-from redis.exceptions import RedisClusterException
+from redis.exceptions import OutOfMemoryError, RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
@@ -215,6 +215,14 @@ def _connect_many(
     )
 
 
+def out_of_memory(where: str) -> str:
+    """What to say when Redis refuses a write at ``maxmemory`` (policy ``noeviction``): its
+    own text names a script's SHA and line, which tells an operator nothing."""
+    return (f"Redis at {where} is out of memory (used memory over maxmemory) and refused the "
+            "write; free memory (let workers drain the queues, purge some, delete other keys) "
+            "or raise maxmemory")
+
+
 class translate_errors:  # lower case: used like a function, ``with translate_errors(where)``
     """redis-py's connection errors become BrokerUnavailable, the rest BrokerError. A class,
     not @contextmanager: it wraps every enqueue, and this costs a fifth as much."""
@@ -241,5 +249,7 @@ class translate_errors:  # lower case: used like a function, ``with translate_er
             ) from exc
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             raise BrokerUnavailable(f"Redis at {where} is unreachable: {exc}") from exc
+        if isinstance(exc, OutOfMemoryError):
+            raise BrokerError(out_of_memory(where)) from exc
         if isinstance(exc, redis.RedisError | RedisClusterException):
             raise BrokerError(f"Redis at {where} failed: {exc}") from exc

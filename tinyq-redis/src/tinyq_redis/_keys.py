@@ -63,9 +63,9 @@ class Keys:
                 self.results)
 
     @property
-    def enqueue(self) -> tuple[str, str, str]:
+    def enqueue(self) -> tuple[str, str, str, str]:
         """The keys of enqueue.lua, in its order."""
-        return (self.stream, self.jobs, self.results)
+        return (self.stream, self.jobs, self.delayed, self.results)
 
     def result(self, job_id: str) -> str:
         return self.results + job_id

@@ -1,8 +1,9 @@
 -- Move a leased entry to the queue's dead-letter stream, with why; with a result key, store
 -- the job's failure in the same step, so whoever sees the failure finds the dead letter.
--- KEYS: stream, dead stream, jobs hash, recovered hash[, result key]; ARGV: group, entry id, job id, body,
--- reason, error, attempts, verified ("1", or "0": the message failed its signature check, so
--- its job id is a claim and the job's mark in the jobs hash stays)[, result ttl ms, result body]
+-- KEYS: stream, dead stream, jobs hash, recovered hash[, result key]; ARGV: group, entry id,
+-- job id, body, reason, error, attempts, verified ("1", or "0": the message failed its
+-- signature check, so its job id is a claim and the job's mark stays)[, result ttl ms, result
+-- body]
 -- Returns 0 when the entry was no longer pending (someone else owns it now), else 1.
 local stream, dead = KEYS[1], KEYS[2]
 if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
@@ -10,7 +11,9 @@ if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
 end
 redis.call("XDEL", stream, ARGV[2])
 redis.call("HDEL", KEYS[4], ARGV[2])
-if ARGV[8] == "1" then
+local mark = redis.call("HGET", KEYS[3], ARGV[3])
+-- else the mark is a newer entry's (see settle.lua); an unverified message's id is a claim
+if ARGV[8] == "1" and (mark == ARGV[2] or mark == "q") then
   redis.call("HDEL", KEYS[3], ARGV[3])
 end
 if KEYS[5] then

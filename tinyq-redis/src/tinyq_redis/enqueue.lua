@@ -1,16 +1,30 @@
--- Add messages that are due now to a queue, and mark each as queued in the jobs hash.
--- KEYS: stream, jobs hash, result key prefix (same hash tag); ARGV: (job id, body) pairs
+-- Add messages that are due now to a queue, and mark each in the jobs hash with its entry id.
+-- KEYS: stream, jobs hash, delayed zset, result key prefix (same hash tag); ARGV: (job id,
+-- body) pairs
 -- One call for a batch: far cheaper per job than one XADD command each. A job id that is
 -- still queued, delayed or running is skipped, so a producer's retry after a lost reply
 -- does not enqueue it twice. A job id whose result is still stored is skipped too: it ran,
 -- and running it again is a replay. Returns how many were added.
-local stream, jobs, results = KEYS[1], KEYS[2], KEYS[3]
+local stream, jobs, delayed = KEYS[1], KEYS[2], KEYS[3]
+-- A mark is trusted only while its entry (or delayed job) exists: a stream deleted or trimmed
+-- by hand must not block its job ids forever. "q" (an older version's mark) names no entry.
+local function waiting(id, mark)
+  if not mark then
+    return false
+  elseif mark == "d" then
+    return redis.call("ZSCORE", delayed, id) ~= false
+  elseif string.find(mark, "^%d+%-%d+$") then
+    return redis.call("XRANGE", stream, mark, mark)[1] ~= nil
+  end
+  return redis.call("XLEN", stream) > 0
+end
 local added = 0
 for i = 1, #ARGV, 2 do
-  if redis.call("EXISTS", results .. ARGV[i]) == 1 then
+  if redis.call("EXISTS", KEYS[4] .. ARGV[i]) == 1 then
     -- finished, result still stored: the existing job stands
-  elseif redis.call("HSETNX", jobs, ARGV[i], "q") == 1 then
-    redis.call("XADD", stream, "*", "id", ARGV[i], "b", ARGV[i + 1])
+  elseif not waiting(ARGV[i], redis.call("HGET", jobs, ARGV[i])) then
+    local entry = redis.call("XADD", stream, "*", "id", ARGV[i], "b", ARGV[i + 1])
+    redis.call("HSET", jobs, ARGV[i], entry)
     added = added + 1
   end
 end

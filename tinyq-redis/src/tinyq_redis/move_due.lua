@@ -8,8 +8,9 @@ local ids = redis.call("ZRANGEBYSCORE", delayed, "-inf", now, "LIMIT", 0, tonumb
 for _, id in ipairs(ids) do
   local body = redis.call("HGET", payloads, id)
   if body then
-    redis.call("XADD", stream, "*", "id", id, "b", body)
-    redis.call("HSET", jobs, id, "q")
+    redis.call("HSET", jobs, id, redis.call("XADD", stream, "*", "id", id, "b", body))
+  elseif redis.call("HGET", jobs, id) == "d" then
+    redis.call("HDEL", jobs, id) -- its body was deleted by hand: nothing left to run
   end
   redis.call("HDEL", payloads, id)
   redis.call("ZREM", delayed, id)

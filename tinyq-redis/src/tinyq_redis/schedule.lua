@@ -4,8 +4,9 @@
 -- recovered hash (see recover.lua: a nacked entry's count goes with it), result key prefix
 -- ARGV: group, entry id to ack ("" for none), then (job id, delay ms, body) triples
 -- Without an entry to ack (a producer's enqueue), a job id that is still queued, delayed or
--- running is skipped, so a retry after a lost reply does not add it twice; so is one whose
--- result is still stored (it ran: running it again would be a replay).
+-- running is skipped, so a retry after a lost reply does not add it twice (a mark whose
+-- entry or delayed job is gone is not trusted, as in enqueue.lua). Marks: entry id or "d".
+-- So is one whose result is still stored (it ran: running it again would be a replay).
 -- Returns 0 when the entry to ack was no longer pending (someone else owns it now), else 1.
 local stream, delayed, payloads, wake, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[2] ~= "" then
@@ -15,6 +16,16 @@ if ARGV[2] ~= "" then
   redis.call("XDEL", stream, ARGV[2])
   redis.call("HDEL", KEYS[6], ARGV[2])
 end
+local function waiting(id, mark)
+  if not mark then
+    return false
+  elseif mark == "d" then
+    return redis.call("ZSCORE", delayed, id) ~= false
+  elseif string.find(mark, "^%d+%-%d+$") then
+    return redis.call("XRANGE", stream, mark, mark)[1] ~= nil
+  end
+  return redis.call("XLEN", stream) > 0 -- "q", an older version's mark
+end
 local now = redis.call("TIME")
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local head = redis.call("ZRANGE", delayed, 0, 0, "WITHSCORES")
@@ -23,13 +34,12 @@ local woke = false
 local producing = ARGV[2] == ""
 for i = 3, #ARGV, 3 do
   local id, delay, body = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  if producing and redis.call("HEXISTS", jobs, id) == 1 then
+  if producing and waiting(id, redis.call("HGET", jobs, id)) then
     -- already queued, delayed or running: a retried enqueue
   elseif producing and redis.call("EXISTS", KEYS[7] .. id) == 1 then
     -- finished, result still stored
   elseif delay <= 0 then
-    redis.call("XADD", stream, "*", "id", id, "b", body)
-    redis.call("HSET", jobs, id, "q")
+    redis.call("HSET", jobs, id, redis.call("XADD", stream, "*", "id", id, "b", body))
   else
     local due = now + delay
     redis.call("ZADD", delayed, due, id)

@@ -15,11 +15,15 @@ for i = 1, n do
   local entry, id = ARGV[3 + i], ARGV[3 + n + i]
   -- Entry by entry: an entry no longer pending was recovered (its lease expired) and its job
   -- lives on under a new entry, maybe leased by another worker. This late ack must leave
-  -- that job alone, its mark in the jobs hash included.
+  -- that job alone, its mark in the jobs hash included (the mark names the job's live entry;
+  -- "q" is an older version's mark).
   if redis.call("XACK", stream, group, entry) == 1 then
     redis.call("XDEL", stream, entry)
-    redis.call("HDEL", jobs, id)
     redis.call("HDEL", counts, entry)
+    local mark = redis.call("HGET", jobs, id)
+    if mark == entry or mark == "q" then
+      redis.call("HDEL", jobs, id)
+    end
     acked = acked + 1
   end
 end

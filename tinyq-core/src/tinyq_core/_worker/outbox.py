@@ -4,7 +4,8 @@ Group commit: while the fetcher runs, finishing jobs only append to the outbox a
 fetcher sends it all with its next read, so under load many outcomes share one round trip.
 While the fetcher blocks on an empty queue (or after it left), a finishing job sends the
 outbox itself, so an idle worker reports at once. One thread sends at a time; whoever sends
-also takes what others added meanwhile. A batch that fails to send goes back to the front.
+also takes what others added meanwhile. A batch that fails to send goes back to the front,
+less what a sift (sift.py) got through: one poison outcome must not wedge all the others.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .._types import Delivery, SettleRequest
 from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement
+from .sift import Sifter
 
 FLUSH_ATTEMPTS = 5  # at shutdown, before leaving outcomes to lease expiry
 FLUSH_BACKOFF = Backoff(base=0.2, cap=1.0)
@@ -80,12 +82,15 @@ class Outbox:
         held: HeldJobs,
         send: Sender,
         health: BrokerHealth,
+        sift: Sifter | None = None,
     ) -> None:
         self._cond = cond
         self._held = held
         self._send = send
         self._health = health
+        self._sift = sift  # None: a batch that fails is only kept, whole
         self._items: list[Settlement] = []
+        self._sifting: list[list[Settlement]] = []  # batches being sifted: still unsent
         self._flush_lock = threading.Lock()
         # True while the fetcher will send the outbox soon: it runs, and is not in a
         # blocking read. Finishing jobs then leave their settlements to it.
@@ -107,13 +112,35 @@ class Outbox:
             self.flush_quietly()
 
     def pending(self) -> int:
+        """Settlements waiting to be sent (not those a thread is sending or sifting now)."""
         with self._cond:
             return len(self._items)
 
     def deliveries(self) -> list[Delivery]:
         """Deliveries whose settlement is not sent yet: still leased, so still renewed."""
         with self._cond:
-            return [s.delivery for s in self._items]
+            return [s.delivery for s in self._items] + [
+                s.delivery for batch in self._sifting for s in batch]
+
+    def _failed(self, batch: list[Settlement], exc: BaseException) -> bool:
+        """``batch`` failed to send: sift it (see sift.py) and keep what is still unsent, at
+        the front. True when the sift explains the failure: poison settlements, replaced,
+        and nothing kept."""
+        if self._sift is None or not isinstance(exc, Exception):
+            with self._cond:
+                self._items[:0] = batch
+            return False
+        with self._cond:
+            self._sifting.append(batch)
+        kept = batch
+        try:
+            sifted = self._sift(batch)
+            kept = sifted.kept
+            return sifted.replaced > 0 and not kept
+        finally:
+            with self._cond:
+                self._sifting = [b for b in self._sifting if b is not batch]
+                self._items[:0] = kept
 
     def send_and_reserve(self, count: int, timeout: float) -> list[Delivery]:
         """The fetcher's round trip: send everything, reserve up to ``count`` jobs. While it
@@ -123,10 +150,10 @@ class Outbox:
             self._fetcher_sends = timeout <= 0
         try:
             return self._send(batch, count, timeout)
-        except BaseException:
-            with self._cond:
-                self._items[:0] = batch
-            raise
+        except BaseException as exc:
+            if not self._failed(batch, exc):
+                raise
+            return []  # the poison is out; the next round reserves as usual
         finally:
             with self._cond:
                 self._fetcher_sends = not self._fetcher_gone
@@ -151,10 +178,9 @@ class Outbox:
                         break
                     try:
                         self._send(batch, 0, 0)
-                    except BaseException:
-                        with self._cond:  # sent again on the next flush
-                            self._items[:0] = batch
-                        raise
+                    except BaseException as exc:
+                        if not self._failed(batch, exc):  # kept: sent on the next flush
+                            raise
             finally:
                 self._flush_lock.release()
             with self._cond:

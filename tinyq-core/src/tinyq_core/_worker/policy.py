@@ -12,7 +12,7 @@ import attrs
 
 from .._backoff import Backoff
 from .._codec import Codec, Outcome, Unverified
-from .._errors import BadMessage, JobTimeout, Retry
+from .._errors import BadMessage, JobTimeout, Retry, describe_exception
 from .._types import Delivery, Job, Result
 
 if TYPE_CHECKING:
@@ -139,24 +139,74 @@ def settle(
     codec: Codec,
     value: Any,
     error: BaseException | None,
+    max_result_size: int | None = None,
 ) -> Settlement:
-    """Turn a job's return value or exception into what the broker must be told."""
+    """Turn a job's return value or exception into what the broker must be told. A result
+    over ``max_result_size`` bytes fails the job at once: retrying cannot make it smaller."""
     if error is None:
         if not options.store_result:
             return AckJob(delivery)
-        return AckJob(delivery, codec.encode_result(job.id, job.queue, Outcome.success(value)))
+        result = codec.encode_result(job.id, job.queue, Outcome.success(value))
+        if max_result_size is not None and len(result.body) > max_result_size:
+            text = (f"result of {len(result.body):,} bytes is over max_result_size "
+                    f"({max_result_size:,})")
+            outcome = Outcome.failure("ResultTooLarge", f"ResultTooLarge: {text}; store large "
+                                      "data elsewhere and return a reference (a path, a URL, "
+                                      "a key), or raise the limit")
+            return DeadLetterJob(first_sent(delivery, job, codec),
+                                 codec.encode_result(job.id, job.queue, outcome), text,
+                                 outcome.error)
+        return AckJob(delivery, result)
     retryable = isinstance(error, Retry) or isinstance(error, options.retry_on)
     if retryable and job.retries < options.max_retries:
         retried = attrs.evolve(job, retries=job.retries + 1)
         return RetryJob(delivery, codec.encode_job(retried),
                         retry_delay(error, options, job.retries))
     outcome = Outcome.of_exception(error)
-    if job.retries:
-        # The dead letter keeps the job as first sent: requeued, it gets its retries again.
-        fresh = codec.encode_job(attrs.evolve(job, retries=0))
-        delivery = attrs.evolve(delivery, message=attrs.evolve(delivery.message, body=fresh))
-    return DeadLetterJob(delivery, codec.encode_result(job.id, job.queue, outcome),
+    result = codec.encode_result(job.id, job.queue, outcome)
+    if max_result_size is not None and len(result.body) > max_result_size:
+        # A failure is reported all the same: shortened, with the reason it was.
+        outcome = Outcome.failure(
+            outcome.type, f"{outcome.error[:TEXT_KEPT]} [failure of {len(result.body):,} "
+            f"bytes shortened: over max_result_size ({max_result_size:,})]",
+            outcome.traceback[-TEXT_KEPT:])
+        result = codec.encode_result(job.id, job.queue, outcome)
+    return DeadLetterJob(first_sent(delivery, job, codec), result,
                          f"failed after {job.retries + 1} attempt(s)", outcome.error)
+
+
+TEXT_KEPT = 1000  # characters of an error or traceback kept when a failure is shortened
+
+
+def first_sent(delivery: Delivery, job: Job, codec: Codec) -> Delivery:
+    """The delivery of a job that failed for good: the dead letter keeps the job as first
+    sent, so that, requeued, it gets its retries again."""
+    if not job.retries:
+        return delivery
+    fresh = codec.encode_job(attrs.evolve(job, retries=0))
+    return attrs.evolve(delivery, message=attrs.evolve(delivery.message, body=fresh))
+
+
+def unsendable(settlement: Settlement, codec: Codec, exc: BaseException) -> DeadLetterJob:
+    """The stand-in for a settlement the broker refuses alone while it takes others (a result
+    over Redis' proto-max-bulk-len): a failure small enough to store, so that its job fails
+    alone instead of wedging the worker's every later report."""
+    result = None if isinstance(settlement, RetryJob) else settlement.result
+    why = describe_exception(exc)[:TEXT_KEPT]
+    if isinstance(settlement, DeadLetterJob) and not settlement.verified:
+        # Still nothing under the id it claims (its body may be what the broker refused).
+        return DeadLetterJob(settlement.delivery, None, f"{settlement.reason}; {why}",
+                             verified=False)
+    if result is not None:
+        reason = (f"result could not be stored: {why} (a result of {len(result.body):,} "
+                  "bytes; the broker takes smaller ones)")
+    else:
+        reason = f"outcome could not be reported: {why} (the broker takes others)"
+    delivery = settlement.delivery
+    outcome = Outcome.failure("ResultNotStored" if result is not None else "OutcomeNotReported",
+                              f"dead-lettered: {reason}")
+    return DeadLetterJob(delivery, codec.encode_result(delivery.id, delivery.queue, outcome),
+                         reason, outcome.error)
 
 
 def unreportable(

@@ -34,11 +34,17 @@ class JobRunner:
     a job with a timeout starts, so that its deadline is kept."""
 
     def __init__(
-        self, held: HeldJobs, outbox: Outbox, codec: Codec, deadline_set: threading.Event
+        self,
+        held: HeldJobs,
+        outbox: Outbox,
+        codec: Codec,
+        deadline_set: threading.Event,
+        max_result_size: int | None = None,
     ) -> None:
         self._held = held
         self._outbox = outbox
         self._codec = codec
+        self._max_result_size = max_result_size
         self._deadline_set = deadline_set
         self._loops = ThreadLoops()
 
@@ -68,7 +74,7 @@ class JobRunner:
             return
         try:
             settlement = settle(work.delivery, job, work.task.options, self._codec, value,
-                                error)
+                                error, self._max_result_size)
         except BaseException as exc:  # an exotic exception that cannot even be described
             settlement = unreportable(work.delivery, job, self._codec, exc)
         log_settlement(work, settlement, error)

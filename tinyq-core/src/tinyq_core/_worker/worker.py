@@ -34,6 +34,7 @@ from .ladder import ShutdownLadder, Stage
 from .outbox import Outbox, Sender
 from .policy import admit
 from .runner import JobRunner
+from .sift import Sifter
 from .threads import ThreadGroup
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ class Worker:
         health = BrokerHealth()
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
                         self.queues)
-        outbox = self._outbox = Outbox(self._cond, self._held, sender, health)
+        outbox = self._outbox = Outbox(self._cond, self._held, sender, health,
+                                       Sifter(broker, sender, codec))
         deadline_set = threading.Event()
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
@@ -119,8 +121,8 @@ class Worker:
                           app.results if codec.signs else None)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
                              health, deadline_set)
-        self.executor.start(self.concurrency, JobRunner(self._held, outbox, codec,
-                                                        deadline_set).run)
+        runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size)
+        self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:
                 helpers.start(keeper.run, "Housekeeper")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 
-from .._errors import BrokerError
+import pytest
+
+from .._errors import BrokerError, EnqueueError
 from .._interfaces import Broker
 from ._support import (
     AT_ONCE,
@@ -97,6 +100,26 @@ class DeliveryContract(ContractBase):
         broker.enqueue(messages)
         deliveries = broker.reserve([queue], 100, GRACE)
         assert {d.id: d.message.body for d in deliveries} == {m.id: m.body for m in messages}
+
+    def test_a_refused_enqueue_names_exactly_what_went_in(
+        self, refusing_broker: tuple[Broker, Callable[[], None]]
+    ) -> None:
+        """A broker that takes only part of a batch raises EnqueueError whose
+        ``enqueued_ids`` are exactly the messages it took; the producer then sends the rest
+        again, and each message is there once."""
+        broker, make_room = refusing_broker
+        queue = new_queue()
+        messages = [new_message(queue) for _ in range(6000)]
+        with pytest.raises(EnqueueError) as info:
+            broker.enqueue(messages)
+        went_in = list(info.value.enqueued_ids)
+        assert set(went_in) <= {m.id for m in messages}
+        make_room()
+        assert sorted(self.reserve_all(broker, queue)) == sorted(went_in)
+        taken = set(went_in)
+        rest = [m for m in messages if m.id not in taken]
+        broker.enqueue(rest)
+        assert sorted(self.reserve_all(broker, queue)) == sorted(m.id for m in rest)
 
     def test_durable_enqueue_adds_each_message_once(self, broker: Broker) -> None:
         """``durable=True`` returns with the messages enqueued, or (``durable_enqueue_refused``)

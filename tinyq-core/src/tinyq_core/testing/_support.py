@@ -100,6 +100,13 @@ class ContractBase:
         need it are skipped."""
         pytest.skip(f"no second_broker fixture for {type(broker).__name__} (optional)")
 
+    @pytest.fixture
+    def refusing_broker(self, broker: Broker) -> Iterator[tuple[Broker, Callable[[], None]]]:
+        """Optional: ``broker`` set up to refuse part of a batch of 6,000 small messages (out
+        of memory or space, as Redis at ``maxmemory``), and a function that makes room again.
+        Without it, the tests that need it are skipped."""
+        pytest.skip(f"no refusing_broker fixture for {type(broker).__name__} (optional)")
+
     @staticmethod
     def require_admin(broker: Broker) -> BrokerAdmin:
         if not isinstance(broker, BrokerAdmin):
@@ -114,6 +121,13 @@ class ContractBase:
         deliveries = broker.reserve([queue], count, GRACE)
         assert len(deliveries) == count, f"expected {count} deliveries, got {deliveries}"
         return deliveries
+
+    def reserve_all(self, broker: Broker, queue: str) -> list[str]:
+        """Lease everything ``queue`` holds: the job ids, in order, repeats kept."""
+        ids: list[str] = []
+        while deliveries := broker.reserve([queue], 1000, GRACE if not ids else 0):
+            ids += [d.id for d in deliveries]
+        return ids
 
     def lease_twice(
         self, broker: Broker, queue: str, count: int
