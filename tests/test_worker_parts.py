@@ -13,6 +13,7 @@ from tinyq_core import Application
 from tinyq_core._worker.health import BrokerHealth
 from tinyq_core._worker.held import HeldJobs, Work
 from tinyq_core._worker.ladder import ShutdownLadder, Stage
+from tinyq_core._worker.leases import LostLeases
 from tinyq_core._worker.outbox import Outbox, Sender
 from tinyq_core._worker.policy import AckJob, DeadLetterJob, RetryJob, Settlement
 from tinyq_core._worker.threads import ThreadGroup, raise_in_thread
@@ -181,7 +182,8 @@ class RecordingBroker:
 @pytest.mark.parametrize("own_results", [True, False])
 def test_the_sender_stores_results_before_acks(own_results: bool) -> None:
     broker = RecordingBroker()
-    send = Sender(broker, broker, own_results, 60, ["q"])  # type: ignore[arg-type]
+    send = Sender(broker, broker, own_results, 60, ["q"],  # type: ignore[arg-type]
+                  LostLeases(60))
     ok, retry, dead = work(1), work(2), work(3)
     result, failure = Result("j1", b"ok"), Result("j3", b"failed")
     send([AckJob(ok.delivery, result), RetryJob(retry.delivery, b"again", 2.0),

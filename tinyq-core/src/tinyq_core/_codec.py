@@ -124,7 +124,7 @@ class Codec:
                                           f"SerializationError: the return value: {exc}")
         envelope = {"ok": False, "type": outcome.type, "error": outcome.error,
                     "traceback": outcome.traceback}
-        return Result(job_id, self.encode(envelope), queue)
+        return Result(job_id, self.encode(envelope), queue, ok=False)
 
     def decode_result(self, body: bytes) -> Outcome:
         """The outcome in a stored result; an unreadable one is a failure that says why."""

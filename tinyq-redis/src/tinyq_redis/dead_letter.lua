@@ -1,8 +1,13 @@
 -- Move a leased entry to the queue's dead-letter stream, with why; with a result key, store
 -- the job's failure in the same step, so whoever sees the failure finds the dead letter.
+-- A failure is stored as its body twice: the list's length tells a failure (2) from a
+-- success (1) without decoding the body, and every reader (LINDEX 0, BRPOPLPUSH of the key to
+-- itself) still sees the body.
 -- KEYS: stream, dead stream, jobs hash[, result key]; ARGV: group, entry id, job id, body,
 -- reason, error, attempts[, result ttl ms, result body]
--- Returns 0 when the entry was no longer pending (someone else owns it now), else 1.
+-- Returns 0 when the entry was no longer pending (someone else owns it now); 2 when the job
+-- had succeeded already (it ran twice, a lease lost while it ran): the entry is settled, the
+-- success kept and no dead letter added; else 1.
 local stream, dead = KEYS[1], KEYS[2]
 if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
   return 0
@@ -10,8 +15,11 @@ end
 redis.call("XDEL", stream, ARGV[2])
 redis.call("HDEL", KEYS[3], ARGV[3])
 if KEYS[4] then
+  if redis.call("LLEN", KEYS[4]) == 1 then
+    return 2
+  end
   redis.call("DEL", KEYS[4])
-  redis.call("RPUSH", KEYS[4], ARGV[9])
+  redis.call("RPUSH", KEYS[4], ARGV[9], ARGV[9])
   redis.call("PEXPIRE", KEYS[4], tonumber(ARGV[8]))
 end
 local now = redis.call("TIME")

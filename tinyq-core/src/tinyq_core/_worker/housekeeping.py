@@ -14,6 +14,7 @@ from .._interfaces import Broker
 from .health import BrokerHealth
 from .held import HeldJobs
 from .ladder import ShutdownLadder
+from .leases import LostLeases
 from .outbox import Outbox
 from .policy import settle, timed_out
 from .runner import log_settlement
@@ -38,9 +39,11 @@ class Housekeeper:
         ladder: ShutdownLadder,
         health: BrokerHealth,
         deadline_set: threading.Event,
+        leases: LostLeases,
     ) -> None:
         self._broker, self._queues = broker, list(queues)
         self._held, self._outbox, self._codec = held, outbox, codec
+        self._leases = leases
         self._ladder, self._health = ladder, health
         self.deadline_set = deadline_set  # set by a starting job with a timeout, and at DONE
 
@@ -57,7 +60,9 @@ class Housekeeper:
                     leased, _, _ = self._held.snapshot()
                     leased += self._outbox.deliveries()
                     if leased:
-                        self._broker.renew(leased)
+                        lost = self._broker.renew(leased)
+                        if lost:
+                            self._leases.lost(lost)
                 if now >= next_recover:
                     next_recover = now + recover_every
                     self._broker.recover(self._queues)

@@ -31,6 +31,7 @@ from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .housekeeping import Housekeeper, Mover
 from .ladder import ShutdownLadder, Stage
+from .leases import LostLeases
 from .outbox import Outbox, Sender
 from .policy import admit
 from .runner import JobRunner
@@ -108,16 +109,17 @@ class Worker:
                 "or use the json serializer."
             )
         health = BrokerHealth()
+        leases = self._leases = LostLeases(broker.visibility_timeout)
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
-                        self.queues)
+                        self.queues, leases)
         outbox = self._outbox = Outbox(self._cond, self._held, sender, health)
         deadline_set = threading.Event()
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
         fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
-                          health, self.executor, admission)
+                          health, self.executor, admission, leases)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
-                             health, deadline_set)
+                             health, deadline_set, leases)
         self.executor.start(self.concurrency, JobRunner(self._held, outbox, codec,
                                                         deadline_set).run)
         with ThreadGroup() as helpers:
