@@ -11,7 +11,7 @@ import pytest
 
 from tinyq_core import Application
 from tinyq_core._worker.health import BrokerHealth
-from tinyq_core._worker.held import HeldJobs, Work
+from tinyq_core._worker.held import HOARD_WAIT, HeldJobs, Work
 from tinyq_core._worker.ladder import ShutdownLadder, Stage
 from tinyq_core._worker.leases import LostLeases
 from tinyq_core._worker.outbox import Outbox, Sender
@@ -68,6 +68,29 @@ def test_a_job_is_decided_once() -> None:
     held.add(given_back)
     assert held.take_back(given_back) and held.count() == 0
     assert not held.begin(given_back)  # its thread then does not start it
+
+
+def test_unstarted_jobs_beyond_a_shrunken_capacity_are_taken_for_a_give_back() -> None:
+    """After short jobs the adaptive prefetch is deep; once the slots run long jobs it is
+    none, and the unstarted jobs beyond the slots that waited HOARD_WAIT are given back, the
+    newest first (another worker can start them now)."""
+    held = held_jobs(concurrency=2, prefetch=None)
+    held.job_seconds = 0.001  # short jobs so far: a prefetch of 2 * concurrency
+    works = [work(n) for n in range(6)]
+    for w in works:
+        held.add(w)
+    assert held.room()[0] == 0
+    now = time.monotonic()
+    assert held.take_hoarded(now + HOARD_WAIT) == []  # no slot stuck: all are wanted
+    for w in works[:2]:
+        assert held.begin(w)
+        w.started = now - 1.0  # running far longer than the average: stuck
+    assert held.take_hoarded(now) == []  # not waited long enough yet
+    given_back = held.take_hoarded(now + HOARD_WAIT)
+    assert given_back == works[:1:-1]  # all four unstarted, the newest first
+    assert held.count() == 2 and not held.unstarted()
+    assert not held.begin(works[2])  # its executor thread skips it
+    assert held_jobs(concurrency=2, prefetch=4).take_hoarded(now + 9) == []  # a fixed prefetch
 
 
 def test_expire_claims_jobs_past_their_deadline() -> None:

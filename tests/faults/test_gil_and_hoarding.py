@@ -47,8 +47,10 @@ def hog(seconds):
 
 @app.task(name="nap")
 def nap(seconds):
-    r.rpush(f"{NS}:ran", os.getpid())
+    started = time.time()
     time.sleep(seconds)
+    if seconds:
+        r.rpush(f"{NS}:long", f"{os.getpid()} {started} {time.time()}")
     return seconds
 '''
 
@@ -86,3 +88,26 @@ def test_a_gil_hog_that_runs_twice_keeps_its_success_and_says_so(project: AppPro
     assert broker.dead_letters("default") == []  # the job succeeded: not a dead letter
     logs = project.stop(first) + project.stop(second)
     assert logs.count("lost the lease") >= 2 and handle.id in logs, logs
+
+
+LONG = 1.5  # seconds each long job runs
+
+
+def test_a_process_with_a_free_slot_is_not_left_idle_by_one_hoarding_long_jobs(
+    project: AppProject,
+) -> None:
+    """Two processes of two slots each, started on 200 short jobs followed by 4 long ones:
+    after the short jobs the deep prefetch of one process must not keep long jobs unstarted
+    while the other process has nothing to run. One round of four jobs: about LONG."""
+    nap = project.module.nap
+    nap.map([(0.0,)] * 200 + [(LONG,)] * 4)
+    supervisor = project.worker("-p", "2", "-w", "2")
+    key = f"{project.ns}:long"
+    wait_until(lambda: project.redis.llen(key) == 4, timeout=30, message="the long jobs")
+    runs = [line.decode().split() for line in project.redis.lrange(key, 0, -1)]
+    span = max(float(end) for _, _, end in runs) - min(float(start) for _, start, _ in runs)
+    by_process = sorted(sum(1 for pid, _, _ in runs if pid == p) for p in {r[0] for r in runs})
+    project.stop(supervisor)
+    print(f"long jobs by process: {by_process}, first start to last end: {span:.2f} s")
+    assert by_process == [2, 2], (by_process, span)
+    assert span < LONG + 1.0, (by_process, span)  # hoarded: 2 * LONG

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .._codec import Codec
 from .._interfaces import Broker
 from .health import BrokerHealth
-from .held import HeldJobs
+from .held import HOARD_WAIT, HeldJobs
 from .ladder import ShutdownLadder
 from .leases import LostLeases
 from .outbox import Outbox
@@ -69,9 +69,28 @@ class Housekeeper:
             except Exception as exc:
                 self._health.failed(exc)
             next_deadline = self._enforce_timeouts()
-            wake = min(next_renew, next_recover, next_deadline or float("inf"))
+            # Unstarted jobs may turn out to be hoarded: look again soon.
+            next_hoard = self._give_back_hoarded()
+            wake = min(next_renew, next_recover, next_deadline or float("inf"), next_hoard)
             self.deadline_set.wait(max(0.0, wake - time.monotonic()))
             self.deadline_set.clear()
+
+    def _give_back_hoarded(self) -> float:
+        """Give back the unstarted jobs the worker should no longer hold (see
+        HeldJobs.take_hoarded); returns when to look again."""
+        now = time.monotonic()
+        hoarded = self._held.take_hoarded(now)
+        if hoarded:
+            logger.info("Giving back %d unstarted job(s): this worker's slots are busy with "
+                        "long jobs, another worker can start them now", len(hoarded))
+        for work in hoarded:
+            try:
+                self._broker.nack(work.delivery)
+            except Exception as exc:  # not renewed any more: it comes back after its lease
+                logger.error("Could not give back %r (it will be redelivered after its "
+                             "lease): %s", work.job, exc)
+        self._leases.settled([w.delivery for w in hoarded])
+        return now + HOARD_WAIT / 2 if self._held.unstarted() else float("inf")
 
     def _enforce_timeouts(self) -> float | None:
         expired, next_deadline = self._held.expire(time.monotonic())
