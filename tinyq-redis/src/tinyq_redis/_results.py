@@ -1,5 +1,5 @@
-"""Results on Redis: one list key per job holding one item, with a TTL, beside its queue
-(``{prefix:queue}:result:<job id>``).
+"""Results on Redis: one list key per job holding one item (a failure: its body twice, see
+below), with a TTL, beside its queue (``{prefix:queue}:result:<job id>``).
 
 ``get`` with a timeout blocks on the server with BRPOPLPUSH from the key to itself, which
 returns the item as soon as it is pushed and leaves it in place for other readers (fakeredis
