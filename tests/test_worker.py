@@ -215,6 +215,8 @@ def test_default_prefetch_follows_job_duration() -> None:
     assert adaptive_prefetch(8, 0.1) == 4  # what 8 slots free in about PREFETCH_WAIT
     assert adaptive_prefetch(8, 60.0) == 0  # long jobs: none (no job waits for a slot)
     assert adaptive_prefetch(1, None) == 1
+    assert adaptive_prefetch(1, None, stuck=1) == 0  # its one slot runs a long first job
+    assert adaptive_prefetch(8, None, stuck=4) == 1
     assert adaptive_prefetch(8, 0.01, stuck=6) == 10  # 2 slots still free up every 10 ms
     assert adaptive_prefetch(8, 0.001, stuck=8) == 0  # every slot held by a long job
 

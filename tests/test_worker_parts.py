@@ -93,6 +93,20 @@ def test_unstarted_jobs_beyond_a_shrunken_capacity_are_taken_for_a_give_back() -
     assert held_jobs(concurrency=2, prefetch=4).take_hoarded(now + 9) == []  # a fixed prefetch
 
 
+def test_a_first_long_job_gives_back_the_initial_prefetch() -> None:
+    """Before any job finished the prefetch is concurrency // 4, at least 1; a job running
+    far longer than PREFETCH_WAIT meanwhile holds its slot, and the prefetched job goes back."""
+    held = held_jobs(concurrency=1, prefetch=None)
+    running, prefetched = work(1), work(2)
+    held.add(running)
+    held.add(prefetched)
+    assert held.begin(running)
+    now = time.monotonic()
+    assert held.take_hoarded(now + HOARD_WAIT) == []  # just started: not stuck yet
+    running.started = now - 1.0
+    assert held.take_hoarded(now + HOARD_WAIT) == [prefetched]
+
+
 def test_expire_claims_jobs_past_their_deadline() -> None:
     held = held_jobs()
     late, later = work(1, slow), work(2, slow)

@@ -35,10 +35,11 @@ def adaptive_prefetch(concurrency: int, job_seconds: float | None, stuck: int = 
     than one slot freed per PREFETCH_WAIT) get none, so a worker never holds a job that waits
     for one of its slots while another worker (another process of ``-p``) could start it now;
     the next job then costs one round trip, little beside a long job. ``job_seconds`` is the
-    average run time so far (None before any job finished: concurrency // 4, at least 1);
-    ``stuck`` slots run a job already far longer than that, so they free no slot soon."""
+    average run time so far (None before any job finished: concurrency // 4 of the slots not
+    stuck, at least 1 while none is); ``stuck`` slots run a job already far longer than that,
+    so they free no slot soon."""
     if job_seconds is None:
-        return max(1, concurrency // 4)
+        return max(0 if stuck else 1, (concurrency - stuck) // 4)
     wanted = (concurrency - stuck) * PREFETCH_WAIT / max(job_seconds, 1e-6)
     return min(2 * concurrency, int(wanted))
 
@@ -78,13 +79,13 @@ class HeldJobs:
         if self.prefetch is not None:
             return self.concurrency + self.prefetch
         average = self.job_seconds
-        stuck = 0
-        if average is not None:
-            # A job running much longer than the average holds its slot: after short jobs, a
-            # few long ones must not leave the deep prefetch of the short ones in place.
-            since = time.monotonic() - max(PREFETCH_WAIT, 4 * average)
-            stuck = sum(1 for w in self._held
-                        if w.started is not None and w.started < since and not w.finished)
+        # A job running much longer than the average (before any finished: than
+        # 4 * PREFETCH_WAIT) holds its slot: after short jobs, a few long ones must not leave
+        # the deep prefetch of the short ones in place, nor a first long job the initial one.
+        typical = PREFETCH_WAIT if average is None else max(PREFETCH_WAIT / 4, average)
+        since = time.monotonic() - 4 * typical
+        stuck = sum(1 for w in self._held
+                    if w.started is not None and w.started < since and not w.finished)
         return self.concurrency + adaptive_prefetch(self.concurrency, average, stuck)
 
     def room(self) -> tuple[int, int]:
