@@ -109,7 +109,7 @@ class Worker:
                 "or use the json serializer."
             )
         health = BrokerHealth()
-        leases = self._leases = LostLeases(broker.visibility_timeout)
+        leases = LostLeases(broker.visibility_timeout)
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
                         self.queues, leases)
         outbox = self._outbox = Outbox(self._cond, self._held, sender, health)
