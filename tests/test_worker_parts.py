@@ -11,8 +11,9 @@ import pytest
 
 from tinyq_core import Application
 from tinyq_core._worker.health import BrokerHealth
-from tinyq_core._worker.held import HeldJobs, Work
+from tinyq_core._worker.held import HOARD_WAIT, HeldJobs, Work
 from tinyq_core._worker.ladder import ShutdownLadder, Stage
+from tinyq_core._worker.leases import LostLeases
 from tinyq_core._worker.outbox import Outbox, Sender
 from tinyq_core._worker.policy import AckJob, DeadLetterJob, RetryJob, Settlement
 from tinyq_core._worker.threads import ThreadGroup, raise_in_thread
@@ -67,6 +68,43 @@ def test_a_job_is_decided_once() -> None:
     held.add(given_back)
     assert held.take_back(given_back) and held.count() == 0
     assert not held.begin(given_back)  # its thread then does not start it
+
+
+def test_unstarted_jobs_beyond_a_shrunken_capacity_are_taken_for_a_give_back() -> None:
+    """After short jobs the adaptive prefetch is deep; once the slots run long jobs it is
+    none, and the unstarted jobs beyond the slots that waited HOARD_WAIT are given back, the
+    newest first (another worker can start them now)."""
+    held = held_jobs(concurrency=2, prefetch=None)
+    held.job_seconds = 0.001  # short jobs so far: a prefetch of 2 * concurrency
+    works = [work(n) for n in range(6)]
+    for w in works:
+        held.add(w)
+    assert held.room()[0] == 0
+    now = time.monotonic()
+    assert held.take_hoarded(now + HOARD_WAIT) == []  # no slot stuck: all are wanted
+    for w in works[:2]:
+        assert held.begin(w)
+        w.started = now - 1.0  # running far longer than the average: stuck
+    assert held.take_hoarded(now) == []  # not waited long enough yet
+    given_back = held.take_hoarded(now + HOARD_WAIT)
+    assert given_back == works[:1:-1]  # all four unstarted, the newest first
+    assert held.count() == 2 and not held.unstarted()
+    assert not held.begin(works[2])  # its executor thread skips it
+    assert held_jobs(concurrency=2, prefetch=4).take_hoarded(now + 9) == []  # a fixed prefetch
+
+
+def test_a_first_long_job_gives_back_the_initial_prefetch() -> None:
+    """Before any job finished the prefetch is concurrency // 4, at least 1; a job running
+    far longer than PREFETCH_WAIT meanwhile holds its slot, and the prefetched job goes back."""
+    held = held_jobs(concurrency=1, prefetch=None)
+    running, prefetched = work(1), work(2)
+    held.add(running)
+    held.add(prefetched)
+    assert held.begin(running)
+    now = time.monotonic()
+    assert held.take_hoarded(now + HOARD_WAIT) == []  # just started: not stuck yet
+    running.started = now - 1.0
+    assert held.take_hoarded(now + HOARD_WAIT) == [prefetched]
 
 
 def test_expire_claims_jobs_past_their_deadline() -> None:
@@ -181,7 +219,8 @@ class RecordingBroker:
 @pytest.mark.parametrize("own_results", [True, False])
 def test_the_sender_stores_results_before_acks(own_results: bool) -> None:
     broker = RecordingBroker()
-    send = Sender(broker, broker, own_results, 60, ["q"])  # type: ignore[arg-type]
+    send = Sender(broker, broker, own_results, 60, ["q"],  # type: ignore[arg-type]
+                  LostLeases(60))
     ok, retry, dead = work(1), work(2), work(3)
     result, failure = Result("j1", b"ok"), Result("j3", b"failed")
     send([AckJob(ok.delivery, result), RetryJob(retry.delivery, b"again", 2.0),

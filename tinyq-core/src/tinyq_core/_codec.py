@@ -146,7 +146,8 @@ class Codec:
                                           f"SerializationError: the return value: {exc}")
         envelope = {"ok": False, "type": outcome.type, "error": outcome.error,
                     "traceback": outcome.traceback}
-        return Result(job_id, self.encode(envelope, _context("result", job_id)), queue)
+        return Result(job_id, self.encode(envelope, _context("result", job_id)), queue,
+                      ok=False)
 
     def decode_result(self, body: bytes, job_id: str = "") -> Outcome:
         """The outcome in the stored result of job ``job_id``; an unreadable one (with keys:

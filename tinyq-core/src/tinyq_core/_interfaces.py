@@ -82,12 +82,16 @@ class Broker(abc.ABC):
         ``[]`` on timeout. Two consumers never hold a lease on the same message."""
 
     @abc.abstractmethod
-    def renew(self, deliveries: Sequence[Delivery]) -> None:
-        """Extend the leases of messages that are still being worked on."""
+    def renew(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery] | None:
+        """Extend the leases of messages that are still being worked on. May return the
+        deliveries whose lease was lost (it expired and the message was handed out again):
+        the worker warns that they may run twice. ``None``: the broker cannot tell."""
 
     @abc.abstractmethod
-    def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Remove finished messages for good."""
+    def ack(self, deliveries: Sequence[Delivery]) -> Sequence[Delivery] | None:
+        """Remove finished messages for good. May return the deliveries whose lease was lost
+        before the ack (their messages were handed out again, and are left alone), as
+        :meth:`renew` does."""
 
     @abc.abstractmethod
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
@@ -146,7 +150,9 @@ class Broker(abc.ABC):
         if request.results:
             self.result_backend().store(request.results, request.result_ttl)
         if request.acks:
-            self.ack(request.acks)
+            lost = self.ack(request.acks)
+            if lost and request.on_lost is not None:
+                request.on_lost(lost)
         if request.count <= 0:
             return []
         return self.reserve(request.queues, request.count, request.timeout)

@@ -6,7 +6,7 @@ of tinyq's internals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -84,14 +84,20 @@ class DeadLetter:
 class Result:
     """The outcome of a job as the result backend stores it.
 
-    * ``job_id``: the job's id; a later result for the same id replaces the earlier one.
+    * ``job_id``: the job's id; a later result for the same id replaces the earlier one,
+      except that a failure never replaces a success: a job that ran twice (its lease was
+      lost while it ran) and failed the second time keeps its success.
     * ``body``: opaque bytes, encoded and signed like a message body.
     * ``queue``: the job's queue (a backend may keep results beside their queue).
+    * ``ok``: whether it holds a success: what a backend needs to know of the body when it
+      stores it. A result read back may say True for a failure (the body tells); two results
+      compare equal without it.
     """
 
     job_id: str
     body: bytes
     queue: str = "default"
+    ok: bool = attrs.field(default=True, eq=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -102,7 +108,8 @@ class SettleRequest:
     broker's own result backend, then acknowledge ``acks``, then reserve up to ``count``
     messages from ``queues`` (none when ``count`` is 0), blocking up to ``timeout`` seconds
     while none is due. A result is stored before its job's ack, so a failure between the
-    two never loses a result: the job stays leased and runs again.
+    two never loses a result: the job stays leased and runs again. ``on_lost``, when given,
+    is called with the acks whose lease was lost (as :meth:`Broker.ack` returns them).
     """
 
     results: Sequence[Result] = ()
@@ -111,6 +118,7 @@ class SettleRequest:
     queues: Sequence[str] = ()
     count: int = 0
     timeout: float = 0.0
+    on_lost: Callable[[Sequence[Delivery]], None] | None = None
 
 
 @attrs.frozen(repr=False)

@@ -152,7 +152,8 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
                 if not self._wait(deadline, next_due):
                     return out
 
-    def renew(self, deliveries: Sequence[Delivery]) -> None:
+    def renew(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        lost = []
         with self._cond:
             self._check()
             expires = self.clock.time() + self.visibility_timeout
@@ -160,6 +161,9 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
                 lease = self._leases.get(delivery.receipt)
                 if lease is not None:
                     lease.expires = expires
+                else:
+                    lost.append(delivery)
+        return lost
 
     def _release(self, delivery: Delivery) -> _Lease | None:
         lease = self._leases.pop(delivery.receipt, None)
@@ -167,11 +171,10 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
             self._status.pop((lease.message.queue, lease.message.id), None)
         return lease
 
-    def ack(self, deliveries: Sequence[Delivery]) -> None:
+    def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         with self._cond:
             self._check()
-            for delivery in deliveries:
-                self._release(delivery)
+            return [d for d in deliveries if self._release(d) is None]
 
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         with self._cond:
@@ -205,6 +208,8 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
             lease = self._release(delivery)
             if lease is None:
                 return
+            if result is not None and self._results.succeeded(delivery.queue, delivery.id):
+                return  # it ran twice and succeeded once: settled, not a dead letter
             if result is not None:  # under this lock: seen no earlier than the dead letter
                 self._results.store([result], result_ttl)
             message = attrs.evolve(lease.message, body=delivery.message.body)

@@ -66,8 +66,15 @@ class MemoryResultBackend(_Base, ResultBackend):
             self._check_sizes(*(result.body for result in results))
             expires = self.clock.time() + ttl
             for result in results:
-                self._results[result.queue, result.job_id] = (result, expires)
+                if result.ok or not self.succeeded(result.queue, result.job_id):
+                    self._results[result.queue, result.job_id] = (result, expires)
             self._cond.notify_all()
+
+    def succeeded(self, queue: str, job_id: str) -> bool:
+        """Whether a success of ``job_id`` is stored (a failure never replaces it)."""
+        with self._cond:
+            item = self._results.get((queue, job_id))
+            return item is not None and item[0].ok and item[1] > self.clock.time()
 
     def forget(self, queue: str, job_ids: Sequence[str]) -> None:
         """Delete the results of ``job_ids`` (requeued dead letters)."""

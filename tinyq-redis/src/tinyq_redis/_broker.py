@@ -44,7 +44,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -248,12 +248,32 @@ class RedisBroker(Broker, RedisAdmin):
         server runs them in order, so a job is acknowledged only after its result is stored,
         and both happen before the read blocks."""
         pipe = self._pipeline()
-        self._add_settle(pipe, request.results, request.result_ttl, request.acks)
+        settled = self._add_settle(pipe, request.results, request.result_ttl, request.acks)
         if request.count <= 0:
             with translate_errors(self.where):
-                execute(self.client, pipe)
+                replies = execute(self.client, pipe)
+            self._report_lost(settled, replies, request.on_lost)
             return []
-        return self._reserve_with(pipe, request.queues, request.count, request.timeout)
+        return self._reserve_with(pipe, request.queues, request.count, request.timeout,
+                                  lambda replies: self._report_lost(settled, replies,
+                                                                    request.on_lost))
+
+    @staticmethod
+    def _report_lost(
+        settled: list[list[Delivery]],
+        replies: Sequence[Any],
+        on_lost: Callable[[Sequence[Delivery]], None] | None,
+    ) -> list[Delivery]:
+        """The acks that found their entry no longer pending (its lease was lost): each
+        settle script, first in the pipeline, returns their entry ids."""
+        lost: list[Delivery] = []
+        for done, reply in zip(settled, replies, strict=False):
+            if reply:
+                gone = {text(entry) for entry in reply}
+                lost += [d for d in done if d.receipt in gone]
+        if lost and on_lost is not None:
+            on_lost(lost)
+        return lost
 
     def _add_settle(
         self,
@@ -261,8 +281,9 @@ class RedisBroker(Broker, RedisAdmin):
         results: Sequence[Result],
         ttl: float,
         acks: Sequence[Delivery],
-    ) -> None:
-        """Queue one settle script per queue: its results, then its acks."""
+    ) -> list[list[Delivery]]:
+        """Queue one settle script per queue: its results, then its acks. Returns the acks of
+        each script, in order."""
         by_queue: dict[str, tuple[list[Result], list[Delivery]]] = {}
         for result in results:
             by_queue.setdefault(result.queue, ([], []))[0].append(result)
@@ -278,13 +299,21 @@ class RedisBroker(Broker, RedisAdmin):
                 [GROUP, ttl_ms, len(done), *(d.receipt for d in done), *(d.id for d in done),
                  *(r.body for r in stored)],
             )
+        return [done for stored, done in by_queue.values()]
 
     def _reserve_with(
-        self, pipe: Any, queues: Sequence[str], count: int, timeout: float
+        self,
+        pipe: Any,
+        queues: Sequence[str],
+        count: int,
+        timeout: float,
+        first: Callable[[list[Any]], object] | None = None,
     ) -> list[Delivery]:
+        """Reserve with the commands already in ``pipe``; ``first`` gets the pipeline's
+        replies (those before the read)."""
         with translate_errors(self.where):
             try:
-                return self._reserve(pipe, queues, count, timeout)
+                return self._reserve(pipe, queues, count, timeout, first)
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
@@ -294,7 +323,12 @@ class RedisBroker(Broker, RedisAdmin):
                 return self._reserve(self._pipeline(), queues, count, 0)
 
     def _reserve(
-        self, pipe: Any, queues: Sequence[str], count: int, timeout: float
+        self,
+        pipe: Any,
+        queues: Sequence[str],
+        count: int,
+        timeout: float,
+        first: Callable[[list[Any]], object] | None = None,
     ) -> list[Delivery]:
         self._ensure_groups(queues)
         # A blocking read must end well inside the socket timeout, or it reads as an outage.
@@ -303,12 +337,12 @@ class RedisBroker(Broker, RedisAdmin):
         if len(queues) == 1:
             pipe.xreadgroup(GROUP, self.consumer, {self.keys(queues[0]).stream: ">"},
                             count=count, block=block)
-            return self._deliveries(execute(self.client, pipe)[-1])
+            return self._deliveries(self._execute(pipe, first)[-1])
         streams = [self.keys(q).stream for q in queues]
         if self._first_of is not None:
-            return self._reserve_across_slots(pipe, streams, count, block)
+            return self._reserve_across_slots(pipe, streams, count, block, first)
         RESERVE.queue(pipe, streams, (GROUP, self.consumer, count))
-        deliveries = self._deliveries(execute(self.client, pipe)[-1])
+        deliveries = self._deliveries(self._execute(pipe, first)[-1])
         if not deliveries and block is not None:
             # All empty: wait for the first message on any of them, then top up in order.
             reply = self.client.xreadgroup(
@@ -321,14 +355,25 @@ class RedisBroker(Broker, RedisAdmin):
                 deliveries += self._deliveries(more)
         return deliveries
 
+    def _execute(self, pipe: Any, first: Callable[[list[Any]], object] | None) -> list[Any]:
+        replies = execute(self.client, pipe)
+        if first is not None:
+            first(replies)
+        return replies
+
     def _reserve_across_slots(
-        self, pipe: Any, streams: list[str], count: int, block: int | None
+        self,
+        pipe: Any,
+        streams: list[str],
+        count: int,
+        block: int | None,
+        first: Callable[[list[Any]], object] | None = None,
     ) -> list[Delivery]:
         """Several queues on a Cluster: read them one by one in priority order (the first
         read rides ``pipe``) until ``count`` are leased; when all are empty, block on all
         at once and take one entry from each that has one."""
         pipe.xreadgroup(GROUP, self.consumer, {streams[0]: ">"}, count=count)
-        deliveries = self._deliveries(execute(self.client, pipe)[-1])
+        deliveries = self._deliveries(self._execute(pipe, first)[-1])
         for stream in streams[1:]:
             if len(deliveries) >= count:
                 break
@@ -382,16 +427,19 @@ class RedisBroker(Broker, RedisAdmin):
         for i, count in zip(recovered, counts, strict=True):
             out[i] = attrs.evolve(out[i], attempts=_count(count) + 1)
 
-    def renew(self, deliveries: Sequence[Delivery]) -> None:
+    def renew(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
-            return
+            return []
         pipe = self._pipeline()
         for queue, entry_ids in self._by_queue(deliveries).items():
             # Claiming our own entries with JUSTID resets their idle time (the lease) and
-            # leaves their delivery count alone.
+            # leaves their delivery count alone. It returns the entries still pending: one
+            # missing was recovered (its lease expired) and maybe runs elsewhere.
             pipe.xclaim(self.keys(queue).stream, GROUP, self.consumer, 0, entry_ids, justid=True)
         with translate_errors(self.where):
-            pipe.execute()
+            replies = pipe.execute()
+        held = {text(entry) for reply in replies for entry in reply or ()}
+        return [d for d in deliveries if d.receipt not in held]
 
     @staticmethod
     def _by_queue(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
@@ -400,13 +448,14 @@ class RedisBroker(Broker, RedisAdmin):
             grouped.setdefault(delivery.queue, []).append(delivery.receipt)
         return grouped
 
-    def ack(self, deliveries: Sequence[Delivery]) -> None:
+    def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
-            return
+            return []
         pipe = self._pipeline()
-        self._add_settle(pipe, (), 1, deliveries)
+        settled = self._add_settle(pipe, (), 1, deliveries)
         with translate_errors(self.where):
-            execute(self.client, pipe)
+            replies = execute(self.client, pipe)
+        return self._report_lost(settled, replies, None)
 
     def nack(self, delivery: Delivery, delay: float = 0, body: bytes | None = None) -> None:
         keys = self.keys(delivery.queue)

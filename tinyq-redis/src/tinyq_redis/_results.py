@@ -1,11 +1,13 @@
-"""Results on Redis: one list key per job holding one item, with a TTL, beside its queue
-(``{prefix:queue}:result:<job id>``).
+"""Results on Redis: one list key per job holding one item (a failure: its body twice, see
+below), with a TTL, beside its queue (``{prefix:queue}:result:<job id>``).
 
 ``get`` with a timeout blocks on the server with BRPOPLPUSH from the key to itself, which
 returns the item as soon as it is pushed and leaves it in place for other readers (fakeredis
 blocks on it too, unlike BLMOVE). Waits longer than the socket timeout are cut into slices.
 The worker stores results through the broker's settle script, in the same round trip as its
-acknowledgements; ``store`` here is for everything else.
+acknowledgements; ``store`` here is for everything else. A failure is stored as its body twice
+(see dead_letter.lua), so that a script can tell it from a success and never replace a
+success with it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tinyq_core.plugin import Result, ResultBackend
 
 from ._connection import translate_errors
 from ._keys import Keys
+from ._scripts import STORE_FAILURE, execute
 
 
 def _bytes(value: Any) -> bytes:
@@ -40,11 +43,14 @@ class RedisResultBackend(ResultBackend):
         ttl_ms = max(1, int(ttl * 1000))
         for result in results:
             key = self.keys(result.queue).result(result.job_id)
-            pipe.delete(key)  # a job that ran twice keeps one result, the last
+            if not result.ok:  # never in place of a success
+                STORE_FAILURE.queue(pipe, [key], [ttl_ms, result.body])
+                continue
+            pipe.delete(key)  # a job that ran twice keeps one result, the last success
             pipe.rpush(key, result.body)
             pipe.pexpire(key, ttl_ms)
         with translate_errors(self.where):
-            pipe.execute()
+            execute(self.client, pipe)
 
     def stored(self, jobs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         if not jobs:

@@ -2,7 +2,7 @@
 -- entries. Results come first, so a job is never acknowledged without its result.
 -- KEYS: stream, jobs hash, recovered hash (see recover.lua), result keys...
 -- ARGV: group, result ttl ms, n (entries to ack), n entry ids, n job ids, one body per result key
--- Returns how many entries were acknowledged.
+-- Returns the entry ids that were no longer pending: their lease was lost (the worker warns).
 local stream, jobs, counts, group = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local ttl, n = tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 4, #KEYS do
@@ -10,7 +10,7 @@ for i = 4, #KEYS do
   redis.call("RPUSH", KEYS[i], ARGV[3 + 2 * n + i - 3])
   redis.call("PEXPIRE", KEYS[i], ttl)
 end
-local acked = 0
+local lost = {}
 for i = 1, n do
   local entry, id = ARGV[3 + i], ARGV[3 + n + i]
   -- Entry by entry: an entry no longer pending was recovered (its lease expired) and its job
@@ -24,7 +24,8 @@ for i = 1, n do
     if mark == entry or mark == "q" then
       redis.call("HDEL", jobs, id)
     end
-    acked = acked + 1
+  else
+    lost[#lost + 1] = entry
   end
 end
-return acked
+return lost

@@ -15,6 +15,7 @@ from .._types import Delivery
 from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .ladder import ShutdownLadder
+from .leases import LostLeases
 from .outbox import Outbox
 from .policy import AckJob, Admitted, DeadLetterJob
 
@@ -38,8 +39,10 @@ class Fetcher:
         health: BrokerHealth,
         executor: Executor[Work],
         admit: Callable[[Delivery], Admitted | DeadLetterJob],
+        leases: LostLeases,
         replays_in: ResultBackend | None = None,
     ) -> None:
+        self._leases = leases
         self._broker, self._queues = broker, list(queues)
         self._cond, self._held, self._outbox = cond, held, outbox
         self._ladder, self._health, self._executor = ladder, health, executor
@@ -105,6 +108,7 @@ class Fetcher:
         return bool(deliveries)
 
     def _admit_all(self, deliveries: list[Delivery]) -> None:
+        self._leases.reserved(deliveries)
         verdicts = [self._admit(delivery) for delivery in deliveries]
         ran = self._ran_already(deliveries, verdicts)
         for delivery, verdict in zip(deliveries, verdicts, strict=True):

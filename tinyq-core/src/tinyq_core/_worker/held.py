@@ -23,20 +23,25 @@ if TYPE_CHECKING:
     from .._task import Task
 
 PREFETCH_WAIT = 0.05  # seconds a prefetched job may wait for a slot, about (adaptive prefetch)
+# Seconds an unstarted job beyond the (shrunken) capacity waits before it is given back.
+HOARD_WAIT = 0.25
 EWMA_WEIGHT = 0.1  # of the newest job in the running average of run times
 
 
 def adaptive_prefetch(concurrency: int, job_seconds: float | None, stuck: int = 0) -> int:
-    """The default prefetch: the jobs that free slots take in about PREFETCH_WAIT, from 1 to
+    """The default prefetch: the jobs that free slots take in about PREFETCH_WAIT, up to
     2 * concurrency (Dramatiq's default). Short jobs get a deep prefetch, so one round trip
-    reports and reserves many jobs and no thread waits for the next batch; long jobs get 1, so
-    a worker does not hoard jobs that another worker could start now. ``job_seconds`` is the
-    average run time so far (None before any job finished: concurrency // 4); ``stuck`` slots
-    run a job already far longer than that, so they free no slot soon."""
+    reports and reserves many jobs and no thread waits for the next batch; long jobs (fewer
+    than one slot freed per PREFETCH_WAIT) get none, so a worker never holds a job that waits
+    for one of its slots while another worker (another process of ``-p``) could start it now;
+    the next job then costs one round trip, little beside a long job. ``job_seconds`` is the
+    average run time so far (None before any job finished: concurrency // 4 of the slots not
+    stuck, at least 1 while none is); ``stuck`` slots run a job already far longer than that,
+    so they free no slot soon."""
     if job_seconds is None:
-        return max(1, concurrency // 4)
+        return max(0 if stuck else 1, (concurrency - stuck) // 4)
     wanted = (concurrency - stuck) * PREFETCH_WAIT / max(job_seconds, 1e-6)
-    return max(1, min(2 * concurrency, int(wanted)))
+    return min(2 * concurrency, int(wanted))
 
 
 @attrs.define(eq=False)
@@ -47,6 +52,7 @@ class Work:
     job: Job
     task: Task[Any, Any]
     thread_id: int | None = None
+    reserved: float = attrs.field(factory=time.monotonic)
     started: float | None = None  # monotonic time the job started running
     deadline: float | None = None
     in_user_code: bool = False
@@ -73,13 +79,13 @@ class HeldJobs:
         if self.prefetch is not None:
             return self.concurrency + self.prefetch
         average = self.job_seconds
-        stuck = 0
-        if average is not None:
-            # A job running much longer than the average holds its slot: after short jobs, a
-            # few long ones must not leave the deep prefetch of the short ones in place.
-            since = time.monotonic() - max(PREFETCH_WAIT, 4 * average)
-            stuck = sum(1 for w in self._held
-                        if w.started is not None and w.started < since and not w.finished)
+        # A job running much longer than the average (before any finished: than
+        # 4 * PREFETCH_WAIT) holds its slot: after short jobs, a few long ones must not leave
+        # the deep prefetch of the short ones in place, nor a first long job the initial one.
+        typical = PREFETCH_WAIT if average is None else max(PREFETCH_WAIT / 4, average)
+        since = time.monotonic() - 4 * typical
+        stuck = sum(1 for w in self._held
+                    if w.started is not None and w.started < since and not w.finished)
         return self.concurrency + adaptive_prefetch(self.concurrency, average, stuck)
 
     def room(self) -> tuple[int, int]:
@@ -133,6 +139,28 @@ class HeldJobs:
                 return False
             work.finished = True
             return True
+
+    def take_hoarded(self, now: float) -> list[Work]:
+        """Claim (and drop) unstarted jobs beyond the capacity that waited HOARD_WAIT, the
+        newest first, to give back: after short jobs the deep prefetch filled up with long
+        ones, and the capacity shrank (see _capacity); another worker can start them now."""
+        with self._cond:
+            if self.inline or self.prefetch is not None:
+                return []
+            excess = len(self._held) + len(self._zombies) - self._capacity()
+            if excess <= 0:
+                return []
+            waiting = [w for w in self._held if w.started is None and not w.finished
+                       and w.reserved <= now - HOARD_WAIT]
+            waiting.sort(key=lambda w: w.reserved, reverse=True)
+            for work in waiting[:excess]:
+                work.finished = True
+                self._held.discard(work)
+            return waiting[:excess]
+
+    def unstarted(self) -> bool:
+        with self._cond:
+            return any(w.started is None and not w.finished for w in self._held)
 
     def take_back(self, work: Work) -> bool:
         """Claim a job for a give-back (shutdown) and drop it; False if already decided."""

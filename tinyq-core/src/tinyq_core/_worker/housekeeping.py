@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from .._codec import Codec
 from .._interfaces import Broker
 from .health import BrokerHealth
-from .held import HeldJobs
+from .held import HOARD_WAIT, HeldJobs
 from .ladder import ShutdownLadder
+from .leases import LostLeases
 from .outbox import Outbox
 from .policy import settle, timed_out
 from .runner import log_settlement
@@ -38,9 +39,11 @@ class Housekeeper:
         ladder: ShutdownLadder,
         health: BrokerHealth,
         deadline_set: threading.Event,
+        leases: LostLeases,
     ) -> None:
         self._broker, self._queues = broker, list(queues)
         self._held, self._outbox, self._codec = held, outbox, codec
+        self._leases = leases
         self._ladder, self._health = ladder, health
         self.deadline_set = deadline_set  # set by a starting job with a timeout, and at DONE
 
@@ -57,16 +60,37 @@ class Housekeeper:
                     leased, _, _ = self._held.snapshot()
                     leased += self._outbox.deliveries()
                     if leased:
-                        self._broker.renew(leased)
+                        lost = self._broker.renew(leased)
+                        if lost:
+                            self._leases.lost(lost)
                 if now >= next_recover:
                     next_recover = now + recover_every
                     self._broker.recover(self._queues)
             except Exception as exc:
                 self._health.failed(exc)
             next_deadline = self._enforce_timeouts()
-            wake = min(next_renew, next_recover, next_deadline or float("inf"))
+            # Unstarted jobs may turn out to be hoarded: look again soon.
+            next_hoard = self._give_back_hoarded()
+            wake = min(next_renew, next_recover, next_deadline or float("inf"), next_hoard)
             self.deadline_set.wait(max(0.0, wake - time.monotonic()))
             self.deadline_set.clear()
+
+    def _give_back_hoarded(self) -> float:
+        """Give back the unstarted jobs the worker should no longer hold (see
+        HeldJobs.take_hoarded); returns when to look again."""
+        now = time.monotonic()
+        hoarded = self._held.take_hoarded(now)
+        if hoarded:
+            logger.info("Giving back %d unstarted job(s): this worker's slots are busy with "
+                        "long jobs, another worker can start them now", len(hoarded))
+        for work in hoarded:
+            try:
+                self._broker.nack(work.delivery)
+            except Exception as exc:  # not renewed any more: it comes back after its lease
+                logger.error("Could not give back %r (it will be redelivered after its "
+                             "lease): %s", work.job, exc)
+        self._leases.settled([w.delivery for w in hoarded])
+        return now + HOARD_WAIT / 2 if self._held.unstarted() else float("inf")
 
     def _enforce_timeouts(self) -> float | None:
         expired, next_deadline = self._held.expire(time.monotonic())

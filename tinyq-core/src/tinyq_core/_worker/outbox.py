@@ -19,6 +19,7 @@ from .._interfaces import Broker, ResultBackend
 from .._types import Delivery, SettleRequest
 from .health import BrokerHealth
 from .held import HeldJobs, Work
+from .leases import LostLeases
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement
 from .sift import Sifter
 
@@ -38,11 +39,18 @@ class Sender:
         own_results: bool,
         result_ttl: float,
         queues: Sequence[str],
+        leases: LostLeases,
     ) -> None:
         self.broker, self.results, self.own_results = broker, results, own_results
         self.result_ttl, self.queues = result_ttl, list(queues)
+        self.leases = leases
 
     def __call__(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
+        deliveries = self._send(batch, count, timeout)
+        self.leases.settled([s.delivery for s in batch])
+        return deliveries
+
+    def _send(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
         broker = self.broker
         acks = [s for s in batch if type(s) is AckJob]
         if len(acks) < len(batch):  # the rare paths: retries and dead letters
@@ -71,7 +79,7 @@ class Sender:
             results = []
         return broker.settle_and_reserve(SettleRequest(
             results=results, result_ttl=self.result_ttl, acks=[s.delivery for s in acks],
-            queues=self.queues, count=count, timeout=timeout,
+            queues=self.queues, count=count, timeout=timeout, on_lost=self.leases.lost,
         ))
 
 

@@ -31,6 +31,7 @@ from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .housekeeping import Housekeeper, Mover
 from .ladder import ShutdownLadder, Stage
+from .leases import LostLeases
 from .outbox import Outbox, Sender
 from .policy import admit
 from .runner import JobRunner
@@ -109,18 +110,19 @@ class Worker:
                 "or use the json serializer."
             )
         health = BrokerHealth()
+        leases = LostLeases(broker.visibility_timeout)
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
-                        self.queues)
+                        self.queues, leases)
         outbox = self._outbox = Outbox(self._cond, self._held, sender, health,
                                        Sifter(broker, sender, codec))
         deadline_set = threading.Event()
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
         fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
-                          health, self.executor, admission,
+                          health, self.executor, admission, leases,
                           app.results if codec.signs else None)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
-                             health, deadline_set)
+                             health, deadline_set, leases)
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size)
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:

@@ -11,10 +11,11 @@ from ._support import GRACE, ContractBase, new_message, new_queue
 
 
 def late_reports(broker: Broker, queue: str) -> dict[str, Callable[[Delivery], object]]:
-    """Every way a consumer can report on its delivery, by name."""
+    """Every way a consumer can report on its delivery, by name. Each returns what it
+    released: renew and ack may name the delivery itself as lost, which releases nothing."""
     return {
-        "renew": lambda old: broker.renew([old]),
-        "ack": lambda old: broker.ack([old]),
+        "renew": lambda old: [d for d in broker.renew([old]) or () if d != old],
+        "ack": lambda old: [d for d in broker.ack([old]) or () if d != old],
         "settle_and_reserve": lambda old: broker.settle_and_reserve(
             SettleRequest(acks=[old], queues=[queue], count=1, timeout=0)
         ),

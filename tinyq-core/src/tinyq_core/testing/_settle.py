@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from .._interfaces import Broker, ResultBackend
-from .._types import Result, SettleRequest
+from .._interfaces import Broker, BrokerAdmin, ResultBackend
+from .._types import Delivery, Result, SettleRequest
 from ._support import AT_ONCE, GRACE, LONG_WAIT, ContractBase, new_message, new_queue
 
 # The calls the default settle_and_reserve makes, in order; each in turn is made to fail.
@@ -125,3 +125,43 @@ class SettleContract(ContractBase):
             if not failed:
                 assert job_id not in leased, f"{step}: settle returned, yet the job is leased"
                 assert stored == result, f"{step}: settle returned, yet no result is stored"
+
+    def test_a_job_that_ran_twice_keeps_its_success(
+        self, broker: Broker, results: ResultBackend
+    ) -> None:
+        """A lease lost while the job ran (its worker stalled): the job runs again. The first
+        run's late success is stored (its ack finds the lease gone and touches nothing), and a
+        later failure of the second delivery (a crash loop, say) never replaces it: the job
+        succeeded, so it is no dead letter either."""
+        queue = new_queue()
+        message = new_message(queue)
+        broker.enqueue([message])
+        [first] = self.reserve_exactly(broker, queue, 1)
+        self.expire_leases(broker)
+        assert broker.recover([queue]) == 1
+        [second] = self.reserve_exactly(broker, queue, 1)
+        assert broker.renew([first]) in (None, [first])  # a broker may say the lease is lost
+        success = Result(message.id, b"success", queue)
+        lost: list[Sequence[Delivery]] = []
+        broker.settle_and_reserve(SettleRequest(results=[success], result_ttl=60, acks=[first],
+                                                on_lost=lost.append))
+        assert lost in ([], [[first]])
+        failure = Result(message.id, b"failure", queue, ok=False)
+        broker.dead_letter(second, "crash loop", result=failure, result_ttl=60)
+        assert results.get(message.id, queue=queue) == success
+        results.store([failure], 60)  # nor through the backend itself
+        assert results.get(message.id, queue=queue) == success
+        if isinstance(broker, BrokerAdmin):
+            assert broker.dead_letters(queue) == []
+        self.expire_leases(broker)
+        assert broker.recover([queue]) == 0  # settled: nothing leased, nothing to run
+        assert broker.reserve([queue], 1, 0) == []
+
+    def test_a_later_success_replaces_a_failure(self, results: ResultBackend) -> None:
+        queue = new_queue()
+        failure = Result("job-1", b"failure", queue, ok=False)
+        success = Result("job-1", b"success", queue)
+        results.store([failure], 60)
+        assert results.get("job-1", queue=queue) == failure
+        results.store([success], 60)
+        assert results.get("job-1", queue=queue) == success
