@@ -39,6 +39,7 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import OutOfMemoryError
 
 from tinyq_core.plugin import (
     Broker,
@@ -133,9 +134,27 @@ class RedisBroker(Broker, RedisAdmin):
             # From id 0: messages enqueued before any worker existed are delivered too.
             pipe.xgroup_create(self.keys(queue).stream, GROUP, id="0", mkstream=True)
         for queue, reply in zip(missing, pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+            if isinstance(reply, OutOfMemoryError):
+                self._group_at_maxmemory(queue)
+            elif isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
                 raise reply
             self._groups.add(queue)
+
+    def _group_at_maxmemory(self, queue: str) -> None:
+        """At maxmemory Redis refuses XGROUP CREATE before it looks for the group: find out
+        whether it exists (enqueue makes it with the stream), or say what is wrong."""
+        stream = self.keys(queue).stream
+        if self.client.exists(stream) and any(
+            text(g["name"]) == GROUP for g in self.client.xinfo_groups(stream)
+        ):
+            return
+        raise BrokerError(
+            f"Redis at {self.where} is out of memory (maxmemory) and refuses to create the "
+            f"consumer group of queue {queue!r}, so no worker can read that queue (it was "
+            "filled before any worker started, by an older tinyq, or by hand). Free memory: "
+            "raise maxmemory (CONFIG SET maxmemory ...), or delete keys; the worker goes on "
+            "by itself"
+        )
 
     # -- producer ----------------------------------------------------------------------------
 

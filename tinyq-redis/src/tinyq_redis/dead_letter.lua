@@ -4,14 +4,19 @@
 -- reason, error, attempts[, result ttl ms, result body]
 -- Returns 0 when the entry was no longer pending (someone else owns it now), else 1.
 local stream, dead = KEYS[1], KEYS[2]
+-- At maxmemory Redis refuses a script only at its first write, and only when that command may
+-- grow memory (XACK does not, and would let the rest through): SETRANGE may, and of nothing
+-- on a key that never exists it changes nothing. So this is refused at the limit like any
+-- write, and the worker keeps the dead letter to send again.
+redis.call("SETRANGE", stream .. ":oom-check", 0, "")
 if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call("XDEL", stream, ARGV[2])
 redis.call("HDEL", KEYS[3], ARGV[3])
 if KEYS[4] then
-  redis.call("DEL", KEYS[4])
   redis.call("RPUSH", KEYS[4], ARGV[9])
+  redis.call("LTRIM", KEYS[4], -1, -1) -- a job that ran twice keeps one result, the last
   redis.call("PEXPIRE", KEYS[4], tonumber(ARGV[8]))
 end
 local now = redis.call("TIME")
