@@ -104,6 +104,10 @@ class RedisBroker(Broker, RedisAdmin):
         self._queue_of: dict[bytes, str] = {}  # stream key -> queue name
         self._groups: set[str] = set()
         self._lock = threading.Lock()
+        # Entries read in the round trip of a report that Redis refused (at maxmemory, say):
+        # leased to this consumer, renewed with the worker's, and handed out once a report
+        # goes through, instead of waiting out a lease nobody knows of.
+        self._unreported_reads: list[Delivery] = []
         # A blocking call must end well inside the socket timeout, or it reads as an outage.
         self._longest_block = max(0.05, opts.socket_timeout * 0.75)
         self._results = RedisResultBackend(self.client, self.keys, self.where,
@@ -265,6 +269,12 @@ class RedisBroker(Broker, RedisAdmin):
         self, pipe: Any, queues: Sequence[str], count: int, timeout: float
     ) -> list[Delivery]:
         with translate_errors(self.where):
+            if self._unreported_reads:
+                if len(pipe):
+                    execute(self.client, pipe)  # the report; its error keeps them for later
+                with self._lock:
+                    kept, self._unreported_reads = self._unreported_reads, []
+                return kept
             try:
                 return self._reserve(pipe, queues, count, timeout)
             except redis.ResponseError as exc:
@@ -285,12 +295,12 @@ class RedisBroker(Broker, RedisAdmin):
         if len(queues) == 1:
             pipe.xreadgroup(GROUP, self.consumer, {self.keys(queues[0]).stream: ">"},
                             count=count, block=block)
-            return self._deliveries(execute(self.client, pipe)[-1])
+            return self._read(pipe)
         streams = [self.keys(q).stream for q in queues]
         if self._first_of is not None:
             return self._reserve_across_slots(pipe, streams, count, block)
         RESERVE.queue(pipe, streams, (GROUP, self.consumer, count))
-        deliveries = self._deliveries(execute(self.client, pipe)[-1])
+        deliveries = self._read(pipe)
         if not deliveries and block is not None:
             # All empty: wait for the first message on any of them, then top up in order.
             reply = self.client.xreadgroup(
@@ -310,7 +320,7 @@ class RedisBroker(Broker, RedisAdmin):
         read rides ``pipe``) until ``count`` are leased; when all are empty, block on all
         at once and take one entry from each that has one."""
         pipe.xreadgroup(GROUP, self.consumer, {streams[0]: ">"}, count=count)
-        deliveries = self._deliveries(execute(self.client, pipe)[-1])
+        deliveries = self._read(pipe)
         for stream in streams[1:]:
             if len(deliveries) >= count:
                 break
@@ -326,6 +336,20 @@ class RedisBroker(Broker, RedisAdmin):
             for stream in streams
         ])
         return [d for reply in replies for d in self._deliveries(reply)]
+
+    def _read(self, pipe: Any) -> list[Delivery]:
+        """Run ``pipe`` (a report, then a read) and return what the read leased. When the
+        report failed but the read went through, the entries are kept for the next call and
+        the report's error raised: the worker sends the report again."""
+        replies = execute(self.client, pipe, raise_errors=False)
+        errors = [r for r in replies if isinstance(r, Exception)]
+        if errors and not isinstance(replies[-1], Exception):
+            deliveries = self._deliveries(replies[-1])
+            with self._lock:
+                self._unreported_reads += deliveries
+        if errors:
+            raise errors[0]
+        return self._deliveries(replies[-1])
 
     def _deliveries(self, reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
@@ -347,6 +371,8 @@ class RedisBroker(Broker, RedisAdmin):
         return out
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
+        with self._lock:
+            deliveries = [*deliveries, *self._unreported_reads]
         if not deliveries:
             return
         pipe = self._pipeline()

@@ -22,7 +22,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
-from redis.exceptions import RedisClusterException
+from redis.exceptions import OutOfMemoryError, RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
@@ -241,5 +241,11 @@ class translate_errors:  # lower case: used like a function, ``with translate_er
             ) from exc
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             raise BrokerUnavailable(f"Redis at {where} is unreachable: {exc}") from exc
+        if isinstance(exc, OutOfMemoryError):
+            raise BrokerError(
+                f"Redis at {where} is out of memory (used memory > maxmemory): it refuses "
+                "writes until memory is freed. Workers still drain queues (jobs without a "
+                "stored result free memory at once); raise maxmemory or delete keys"
+            ) from exc
         if isinstance(exc, redis.RedisError | RedisClusterException):
             raise BrokerError(f"Redis at {where} failed: {exc}") from exc

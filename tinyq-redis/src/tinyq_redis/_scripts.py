@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 from redis.cluster import ClusterPipeline
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 
 class Lua:
@@ -44,16 +44,22 @@ def _commands(pipe: Any) -> list[tuple[Any, ...]]:
     return [args for args, _ in pipe.command_stack]
 
 
-def execute(client: Any, pipe: Any) -> list[Any]:
+def execute(client: Any, pipe: Any, raise_errors: bool = True) -> list[Any]:
     """``pipe.execute()``, loading scripts Redis does not know and running those calls again;
-    then raises the first error, as ``execute`` does."""
+    then raises the first error, as ``execute`` does (or, without ``raise_errors``, leaves
+    the errors among the replies)."""
     commands = _commands(pipe)
     replies: list[Any] = pipe.execute(raise_on_error=False)
     for index, reply in enumerate(replies):
         if isinstance(reply, NoScriptError):
             args = commands[index]
             client.script_load(Lua.by_sha[str(args[1])].text)
-            replies[index] = client.execute_command(*args)
+            try:
+                replies[index] = client.execute_command(*args)
+            except RedisError as exc:  # among the replies, as in the pipeline
+                replies[index] = exc
+    if not raise_errors:
+        return replies
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply

@@ -111,6 +111,7 @@ class Worker:
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
                         self.queues)
         outbox = self._outbox = Outbox(self._cond, self._held, sender, health)
+        health.unreported = outbox.pending
         deadline_set = threading.Event()
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
