@@ -131,7 +131,7 @@ def test_an_eviction_policy_that_deletes_jobs_is_refused_unless_allowed(policy: 
     server = RedisServer(extra=("--maxmemory", "100mb", "--maxmemory-policy", policy)).start()
     try:
         producer = Application(f"{server.url}?prefix=evict")
-        with pytest.raises(ConfigurationError, match="noeviction.*allow_eviction"):
+        with pytest.raises(ConfigurationError, match=r"noeviction.*allow_eviction"):
             producer.task(name="add")(add).delay(1, 2)  # a producer's first use
         worker_app = Application(f"{server.url}?prefix=evict")
         worker_app.task(name="add")(add)

@@ -54,6 +54,7 @@ from ._admin import RedisAdmin
 from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
 from ._keys import GROUP, Keys, check_name, text
+from ._memory import check_eviction
 from ._results import RedisResultBackend
 from ._scripts import (
     DEAD_LETTER,
@@ -108,6 +109,7 @@ class RedisBroker(Broker, RedisAdmin):
         # leased to this consumer, renewed with the worker's, and handed out once a report
         # goes through, instead of waiting out a lease nobody knows of.
         self._unreported_reads: list[Delivery] = []
+        self._server_checked = False  # the eviction policy (check_server)
         # A blocking call must end well inside the socket timeout, or it reads as an outage.
         self._longest_block = max(0.05, opts.socket_timeout * 0.75)
         self._results = RedisResultBackend(self.client, self.keys, self.where,
@@ -129,10 +131,21 @@ class RedisBroker(Broker, RedisAdmin):
     def _pipeline(self) -> Any:
         return self.client.pipeline(transaction=False)
 
+    def check_server(self) -> None:
+        """Refuse a Redis that evicts queued jobs (see _memory.py); once per broker."""
+        with self._lock:
+            if self._server_checked:
+                return
+            with translate_errors(self.where):
+                check_eviction(self.client, self.where, self.options.allow_eviction)
+            self._server_checked = True
+
     def _ensure_groups(self, queues: Iterable[str]) -> None:
         missing = [q for q in queues if q not in self._groups]
         if not missing:
             return
+        if not self._server_checked:  # a worker's or an admin call's first use
+            self.check_server()
         pipe = self._pipeline()
         for queue in missing:
             # From id 0: messages enqueued before any worker existed are delivered too.
@@ -165,6 +178,8 @@ class RedisBroker(Broker, RedisAdmin):
     def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
         if not messages:
             return
+        if not self._server_checked:  # a producer's first use
+            self.check_server()
         if len(messages) == 1 and not durable and messages[0].due is None:
             # delay(): one script call, without the cost of building a pipeline.
             m = messages[0]

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from .._errors import BrokerError
 from .._interfaces import Broker, Executor
 from .fetcher import Fetcher
 from .health import BrokerHealth
@@ -107,6 +108,10 @@ class Worker:
                 "to the broker can run code on this worker. Set Application(secret_key=...) "
                 "or use the json serializer."
             )
+        try:  # a server set up to lose jobs stops the worker here, before it takes any
+            broker.check_server()
+        except BrokerError as exc:  # unreachable now: the broker checks at its first use
+            logger.debug("Broker not checked at start: %s", exc)
         health = BrokerHealth()
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
                         self.queues)
