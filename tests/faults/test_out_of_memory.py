@@ -162,3 +162,19 @@ def test_a_policy_that_evicts_results_only_is_warned_about_once(
         assert len(warnings) == 1, caplog.text
     finally:
         server.close()
+
+
+def test_a_queue_without_its_group_at_maxmemory_gets_a_clear_error(
+    full_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream made without its group (by hand, or by an older tinyq) and then filled: the
+    worker cannot create the group at the limit, and says so, with what to do."""
+    client = redis.Redis.from_url(full_server.url)
+    client.xadd("{oom:default}:stream", {"id": "x", "b": "{}"})
+    fill_with_ballast(client)
+    app = Application(f"{full_server.url}?prefix=oom")
+    caplog.set_level(logging.ERROR, logger="tinyq.worker")
+    with running_worker(app, concurrency=1):
+        wait_until(lambda: "refuses to create the consumer group of queue 'default'"
+                   in caplog.text, timeout=10, message="the worker to say what is wrong")
+    assert "raise maxmemory" in caplog.text
