@@ -109,7 +109,9 @@ def test_a_misspelt_uri_option_suggests_the_closest_name(uri: str, suggestion: s
     assert suggestion in message
     assert "\n" not in message
     # tinyq's own options first, then redis-py's usual ones; where the rest are: the docs.
-    ours = message.index("tinyq's options: visibility_timeout, prefix, durable_timeout;")
+    ours = message.index(
+        "tinyq's options: visibility_timeout, prefix, durable_timeout, allow_eviction;"
+    )
     assert ours < message.index("redis-py's usual ones: socket_timeout, ")
     assert "docs/redis.md" in message
     for internal in ("maint_notifications_pool_handler", "himport_registry", "command_packer",

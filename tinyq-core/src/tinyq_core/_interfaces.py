@@ -160,6 +160,11 @@ class Broker(abc.ABC):
     def ping(self) -> None:  # noqa: B027 - brokers without a connection have nothing to check
         """Raise :class:`BrokerUnavailable` when the broker cannot be reached."""
 
+    def check_server(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Raise :class:`ConfigurationError` when the broker's server is set up to lose jobs
+        (Redis evicting keys, say). A worker calls it as it starts; a broker may also check
+        at its first use, once. One that cannot be reached raises :class:`BrokerError`."""
+
     def result_backend(self) -> ResultBackend:
         """The result backend that lives beside this broker, if it has one."""
         raise ConfigurationError(

@@ -50,6 +50,7 @@ from typing import Any
 import attrs
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import OutOfMemoryError
 
 from tinyq_core.plugin import (
     Broker,
@@ -65,6 +66,7 @@ from ._admin import RedisAdmin
 from ._cluster import FirstOf
 from ._connection import Options, connect, out_of_memory, translate_errors
 from ._keys import GROUP, Keys, check_name, text
+from ._memory import check_eviction
 from ._results import RedisResultBackend
 from ._scripts import (
     DEAD_LETTER,
@@ -116,6 +118,11 @@ class RedisBroker(Broker, RedisAdmin):
         self._queue_of: dict[bytes, str] = {}  # stream key -> queue name
         self._groups: set[str] = set()
         self._lock = threading.Lock()
+        # Entries read in the round trip of a report that Redis refused (at maxmemory, say):
+        # leased to this consumer, renewed with the worker's, and handed out once a report
+        # goes through, instead of waiting out a lease nobody knows of.
+        self._unreported_reads: list[Delivery] = []
+        self._server_checked = False  # the eviction policy (check_server)
         # A blocking call must end well inside the socket timeout, or it reads as an outage.
         self._longest_block = max(0.05, opts.socket_timeout * 0.75)
         self._results = RedisResultBackend(self.client, self.keys, self.where,
@@ -137,24 +144,55 @@ class RedisBroker(Broker, RedisAdmin):
     def _pipeline(self) -> Any:
         return self.client.pipeline(transaction=False)
 
+    def check_server(self) -> None:
+        """Refuse a Redis that evicts queued jobs (see _memory.py); once per broker."""
+        with self._lock:
+            if self._server_checked:
+                return
+            with translate_errors(self.where):
+                check_eviction(self.client, self.where, self.options.allow_eviction)
+            self._server_checked = True
+
     def _ensure_groups(self, queues: Iterable[str]) -> None:
         missing = [q for q in queues if q not in self._groups]
         if not missing:
             return
+        if not self._server_checked:  # a worker's or an admin call's first use
+            self.check_server()
         pipe = self._pipeline()
         for queue in missing:
             # From id 0: messages enqueued before any worker existed are delivered too.
             pipe.xgroup_create(self.keys(queue).stream, GROUP, id="0", mkstream=True)
         for queue, reply in zip(missing, pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+            if isinstance(reply, OutOfMemoryError):
+                self._group_at_maxmemory(queue)
+            elif isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
                 raise reply
             self._groups.add(queue)
+
+    def _group_at_maxmemory(self, queue: str) -> None:
+        """At maxmemory Redis refuses XGROUP CREATE before it looks for the group: find out
+        whether it exists (enqueue makes it with the stream), or say what is wrong."""
+        stream = self.keys(queue).stream
+        if self.client.exists(stream) and any(
+            text(g["name"]) == GROUP for g in self.client.xinfo_groups(stream)
+        ):
+            return
+        raise BrokerError(
+            f"Redis at {self.where} is out of memory (maxmemory) and refuses to create the "
+            f"consumer group of queue {queue!r}, so no worker can read that queue (it was "
+            "filled before any worker started, by an older tinyq, or by hand). Free memory: "
+            "raise maxmemory (CONFIG SET maxmemory ...), or delete keys; the worker goes on "
+            "by itself"
+        )
 
     # -- producer ----------------------------------------------------------------------------
 
     def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
         if not messages:
             return
+        if not self._server_checked:  # a producer's first use
+            self.check_server()
         if len(messages) == 1 and not durable and messages[0].due is None:
             # delay(): one script call, without the cost of building a pipeline.
             m = messages[0]
@@ -312,6 +350,12 @@ class RedisBroker(Broker, RedisAdmin):
         """Reserve with the commands already in ``pipe``; ``first`` gets the pipeline's
         replies (those before the read)."""
         with translate_errors(self.where):
+            if self._unreported_reads:
+                if len(pipe):
+                    execute(self.client, pipe)  # the report; its error keeps them for later
+                with self._lock:
+                    kept, self._unreported_reads = self._unreported_reads, []
+                return kept
             try:
                 return self._reserve(pipe, queues, count, timeout, first)
             except redis.ResponseError as exc:
@@ -337,12 +381,12 @@ class RedisBroker(Broker, RedisAdmin):
         if len(queues) == 1:
             pipe.xreadgroup(GROUP, self.consumer, {self.keys(queues[0]).stream: ">"},
                             count=count, block=block)
-            return self._deliveries(self._execute(pipe, first)[-1])
+            return self._read(pipe, first)
         streams = [self.keys(q).stream for q in queues]
         if self._first_of is not None:
             return self._reserve_across_slots(pipe, streams, count, block, first)
         RESERVE.queue(pipe, streams, (GROUP, self.consumer, count))
-        deliveries = self._deliveries(self._execute(pipe, first)[-1])
+        deliveries = self._read(pipe, first)
         if not deliveries and block is not None:
             # All empty: wait for the first message on any of them, then top up in order.
             reply = self.client.xreadgroup(
@@ -354,12 +398,6 @@ class RedisBroker(Broker, RedisAdmin):
                                (GROUP, self.consumer, count - len(deliveries)))
                 deliveries += self._deliveries(more)
         return deliveries
-
-    def _execute(self, pipe: Any, first: Callable[[list[Any]], object] | None) -> list[Any]:
-        replies = execute(self.client, pipe)
-        if first is not None:
-            first(replies)
-        return replies
 
     def _reserve_across_slots(
         self,
@@ -373,7 +411,7 @@ class RedisBroker(Broker, RedisAdmin):
         read rides ``pipe``) until ``count`` are leased; when all are empty, block on all
         at once and take one entry from each that has one."""
         pipe.xreadgroup(GROUP, self.consumer, {streams[0]: ">"}, count=count)
-        deliveries = self._deliveries(self._execute(pipe, first)[-1])
+        deliveries = self._read(pipe, first)
         for stream in streams[1:]:
             if len(deliveries) >= count:
                 break
@@ -389,6 +427,23 @@ class RedisBroker(Broker, RedisAdmin):
             for stream in streams
         ])
         return [d for reply in replies for d in self._deliveries(reply)]
+
+    def _read(self, pipe: Any, first: Callable[[list[Any]], object] | None) -> list[Delivery]:
+        """Run ``pipe`` (a report, then a read) and return what the read leased; ``first``
+        gets the replies. When the report failed but the read went through, the entries are
+        kept for the next call and the report's error raised: the worker sends the report
+        again."""
+        replies = execute(self.client, pipe, raise_on_error=False)
+        errors = [r for r in replies if isinstance(r, Exception)]
+        if errors:
+            if not isinstance(replies[-1], Exception):
+                deliveries = self._deliveries(replies[-1])
+                with self._lock:
+                    self._unreported_reads += deliveries
+            raise errors[0]
+        if first is not None:
+            first(replies)
+        return self._deliveries(replies[-1])
 
     def _deliveries(self, reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
@@ -428,6 +483,8 @@ class RedisBroker(Broker, RedisAdmin):
             out[i] = attrs.evolve(out[i], attempts=_count(count) + 1)
 
     def renew(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        with self._lock:
+            deliveries = [*deliveries, *self._unreported_reads]
         if not deliveries:
             return []
         pipe = self._pipeline()

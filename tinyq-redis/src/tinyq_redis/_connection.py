@@ -31,7 +31,8 @@ from tinyq_core.plugin import redact_uri as redact
 
 from ._keys import check_prefix
 
-TINYQ_OPTIONS = ("visibility_timeout", "prefix", "durable_timeout")  # in docs/redis.md's order
+TINYQ_OPTIONS = ("visibility_timeout", "prefix", "durable_timeout", "allow_eviction")
+# (in docs/redis.md's order)
 # The redis-py options an unknown option's error names; it leaves out the other few dozen
 # (internals such as parser_class or event_dispatcher) and says where they are.
 USUAL_REDIS_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval",
@@ -64,6 +65,7 @@ class Options:
     prefix: str = "tinyq"
     durable_timeout: float = 1.0  # seconds a durable enqueue waits for a replica
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    allow_eviction: bool = False  # run on a Redis whose maxmemory-policy is allkeys-*
 
 
 def _retry() -> Retry:
@@ -102,6 +104,13 @@ def _number(ours: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(ours: dict[str, str], name: str) -> bool:
+    value = ours.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigurationError(f"{name} must be true or false, not {value!r}")
+    return value in ("true", "1", "yes")
+
+
 def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
     """A client for ``uri`` (not connected yet), tinyq's options, and the URI without secrets.
 
@@ -133,6 +142,7 @@ def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
         prefix=ours.get("prefix", "tinyq"),
         durable_timeout=_number(ours, "durable_timeout", 1.0),
         socket_timeout=socket_timeout,
+        allow_eviction=_flag(ours, "allow_eviction"),
     )
     check_prefix(options.prefix)
     if topology:

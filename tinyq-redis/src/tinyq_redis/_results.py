@@ -4,6 +4,8 @@ below), with a TTL, beside its queue (``{prefix:queue}:result:<job id>``).
 ``get`` with a timeout blocks on the server with BRPOPLPUSH from the key to itself, which
 returns the item as soon as it is pushed and leaves it in place for other readers (fakeredis
 blocks on it too, unlike BLMOVE). Waits longer than the socket timeout are cut into slices.
+At maxmemory Redis refuses every blocking pop, even of a list that holds the value: ``get``
+then polls with LINDEX every ``OOM_POLL`` seconds instead, so a stored result is still read.
 The worker stores results through the broker's settle script, in the same round trip as its
 acknowledgements; ``store`` here is for everything else. A failure is stored as its body twice
 (see dead_letter.lua), so that a script can tell it from a success and never replace a
@@ -16,12 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from redis.exceptions import OutOfMemoryError
+
 from tinyq_core.plugin import Result, ResultBackend
 
 from ._connection import translate_errors
 from ._keys import Keys
 from ._scripts import STORE_FAILURE, execute
 
+OOM_POLL = 0.1  # seconds between reads of a result while Redis refuses blocking pops
 
 def _bytes(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
@@ -46,8 +51,10 @@ class RedisResultBackend(ResultBackend):
             if not result.ok:  # never in place of a success
                 STORE_FAILURE.queue(pipe, [key], [ttl_ms, result.body])
                 continue
-            pipe.delete(key)  # a job that ran twice keeps one result, the last success
+            # RPUSH first: at maxmemory it is refused (a DEL first would still delete the
+            # result already there); LTRIM then keeps one result, the last success.
             pipe.rpush(key, result.body)
+            pipe.ltrim(key, -1, -1)
             pipe.pexpire(key, ttl_ms)
         with translate_errors(self.where):
             execute(self.client, pipe)
@@ -71,13 +78,23 @@ class RedisResultBackend(ResultBackend):
                 body = self.client.lindex(key, 0)
                 return None if body is None else Result(job_id, _bytes(body), queue)
             deadline = None if timeout is None else time.monotonic() + timeout
+            polling = False  # Redis is at maxmemory: it refuses blocking pops
             while True:
                 wait = self._slice
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         return None
-                # Redis reads a 0 timeout as "forever": never pass less than a millisecond.
-                body = self.client.brpoplpush(key, key, timeout=max(0.001, wait))
+                if polling:
+                    body = self.client.lindex(key, 0)
+                    if body is None:
+                        time.sleep(min(OOM_POLL, wait))
+                else:
+                    try:
+                        # Redis reads a 0 timeout as "forever": never less than a millisecond.
+                        body = self.client.brpoplpush(key, key, timeout=max(0.001, wait))
+                    except OutOfMemoryError:
+                        polling = True
+                        continue
                 if body is not None:
                     return Result(job_id, _bytes(body), queue)

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 from redis.cluster import ClusterPipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 
 
 class Lua:
@@ -56,14 +56,13 @@ def execute(client: Any, pipe: Any, *, raise_on_error: bool = True) -> list[Any]
             client.script_load(Lua.by_sha[str(args[1])].text)
             try:
                 replies[index] = client.execute_command(*args)
-            except ResponseError as exc:
-                if raise_on_error:
-                    raise
+            except RedisError as exc:  # among the replies, as in the pipeline
                 replies[index] = exc
-    if raise_on_error:
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+    if not raise_on_error:
+        return replies
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
     return replies
 
 

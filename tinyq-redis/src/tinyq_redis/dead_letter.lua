@@ -11,6 +11,11 @@
 -- had succeeded already (it ran twice, a lease lost while it ran): the entry is settled, the
 -- success kept and no dead letter added; else 1.
 local stream, dead = KEYS[1], KEYS[2]
+-- At maxmemory Redis refuses a script only at its first write, and only when that command may
+-- grow memory (XACK does not, and would let the rest through): SETRANGE may, and of nothing
+-- on a key that never exists it changes nothing. So this is refused at the limit like any
+-- write, and the worker keeps the dead letter to send again.
+redis.call("SETRANGE", stream .. ":oom-check", 0, "")
 if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
   return 0
 end

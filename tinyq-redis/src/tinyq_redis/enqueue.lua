@@ -6,6 +6,11 @@
 -- does not enqueue it twice. A job id whose result is still stored is skipped too: it ran,
 -- and running it again is a replay. Returns how many were added.
 local stream, jobs, delayed = KEYS[1], KEYS[2], KEYS[3]
+if redis.call("EXISTS", stream) == 0 then
+  -- The group (_keys.GROUP) comes with the stream, while Redis still has memory for it: a
+  -- worker can then drain a queue filled up to maxmemory before it started.
+  redis.call("XGROUP", "CREATE", stream, "tinyq", "0", "MKSTREAM")
+end
 -- A mark is trusted only while its entry (or delayed job) exists: a stream deleted or trimmed
 -- by hand must not block its job ids forever. "q" (an older version's mark) names no entry.
 local function waiting(id, mark)

@@ -10,6 +10,14 @@
 -- Returns 0 when the entry to ack was no longer pending (someone else owns it now), else 1.
 local stream, delayed, payloads, wake, jobs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[2] ~= "" then
+  -- Refused at maxmemory like any write (see dead_letter.lua): XACK would let it through.
+  redis.call("SETRANGE", stream .. ":oom-check", 0, "")
+elseif redis.call("EXISTS", stream) == 0 then
+  -- The group comes with the stream, while Redis still has memory for it: a worker can then
+  -- drain a queue filled up to maxmemory before it started (XGROUP CREATE is refused there).
+  redis.call("XGROUP", "CREATE", stream, ARGV[1], "0", "MKSTREAM")
+end
+if ARGV[2] ~= "" then
   if redis.call("XACK", stream, ARGV[1], ARGV[2]) == 0 then
     return 0
   end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 logger = logging.getLogger("tinyq.worker")
 
@@ -13,11 +14,17 @@ class BrokerHealth:
 
     def __init__(self) -> None:
         self.down = False
+        # Outcomes not reported yet (the outbox's count), named in the log: they are kept and
+        # sent again, which an operator watching a full or failing broker wants to know.
+        self.unreported: Callable[[], int] = lambda: 0
 
     def failed(self, exc: BaseException) -> None:
         if not self.down:
             self.down = True
-            logger.error("Broker error, retrying with backoff: %s", exc,
+            kept = self.unreported()
+            logger.error("Broker error, retrying with backoff: %s%s", exc,
+                         f" ({kept} job outcome(s) not reported yet, kept to send again)"
+                         if kept else "",
                          exc_info=logger.isEnabledFor(logging.DEBUG))
 
     def ok(self) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from .._errors import BrokerError
 from .._interfaces import Broker, Executor
 from .fetcher import Fetcher
 from .health import BrokerHealth
@@ -109,12 +110,17 @@ class Worker:
                 "to the broker can run code on this worker. Set Application(secret_key=...) "
                 "or use the json serializer."
             )
+        try:  # a server set up to lose jobs stops the worker here, before it takes any
+            broker.check_server()
+        except BrokerError as exc:  # unreachable now: the broker checks at its first use
+            logger.debug("Broker not checked at start: %s", exc)
         health = BrokerHealth()
         leases = LostLeases(broker.visibility_timeout)
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
                         self.queues, leases)
         outbox = self._outbox = Outbox(self._cond, self._held, sender, health,
                                        Sifter(broker, sender, codec))
+        health.unreported = outbox.pending
         deadline_set = threading.Event()
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
