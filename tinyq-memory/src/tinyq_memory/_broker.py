@@ -19,7 +19,6 @@ import attrs
 
 from tinyq_core.plugin import (
     Broker,
-    BrokerAdmin,
     DeadLetter,
     Delivery,
     EnqueueError,
@@ -28,18 +27,12 @@ from tinyq_core.plugin import (
     Result,
 )
 
+from ._admin import MemoryAdmin, _Lease
 from ._clock import Clock
 from ._results import MemoryResultBackend, _Base
 
 
-@attrs.define
-class _Lease:
-    message: Message
-    attempts: int
-    expires: float
-
-
-class MemoryBroker(_Base, Broker, BrokerAdmin):
+class MemoryBroker(MemoryAdmin, _Base, Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:
@@ -242,64 +235,3 @@ class MemoryBroker(_Base, Broker, BrokerAdmin):
             wanted = set(queues)
             dues = [due for due, _, message in self._delayed if message.queue in wanted]
             return max(0.0, min(dues) - self.clock.time()) if dues else None
-
-    def status(self, job_id: str, queue: str = "default") -> JobStatus:
-        with self._cond:
-            self._check()
-            return self._status.get((queue, job_id), "unknown")
-
-    def size(self, queue: str) -> int:
-        with self._cond:
-            self._check()
-            return len(self._ready.get(queue, ())) + sum(
-                1 for _, _, m in self._delayed if m.queue == queue
-            )
-
-    def count_leased(self, queue: str) -> int:
-        with self._cond:
-            self._check()
-            return sum(1 for lease in self._leases.values() if lease.message.queue == queue)
-
-    def queues(self) -> list[str]:
-        with self._cond:
-            self._check()
-            names = {q for q, ready in self._ready.items() if ready}
-            names |= {m.queue for _, _, m in self._delayed}
-            names |= {lease.message.queue for lease in self._leases.values()}
-            names |= {q for q, letters in self._dead.items() if letters}
-            return sorted(names)
-
-    def purge(self, queue: str) -> int:
-        with self._cond:
-            self._check()
-            ready = self._ready.pop(queue, collections.deque())
-            kept = [item for item in self._delayed if item[2].queue != queue]
-            # Delayed ones are forgotten too, or status() would still say "scheduled".
-            gone = [m for _, m, _ in ready] + [m for _, _, m in self._delayed if m.queue == queue]
-            self._delayed = kept
-            heapq.heapify(self._delayed)
-            for message in gone:
-                self._status.pop((message.queue, message.id), None)
-            return len(gone)
-
-    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        with self._cond:
-            self._check()
-            return list(self._dead.get(queue, [])[:limit])
-
-    def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        with self._cond:
-            self._check()
-            letters = self._dead.get(queue, [])
-            chosen = [d for d in letters if ids is None or d.message.id in ids]
-            self._dead[queue] = [d for d in letters if d not in chosen]
-            for letter in chosen:
-                self._put(attrs.evolve(letter.message, due=None))
-            self._results.forget(queue, [letter.message.id for letter in chosen])
-            self._cond.notify_all()
-            return len(chosen)
-
-    def purge_dead_letters(self, queue: str) -> int:
-        with self._cond:
-            self._check()
-            return len(self._dead.pop(queue, []))

@@ -16,13 +16,13 @@ Round trips, each one pipeline whatever the batch size:
 * enqueue of any number of jobs: 1 (per queue one script call per 1,000 jobs, see
   _enqueue.py: each job checked against its mark and its stored result, then XADD + HSET; the
   schedule script for delayed jobs);
-* the worker's report and next fetch (_reserve.py): 1 (``settle_and_reserve``: per queue one settle script
-  storing the results, then XACK + XDEL + HDEL of each entry still pending (a late ack of a
-  recovered entry touches nothing; the HDEL only a mark naming that entry); then XREADGROUP
-  ... COUNT n BLOCK t); several queues: the priority script in that pipeline, plus a
-  blocking read when all are empty (on a Cluster, where queues live in different slots: one
-  read per queue, in priority order, until the batch is full; when all are empty, one
-  blocking read per queue at once, see _cluster.py);
+* the worker's report and next fetch (_reserve.py): 1 (``settle_and_reserve``: per queue
+  one settle script storing the results, then XACK + XDEL + HDEL of each entry still pending
+  (a late ack of a recovered entry touches nothing; the HDEL only a mark naming that entry);
+  then XREADGROUP ... COUNT n BLOCK t); several queues: the priority script in that
+  pipeline, plus a blocking read when all are empty (on a Cluster, where queues live in
+  different slots: one read per queue, in priority order, until the batch is full; when all
+  are empty, one blocking read per queue at once, see _cluster.py);
 * ack alone (a report while the fetcher blocks on an empty queue): 1; lease renewal of all
   held jobs: 1 (XCLAIM ... JUSTID);
 * a retry (nack) and a dead letter: 1 script each;
