@@ -195,3 +195,47 @@ def test_a_child_exiting_unasked_is_restarted_and_the_job_dead_lettered(
     out = exiting.output(parent)
     assert f"exited with status {status} without being asked to; restarting" in out
     assert exiting.stop(parent) is not None and parent.returncode == 0
+
+
+def test_a_stop_signal_arriving_while_a_child_is_restarted_reaches_that_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stop signal can land while the supervisor starts a replacement child (inside
+    Popen, before the child is recorded). That child must be told to stop too, or the pool
+    waits for a worker nobody will ever stop."""
+    import subprocess
+
+    from tinyq_core import _supervisor
+
+    real_popen = subprocess.Popen
+    spawned: list[subprocess.Popen[bytes]] = []
+    # The first child exits unasked at once; its replacement waits for SIGTERM (exit 0), or
+    # exits by itself after 20 s, so that a missed signal fails the test instead of hanging.
+    commands = [
+        "raise SystemExit(1)",
+        "import signal, sys, time; "
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(20)",
+    ]
+
+    def popen(command: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        process = real_popen([command[0], "-c", commands[len(spawned)]])
+        spawned.append(process)
+        if len(spawned) == 2:  # the stop signal, handled before Popen returns
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # type: ignore[operator]
+        return process
+
+    monkeypatch.setattr(_supervisor.subprocess, "Popen", popen)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        started = time.monotonic()
+        status = _supervisor.Supervisor([], processes=1).run()
+        took = time.monotonic() - started
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+        for process in spawned:
+            process.kill()
+            process.wait()
+    assert len(spawned) == 2
+    assert took < 10, f"the replacement child was never told to stop ({took:.1f} s)"
+    assert status == 0

@@ -42,6 +42,7 @@ class Supervisor:
         self.started_at: dict[int, float] = {}
         self.young_deaths: dict[int, int] = {}  # deaths in a row soon after a start
         self.stops = 0  # signals received: 1 warm, 2 cold
+        self.forwarded = 0  # of those, sent on to the children
         self.finished: dict[int, int] = {}  # slot -> exit status, for children done for good
 
     def _spawn(self, slot: int) -> None:
@@ -51,24 +52,33 @@ class Supervisor:
         self.children[slot] = subprocess.Popen(command, start_new_session=True, env=env)
         self.started_at[slot] = time.monotonic()
 
-    def _forward(self, signum: int, frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only counted here: the loop forwards it. The handler can run while a replacement
+        # child is being started, inside Popen and before the child is recorded; a child
+        # signalled from here would then never hear of the stop, and the pool would wait on it.
         self.stops += 1
-        kind = "warm" if self.stops == 1 else "cold"
-        logger.warning("Received stop signal, %s shutdown of %d worker processes...",
-                       kind, len(self.children))
-        for process in self.children.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+
+    def _forward_stops(self) -> None:
+        """Send every child SIGTERM once per stop received (warm, then cold)."""
+        while self.forwarded < self.stops:
+            self.forwarded += 1
+            kind = "warm" if self.forwarded == 1 else "cold"
+            logger.warning("Received stop signal, %s shutdown of %d worker processes...",
+                           kind, len(self.children))
+            for process in self.children.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
 
     def run(self) -> int:
-        signal.signal(signal.SIGINT, self._forward)
-        signal.signal(signal.SIGTERM, self._forward)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
         logger.warning("Supervising %d worker processes", self.processes)
         for slot in range(self.processes):
             self._spawn(slot)
         pending_restart: dict[int, float] = {}
         while self.children or pending_restart:
             time.sleep(POLL_SECONDS)
+            self._forward_stops()
             now = time.monotonic()
             for slot, process in list(self.children.items()):
                 status = process.poll()
@@ -76,6 +86,8 @@ class Supervisor:
                     continue
                 del self.children[slot]
                 if self.stops or (self.burst and status == 0):
+                    if self.forwarded and status == -signal.SIGTERM:
+                        status = 0  # ended by our SIGTERM before it set up its handlers
                     self.finished[slot] = status  # stopped, or a burst worker that is done
                     continue
                 # Exited unasked (killed, crashed, os._exit in a job): start it again,
