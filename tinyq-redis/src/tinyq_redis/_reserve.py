@@ -120,8 +120,10 @@ class RedisReserve:
         replies (those before the read)."""
         with translate_errors(self.where):
             if self._unreported_reads:
-                if len(pipe):
-                    execute(self.client, pipe)  # the report; its error keeps them for later
+                if len(pipe):  # the report; its error keeps them for later
+                    replies = execute(self.client, pipe)
+                    if first is not None:
+                        first(replies)
                 with self._lock:
                     kept, self._unreported_reads = self._unreported_reads, []
                 return kept
