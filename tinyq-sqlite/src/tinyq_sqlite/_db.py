@@ -62,7 +62,10 @@ class Database:
             raise ConfigurationError(
                 f"cannot open the SQLite broker's file {self.path}: the folder {folder} does "
                 "not exist (create it first)")
-        if os.path.exists(self.path) and not os.access(self.path, os.R_OK | os.W_OK):
+        # Write bits checked too: root may write anywhere, but a file marked read-only says
+        # someone meant it to stay as it is.
+        if os.path.exists(self.path) and (not os.access(self.path, os.R_OK | os.W_OK)
+                                          or not os.stat(self.path).st_mode & 0o222):
             raise ConfigurationError(
                 f"cannot open the SQLite broker's file {self.path}: it is not readable and "
                 "writable by this user (every producer and worker writes to it)")
