@@ -1,0 +1,65 @@
+"""tinyq-sqlite with real processes on one file: a producer process and two ``tinyq``
+worker processes (``-u sqlite:///...``), each job run exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from support.project import AppProject
+from support.waiting import wait_until
+
+APP = '''
+import os
+import tinyq_sqlite.plugin
+from tinyq_core import Application
+
+# The plugin named explicitly: the test runs tinyq from source folders, not installed.
+app = Application(os.environ["TINYQ_URL"], plugins=[tinyq_sqlite.plugin])
+RUNS = os.environ["RUNS"]
+
+@app.task(name="record")
+def record(i):
+    # One short O_APPEND write per run: lines from several processes do not interleave.
+    with open(RUNS, "a") as f:
+        f.write(f"{i} {os.getpid()}\\n")
+    return i
+'''
+
+JOBS = 2000
+
+
+def _runs(path: Path) -> list[tuple[int, int]]:
+    if not path.exists():
+        return []
+    return [(int(i), int(pid)) for i, pid in
+            (line.split() for line in path.read_text().splitlines() if line)]
+
+
+def test_two_workers_drain_a_producers_jobs_each_exactly_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/tinyq.db?visibility_timeout=5"
+    runs = tmp_path / "runs.log"
+    env = {"TINYQ_URL": url, "RUNS": str(runs)}
+    (tmp_path / "app").mkdir()
+    with AppProject(tmp_path / "app", APP, env=env) as project:
+        producer = subprocess.run(
+            [sys.executable, "-c",
+             f"from app import record; record.map((i,) for i in range({JOBS}))"],
+            cwd=project.path, env=project.env, capture_output=True, text=True, timeout=120)
+        assert producer.returncode == 0, producer.stderr
+        workers = [project.worker("-u", url, "-w", "4") for _ in range(2)]
+        wait_until(lambda: len(_runs(runs)) >= JOBS, 120, message=f"{JOBS} jobs to run")
+        outs = [project.stop(worker) for worker in workers]
+        for worker, out in zip(workers, outs, strict=True):
+            assert worker.returncode == 0, out
+            assert "Traceback" not in out and "locked" not in out, out
+        done = _runs(runs)
+        counts = Counter(i for i, _ in done)
+        assert sorted(counts) == list(range(JOBS))
+        assert [i for i, n in counts.items() if n > 1] == []  # no kill: nothing twice
+        # Both workers took part.
+        assert {w.pid for w in workers} == {pid for _, pid in done}
+        broker = project.app.broker
+        assert broker.size("default") == 0 and broker.count_leased("default") == 0
