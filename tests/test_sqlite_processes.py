@@ -1,13 +1,16 @@
 """tinyq-sqlite with real processes on one file: a producer process and two ``tinyq``
-worker processes (``-u sqlite:///...``), each job run exactly once."""
+worker processes (``-u sqlite:///...``), each job run exactly once; a process whose disk
+fills."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+from support.environment import child_env
 from support.project import AppProject
 from support.waiting import wait_until
 
@@ -63,3 +66,42 @@ def test_two_workers_drain_a_producers_jobs_each_exactly_once(tmp_path: Path) ->
         assert {w.pid for w in workers} == {pid for _, pid in done}
         broker = project.app.broker
         assert broker.size("default") == 0 and broker.count_leased("default") == 0
+
+
+FILL = '''
+import resource, signal, sqlite3, sys
+from tinyq_core import EnqueueError, Message
+from tinyq_sqlite import SqliteBroker
+
+broker = SqliteBroker(sys.argv[1])
+broker.ping()
+# The disk fills: writes past 1 MB fail with EFBIG (SIGXFSZ ignored, as a daemon would).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+sent = 0
+try:
+    for i in range(100_000):
+        broker.enqueue([Message(f"{i}-{j}", "q", b"x" * 200) for j in range(10)])
+        sent += 10
+except EnqueueError as exc:
+    print("refused after", sent, "|", exc, "|", exc.enqueued_ids)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+broker.enqueue([Message("after", "q", b"x")])  # space again: usable at once
+print("size", broker.size("q"), "sent", sent)
+'''
+
+
+def test_a_disk_that_fills_is_a_clear_error_and_the_queue_works_after(tmp_path: Path) -> None:
+    db = tmp_path / "tinyq.db"
+    done = subprocess.run([sys.executable, "-c", FILL, f"sqlite:///{db}"], env=child_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    refused, _, after = done.stdout.partition("\n")
+    assert refused.startswith("refused after") and "nothing of this operation was stored" in refused
+    assert refused.endswith("| []")  # all or none: nothing of the refused batch went in
+    sent = int(refused.split()[2])
+    assert sent > 0 and after.split() == ["size", str(sent + 1), "sent", str(sent)]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()

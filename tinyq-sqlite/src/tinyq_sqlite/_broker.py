@@ -12,10 +12,10 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from tinyq_core.plugin import Broker, Delivery, Message, Result, SettleRequest
+from tinyq_core.plugin import Broker, Delivery, EnqueueError, Message, Result, SettleRequest
 
 from ._admin import AdminMixin
-from ._db import Database
+from ._db import Database, StoreFull
 from ._options import Options, parse
 from ._results import SqliteResultBackend, store_results, succeeded
 from ._schema import LEASED, WAITING
@@ -73,7 +73,19 @@ class SqliteBroker(AdminMixin, Broker):
                   m.queue, m.id, now) for m in messages],
             )
 
-        self._db.write(work, durable=durable)
+        try:
+            self._db.write(work, durable=durable)
+        except StoreFull as exc:
+            # All or none: none went in, except the ids that were there already (skipped,
+            # so they count as in); the producer's retry sends the others once there is room.
+            raise EnqueueError(str(exc), enqueued_ids=self._present(messages)) from None
+
+    def _present(self, messages: Sequence[Message]) -> list[str]:
+        def work(conn: sqlite3.Connection) -> list[str]:
+            return [m.id for m in messages if conn.execute(
+                "SELECT 1 FROM jobs WHERE queue = ? AND id = ?", (m.queue, m.id)).fetchone()]
+
+        return self._db.read(work)
 
     # -- reserve -------------------------------------------------------------------------
 

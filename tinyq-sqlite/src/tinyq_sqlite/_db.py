@@ -36,6 +36,11 @@ T = TypeVar("T")
 LOCKED_FOR = 60.0  # seconds of "database is locked" before a write gives up
 
 
+class StoreFull(BrokerError):
+    """The disk (or the file's ``max_page_count``) is full: the transaction was rolled back,
+    so nothing of it is stored."""
+
+
 def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -157,9 +162,16 @@ class Database:
 
     def _error(self, exc: sqlite3.Error) -> BrokerError:
         text = str(exc)
-        if "full" in text.lower():
-            return BrokerError(f"the disk holding {self.path} is full: {text}; nothing of "
-                               "this operation was stored (free some space and retry)")
+        # The primary result code (Python >= 3.11 tells it); 13 SQLITE_FULL, 10 SQLITE_IOERR.
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == 13 or "full" in text.lower():
+            return StoreFull(f"the disk holding {self.path} is full ({text}); nothing of "
+                             "this operation was stored: free some space and retry")
+        if code == 10 or "disk i/o error" in text.lower():
+            # A write the OS refused: a full disk, a file-size limit (EFBIG), a failing
+            # device. SQLite rolled the transaction back.
+            return StoreFull(f"writing {self.path} failed ({text}: a full disk or a file "
+                             "size limit?); nothing of this operation was stored")
         if "readonly" in text.lower() or "read-only" in text.lower():
             return BrokerError(f"{self.path} is read-only for this process: {text}")
         return BrokerError(f"SQLite error on {self.path}: {text}")
