@@ -4,6 +4,7 @@ fills."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from support.waiting import wait_until
 
 APP = '''
 import os
+import time
 import tinyq_sqlite.plugin
 from tinyq_core import Application
 
@@ -24,7 +26,8 @@ app = Application(os.environ["TINYQ_URL"], plugins=[tinyq_sqlite.plugin])
 RUNS = os.environ["RUNS"]
 
 @app.task(name="record")
-def record(i):
+def record(i, seconds=0.0):
+    time.sleep(seconds)
     # One short O_APPEND write per run: lines from several processes do not interleave.
     with open(RUNS, "a") as f:
         f.write(f"{i} {os.getpid()}\\n")
@@ -66,6 +69,32 @@ def test_two_workers_drain_a_producers_jobs_each_exactly_once(tmp_path: Path) ->
         assert {w.pid for w in workers} == {pid for _, pid in done}
         broker = project.app.broker
         assert broker.size("default") == 0 and broker.count_leased("default") == 0
+
+
+def test_sigkill_mid_batch_loses_no_job(tmp_path: Path) -> None:
+    """A worker killed while it holds jobs: the other runs them after their leases expire;
+    only what the killed one held can run twice."""
+    url = f"sqlite:///{tmp_path}/tinyq.db?visibility_timeout=1"
+    runs = tmp_path / "runs.log"
+    (tmp_path / "app").mkdir()
+    with AppProject(tmp_path / "app", APP, env={"TINYQ_URL": url, "RUNS": str(runs)}) as project:
+        handles = project.app.tasks["record"].map([(i, 0.02) for i in range(300)])
+        a = project.worker("-u", url, "-w", "4")
+        b = project.worker("-u", url, "-w", "4")
+        wait_until(lambda: len(_runs(runs)) >= 60, 30, message="60 jobs to run")
+        a.send_signal(signal.SIGKILL)
+        wait_until(lambda: {i for i, _ in _runs(runs)} == set(range(300)), 60,
+                   message="every job to run")
+        assert [h.result(timeout=10) for h in handles] == list(range(300))
+        counts = Counter(i for i, _ in _runs(runs))
+        twice = [i for i, n in counts.items() if n > 1]
+        # Only what the killed worker held: its 4 slots and its prefetch (up to 2 * 4).
+        assert len(twice) <= 4 + 2 * 4, twice
+        assert b.poll() is None
+        out = project.stop(b)
+        assert b.returncode == 0, out
+        assert "Traceback" not in out
+        assert project.app.broker.size("default") == 0
 
 
 FILL = '''
