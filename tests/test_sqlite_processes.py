@@ -71,6 +71,34 @@ def test_two_workers_drain_a_producers_jobs_each_exactly_once(tmp_path: Path) ->
         assert broker.size("default") == 0 and broker.count_leased("default") == 0
 
 
+def test_four_producers_and_two_workers_at_once(tmp_path: Path) -> None:
+    """Producers enqueue while workers drain, all on one file: nothing lost, nothing twice,
+    and no "database is locked" reaches anyone."""
+    url = f"sqlite:///{tmp_path}/tinyq.db?visibility_timeout=5"
+    runs = tmp_path / "runs.log"
+    (tmp_path / "app").mkdir()
+    with AppProject(tmp_path / "app", APP, env={"TINYQ_URL": url, "RUNS": str(runs)}) as project:
+        project.app.broker.ping()  # the file made before four processes race to make it
+        workers = [project.worker("-u", url, "-w", "4") for _ in range(2)]
+        producers = [subprocess.Popen(
+            [sys.executable, "-c", "from app import record\n"
+             f"for i in range({p * 500}, {p * 500 + 500}, 10):\n"
+             "    record.map((j,) for j in range(i, i + 10))"],
+            cwd=project.path, env=project.env, stderr=subprocess.PIPE, text=True)
+            for p in range(4)]
+        for producer in producers:
+            _, err = producer.communicate(timeout=120)
+            assert producer.returncode == 0, err
+        wait_until(lambda: len(_runs(runs)) >= 2000, 120, message="2,000 jobs to run")
+        for worker in workers:
+            out = project.stop(worker)
+            assert worker.returncode == 0, out
+            assert "Traceback" not in out and "locked" not in out, out
+        counts = Counter(i for i, _ in _runs(runs))
+        assert sorted(counts) == list(range(2000))
+        assert [i for i, n in counts.items() if n > 1] == []
+
+
 def test_sigkill_mid_batch_loses_no_job(tmp_path: Path) -> None:
     """A worker killed while it holds jobs: the other runs them after their leases expire;
     only what the killed one held can run twice."""
