@@ -99,6 +99,36 @@ def test_four_producers_and_two_workers_at_once(tmp_path: Path) -> None:
         assert [i for i, n in counts.items() if n > 1] == []
 
 
+def test_a_producer_killed_mid_map_leaves_whole_batches(tmp_path: Path) -> None:
+    """SIGKILL while a producer maps batches of 10: each batch is in whole or not at all (one
+    transaction), the file is sound, and a worker runs what went in once."""
+    url = f"sqlite:///{tmp_path}/tinyq.db?visibility_timeout=5"
+    runs = tmp_path / "runs.log"
+    (tmp_path / "app").mkdir()
+    with AppProject(tmp_path / "app", APP, env={"TINYQ_URL": url, "RUNS": str(runs)}) as project:
+        broker = project.app.broker
+        producer = subprocess.Popen(
+            [sys.executable, "-c", "from app import record\n"
+             "for k in range(100_000):\n"
+             "    record.map((k * 10 + j,) for j in range(10))"],
+            cwd=project.path, env=project.env)
+        wait_until(lambda: broker.size("default") >= 3000, 60, message="3,000 jobs enqueued")
+        producer.send_signal(signal.SIGKILL)
+        producer.wait()
+        with sqlite3.connect(tmp_path / "tinyq.db") as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.close()
+        enqueued = broker.size("default")
+        assert enqueued % 10 == 0
+        worker = project.worker("-u", url, "-w", "4")
+        wait_until(lambda: len(_runs(runs)) >= enqueued, 60, message="every job to run")
+        out = project.stop(worker)
+        assert worker.returncode == 0, out
+        counts = Counter(i for i, _ in _runs(runs))
+        assert sorted(counts) == list(range(enqueued))  # whole batches, in order
+        assert set(counts.values()) == {1}
+
+
 def test_sigkill_mid_batch_loses_no_job(tmp_path: Path) -> None:
     """A worker killed while it holds jobs: the other runs them after their leases expire;
     only what the killed one held can run twice."""
