@@ -181,3 +181,16 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     assert sorted(d.id for d in broker.reserve(["q"], 10, 0)) == ["before", "child"]
     broker.close()
+
+
+def test_a_file_made_again_underneath_gets_its_tables_again(tmp_path: Path) -> None:
+    """Every new connection checks the schema, not only a process's first one."""
+    path = tmp_path / "tinyq.db"
+    broker = SqliteBroker(f"sqlite:///{path}")
+    broker.enqueue([Message("a", "q", b"x")])
+    broker.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    broker.enqueue([Message("b", "q", b"x")])
+    assert [d.id for d in broker.reserve(["q"], 10, 0)] == ["b"]
+    broker.close()

@@ -30,7 +30,7 @@ from typing import TypeVar
 from tinyq_core.plugin import BrokerError, BrokerUnavailable, ConfigurationError
 
 from ._options import Options
-from ._schema import migrate
+from ._schema import VERSION, current_version, migrate
 
 T = TypeVar("T")
 LOCKED_FOR = 60.0  # seconds of "database is locked" before a write gives up
@@ -56,7 +56,6 @@ class Database:
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
         self._pid = os.getpid()
-        self._ready = False  # schema checked by this process
 
     # -- connections ---------------------------------------------------------------------
 
@@ -106,15 +105,17 @@ class Database:
         if str(mode).lower() != "wal":
             raise ConfigurationError(f"{self.path}: SQLite refused WAL mode ({mode})")
         conn.execute(f"PRAGMA synchronous={self.options.synchronous}")
-        if not self._ready:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                migrate(conn, self.path)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            self._ready = True
+        # Checked by every new connection, not once per process: the file may have been
+        # replaced meanwhile (deleted and made again by another process).
+        if current_version(conn) == VERSION:
+            return  # the usual case: a read, no write lock
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migrate(conn, self.path)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened (and the schema checked) on first use."""

@@ -64,6 +64,16 @@ MIGRATIONS: tuple[str, ...] = (
 VERSION = len(MIGRATIONS)
 
 
+def current_version(conn: sqlite3.Connection) -> int | None:
+    """The file's schema version; None for a file without tinyq's tables (new, or empty)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tinyq_schema'").fetchone()
+    if found is None:
+        return None
+    row = conn.execute("SELECT version FROM tinyq_schema").fetchone()
+    return None if row is None else int(row[0])
+
+
 def migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the schema to :data:`VERSION`; the caller holds a write transaction."""
     conn.execute("CREATE TABLE IF NOT EXISTS tinyq_schema (version INTEGER NOT NULL)")
