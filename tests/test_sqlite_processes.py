@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from support.waiting import wait_until
 
 APP = '''
 import os
+import signal
 import time
 import tinyq_sqlite.plugin
 from tinyq_core import Application
@@ -32,6 +34,12 @@ def record(i, seconds=0.0):
     with open(RUNS, "a") as f:
         f.write(f"{i} {os.getpid()}\\n")
     return i
+
+@app.task(name="suicide", max_retries=1)
+def suicide():
+    with open(RUNS + ".suicides", "a") as f:
+        f.write("x")
+    os.kill(os.getpid(), signal.SIGKILL)
 '''
 
 JOBS = 2000
@@ -153,6 +161,31 @@ def test_sigkill_mid_batch_loses_no_job(tmp_path: Path) -> None:
         assert b.returncode == 0, out
         assert "Traceback" not in out
         assert project.app.broker.size("default") == 0
+
+
+def test_a_job_that_kills_its_worker_ends_in_the_dead_letters(tmp_path: Path) -> None:
+    """The delivery count survives lease recovery on the file: the crash-loop rule sees it
+    and dead-letters the job instead of running it forever."""
+    url = f"sqlite:///{tmp_path}/tinyq.db?visibility_timeout=1"
+    runs = tmp_path / "runs.log"
+    (tmp_path / "app").mkdir()
+    with AppProject(tmp_path / "app", APP, env={"TINYQ_URL": url, "RUNS": str(runs)}) as project:
+        handle = project.app.tasks["suicide"].delay()
+        broker = project.app.broker
+        deadline = time.monotonic() + 60
+        while not broker.dead_letters("default"):
+            assert time.monotonic() < deadline, "never dead-lettered"
+            proc = project.worker("-u", url, "-w", "1")
+            try:
+                proc.wait(timeout=5)  # dies in its job, or dead-letters it and idles
+            except subprocess.TimeoutExpired:
+                project.stop(proc)
+        [dead] = broker.dead_letters("default")
+        assert "crash loop" in dead.reason
+        # As on Redis: max_retries=1, so two deliveries may die, and the third dies too
+        # before the rule's limit is reached.
+        assert len(Path(f"{runs}.suicides").read_text()) == 3
+        assert handle.status() == "failed"
 
 
 FILL = '''
