@@ -188,6 +188,21 @@ def test_a_job_that_kills_its_worker_ends_in_the_dead_letters(tmp_path: Path) ->
         assert handle.status() == "failed"
 
 
+def test_the_cli_says_what_is_wrong_with_the_file(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "notes.db").write_text("not a database")
+    with AppProject(tmp_path / "app", APP, env={"TINYQ_URL": "sqlite:///x.db",
+                                                "RUNS": str(tmp_path / "runs")}) as project:
+        for uri, says in [
+            (f"sqlite:///{tmp_path}/missing/tinyq.db", "does not exist (create it first)"),
+            (f"sqlite:///{tmp_path}/notes.db", "file is not a database"),
+            ("sqlite:///x.db?visiblity_timeout=3", "did you mean visibility_timeout?"),
+        ]:
+            done = project.run("-u", uri)
+            assert done.returncode == 1, done.stderr
+            assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 FILL = '''
 import resource, signal, sqlite3, sys
 from tinyq_core import EnqueueError, Message

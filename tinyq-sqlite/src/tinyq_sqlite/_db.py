@@ -34,6 +34,7 @@ from ._schema import VERSION, current_version, migrate
 
 T = TypeVar("T")
 LOCKED_FOR = 60.0  # seconds of "database is locked" before a write gives up
+_INHERITED: list[sqlite3.Connection] = []  # a forked child's copies of its parent's connections
 
 
 class StoreFull(BrokerError):
@@ -121,6 +122,9 @@ class Database:
         """This thread's connection, opened (and the schema checked) on first use."""
         if os.getpid() != self._pid:  # forked: the parent's connections are not ours
             with self._lock:
+                # Kept, never closed: a close here could checkpoint and delete the WAL the
+                # parent is using (SQLite: do not carry a connection across a fork).
+                _INHERITED.extend(self._all)
                 self._local, self._all, self._pid = threading.local(), [], os.getpid()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
