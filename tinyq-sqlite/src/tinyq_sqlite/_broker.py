@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tinyq_core.plugin import Broker, Delivery, EnqueueError, Message, Result, SettleRequest
 
@@ -127,47 +127,44 @@ class SqliteBroker(AdminMixin, Broker):
 
         return self._db.read(work)
 
-    def _blocking_lease(self, queues: Sequence[str], count: int, timeout: float,
-                        first: list[Delivery] | None = None) -> list[Delivery]:
+    def _lease_waiting(self, queues: Sequence[str], count: int, timeout: float,
+                       first_look: Callable[[], list[Delivery]]) -> list[Delivery]:
+        """``first_look()``, then while it found nothing, lease again after each commit of
+        another connection (or a delayed job falling due) until ``timeout``."""
         deadline = time.monotonic() + timeout
         # Made before the first look, so a commit in between is not missed.
-        waiter = ChangeWaiter(self._db) if timeout > 0 else None
-        out = first if first is not None else self._db.write(
-            lambda conn: self._lease(conn, queues, count))
-        while not out and waiter is not None:
-            if not waiter.wait_for_change(deadline, self._next_due(queues)):
-                break
+        waiter = ChangeWaiter(self._db) if timeout > 0 and count > 0 else None
+        out = first_look()
+        while not out and waiter is not None and waiter.wait_for_change(
+                deadline, self._next_due(queues)):
             out = self._db.write(lambda conn: self._lease(conn, queues, count))
         return out
 
     def reserve(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
         if count <= 0 or not queues:
             return []
-        return self._blocking_lease(queues, count, timeout)
+        return self._lease_waiting(queues, count, timeout, lambda: self._db.write(
+            lambda conn: self._lease(conn, queues, count)))
 
     def settle_and_reserve(self, request: SettleRequest) -> list[Delivery]:
         """Results, acks and the first look for more in one transaction (Redis' one round
         trip); only when nothing is due does it go on waiting."""
-        count = request.count if request.queues else 0
-        waiter = ChangeWaiter(self._db) if count > 0 and request.timeout > 0 else None
+        queues = request.queues
+        count = request.count if queues else 0
 
         def work(conn: sqlite3.Connection) -> tuple[list[Delivery], list[Delivery]]:
             if request.results:
                 store_results(conn, request.results, request.result_ttl)
             lost = self._ack(conn, request.acks)
-            return lost, self._lease(conn, request.queues, count) if count > 0 else []
+            return lost, self._lease(conn, queues, count) if count > 0 else []
 
-        lost, out = self._db.write(work)
-        if lost and request.on_lost is not None:
-            request.on_lost(lost)
-        if out or waiter is None:
+        def first_look() -> list[Delivery]:
+            lost, out = self._db.write(work)
+            if lost and request.on_lost is not None:
+                request.on_lost(lost)
             return out
-        deadline = time.monotonic() + request.timeout
-        while waiter.wait_for_change(deadline, self._next_due(request.queues)):
-            out = self._db.write(lambda conn: self._lease(conn, request.queues, count))
-            if out:
-                break
-        return out
+
+        return self._lease_waiting(queues, count, request.timeout, first_look)
 
     # -- settling a lease ----------------------------------------------------------------
 
