@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyq_core import Application, BrokerError, ConfigurationError, Message
+from tinyq_core import Application, BrokerError, ConfigurationError, Message, Result
 from tinyq_sqlite import SqliteBroker, plugin
 from tinyq_sqlite._options import parse
 from tinyq_sqlite._schema import VERSION
@@ -193,4 +193,24 @@ def test_a_file_made_again_underneath_gets_its_tables_again(tmp_path: Path) -> N
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     broker.enqueue([Message("b", "q", b"x")])
     assert [d.id for d in broker.reserve(["q"], 10, 0)] == ["b"]
+    broker.close()
+
+
+def test_an_unverified_dead_letter_touches_nothing_else_under_its_id(tmp_path: Path) -> None:
+    """A message that failed its signature check only claims its job id: dead-lettering it
+    stores no result under that id, and requeueing it deletes none (the real job's)."""
+    broker = SqliteBroker(f"sqlite:///{tmp_path}/tinyq.db")
+    results = broker.result_backend()
+    broker.enqueue([Message("forged", "q", b"evil"), Message("real", "q", b"ok")])
+    forged, real = broker.reserve(["q"], 2, 0)
+    broker.dead_letter(forged, "bad signature", result=Result("forged", b"failure", "q", ok=False),
+                       result_ttl=60, verified=False)
+    broker.dead_letter(real, "failed", result=Result("real", b"failure", "q", ok=False),
+                       result_ttl=60)
+    assert results.get("forged", queue="q") is None
+    assert results.get("real", queue="q") == Result("real", b"failure", "q")
+    results.store([Result("forged", b"the real job's", "q")], 60)
+    assert broker.requeue_dead_letters("q") == 2
+    assert results.get("forged", queue="q") == Result("forged", b"the real job's", "q")
+    assert results.get("real", queue="q") is None  # requeued: waiting, not failed
     broker.close()
