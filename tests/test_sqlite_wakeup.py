@@ -3,9 +3,11 @@ notify in one process wake waiters in others early, with every mechanism this ma
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyq_sqlite._wakeup import open_wakeup
+from tinyq_sqlite._wakeup import InotifyWakeup, open_wakeup
 
 from support.environment import child_env
 
@@ -32,7 +34,7 @@ KINDS = [
 # threads on one Wakeup and prints, for each, whether it woke and when.
 CHILD = """
 import json, sqlite3, sys, threading, time
-from tinyq_sqlite._wakeup import open_wakeup
+from tinyq_sqlite._wakeup import InotifyWakeup, open_wakeup
 mode, kind, db = sys.argv[1:4]
 wake = open_wakeup(db, kind, interval=0.005)
 if mode == "notify":
@@ -211,3 +213,37 @@ def test_a_forked_child_waits_with_its_own_listener(db: str) -> None:
     finally:
         os.close(read_end)
         wake.close()
+
+
+def test_without_inotify_the_choice_falls_back_to_sockets(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fs.inotify.max_user_instances used up: inotify_init1 fails with EMFILE."""
+    def used_up(self: InotifyWakeup) -> int:
+        raise OSError(errno.EMFILE, "inotify_init1")
+
+    monkeypatch.setattr(InotifyWakeup, "_open", used_up)
+    wake = open_wakeup(db)
+    try:
+        assert wake.kind == ("socket" if hasattr(socket, "AF_UNIX") else "poll")
+    finally:
+        wake.close()
+    with pytest.raises(OSError):
+        open_wakeup(db, "inotify")  # forced: the error, not a silent fallback
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux /proc")
+def test_sockets_beside_a_database_deeper_than_a_socket_path_allows(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    db = str(deep / "queue.db")
+    assert len(db) > 110  # sun_path holds 108 bytes
+    wake, other = open_wakeup(db, "socket"), open_wakeup(db, "socket")
+    try:
+        since = other.generation()
+        wake.notify()
+        start = time.monotonic()
+        assert other.wait(5.0, since) and time.monotonic() - start < 0.5
+    finally:
+        wake.close()
+        other.close()
