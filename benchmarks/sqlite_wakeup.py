@@ -43,10 +43,10 @@ def make(kind: str, db: str):  # type: ignore[no-untyped-def]  # the module is f
     from tinyq_sqlite._wakeup import InotifyWakeup, open_wakeup
 
     if kind.startswith("poll-"):
-        return open_wakeup(db, "poll", interval=float(kind[5:-2]) / 1000)
+        return open_wakeup(db, kind="poll", interval=float(kind[5:-2]) / 1000)
     if kind == "inotify-wal":
         return InotifyWakeup(db, watch=db + "-wal")
-    return open_wakeup(db, kind)
+    return open_wakeup(db, kind=kind)
 
 
 def connect(db: str) -> sqlite3.Connection:

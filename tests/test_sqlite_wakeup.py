@@ -36,7 +36,7 @@ CHILD = """
 import json, sqlite3, sys, threading, time
 from tinyq_sqlite._wakeup import InotifyWakeup, open_wakeup
 mode, kind, db = sys.argv[1:4]
-wake = open_wakeup(db, kind, interval=0.005)
+wake = open_wakeup(db, kind=kind, interval=0.005)
 if mode == "notify":
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
@@ -86,7 +86,7 @@ def rows(db: str) -> int:
 @pytest.mark.process
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_commit_in_another_process_wakes_the_waiter_early(db: str, kind: str) -> None:
-    wake = open_wakeup(db, kind)
+    wake = open_wakeup(db, kind=kind)
     assert wake.kind == kind
     since = wake.generation()
     child = start_child("notify", kind, db, 5)
@@ -105,7 +105,7 @@ def test_a_commit_in_another_process_wakes_the_waiter_early(db: str, kind: str) 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_waiting_with_nothing_happening_times_out(db: str, kind: str) -> None:
-    wake = open_wakeup(db, kind)
+    wake = open_wakeup(db, kind=kind)
     try:
         start = time.monotonic()
         assert wake.wait(0.3, wake.generation()) is False
@@ -118,7 +118,7 @@ def test_waiting_with_nothing_happening_times_out(db: str, kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_notify_between_the_snapshot_and_the_wait_is_not_lost(db: str, kind: str) -> None:
     """The race a broker has: it looked at the table (empty), then a job came, then it waits."""
-    wake = open_wakeup(db, kind)
+    wake = open_wakeup(db, kind=kind)
     try:
         since = wake.generation()  # taken before "looking at the table"
         child = start_child("notify", kind, db, 0)
@@ -135,7 +135,7 @@ def test_a_notify_between_the_snapshot_and_the_wait_is_not_lost(db: str, kind: s
 @pytest.mark.parametrize("kind", KINDS)
 def test_one_notify_wakes_every_waiter_in_every_process(db: str, kind: str) -> None:
     waiters = [start_child("wait", kind, db) for _ in range(4)]
-    wake = open_wakeup(db, kind)
+    wake = open_wakeup(db, kind=kind)
     try:
         for child in waiters:
             assert child.stdout is not None and child.stdout.readline().strip() == "ready"
@@ -169,7 +169,7 @@ def test_a_killed_waiter_leaves_nothing_that_breaks_notify(
     before = set(os.listdir(folder))
     dead.send_signal(signal.SIGKILL)  # no close(): its socket file stays behind
     dead.wait()
-    wake, other = open_wakeup(db, kind), open_wakeup(db, kind)
+    wake, other = open_wakeup(db, kind=kind), open_wakeup(db, kind=kind)
     try:
         since = other.generation()
         woke: list[bool] = []
@@ -229,7 +229,7 @@ def test_without_inotify_the_choice_falls_back_to_sockets(
     finally:
         wake.close()
     with pytest.raises(OSError):
-        open_wakeup(db, "inotify")  # forced: the error, not a silent fallback
+        open_wakeup(db, kind="inotify")  # forced: the error, not a silent fallback
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux /proc")
@@ -238,7 +238,7 @@ def test_sockets_beside_a_database_deeper_than_a_socket_path_allows(tmp_path: Pa
     deep.mkdir(parents=True)
     db = str(deep / "queue.db")
     assert len(db) > 110  # sun_path holds 108 bytes
-    wake, other = open_wakeup(db, "socket"), open_wakeup(db, "socket")
+    wake, other = open_wakeup(db, kind="socket"), open_wakeup(db, kind="socket")
     try:
         since = other.generation()
         wake.notify()
@@ -247,3 +247,21 @@ def test_sockets_beside_a_database_deeper_than_a_socket_path_allows(tmp_path: Pa
     finally:
         wake.close()
         other.close()
+
+
+@pytest.mark.parametrize("kind", ["inotify", "socket"])
+def test_a_notify_wakes_its_own_channel_only(db: str, kind: str) -> None:
+    """A result stored does not wake idle workers waiting for jobs (nor the other way)."""
+    if kind == "inotify" and not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux only")
+    results = open_wakeup(db, "results", kind=kind)
+    jobs, jobs_writer = open_wakeup(db, "jobs", kind=kind), open_wakeup(db, "jobs", kind=kind)
+    try:
+        since_jobs = jobs.generation()
+        results.notify()
+        assert jobs.wait(0.3, since_jobs) is False
+        jobs_writer.notify()
+        assert jobs.wait(5.0, since_jobs) is True
+    finally:
+        for wake in (results, jobs, jobs_writer):
+            wake.close()

@@ -47,10 +47,15 @@ class Wakeup(abc.ABC):
 
 class ListeningWakeup(Wakeup):
     """The event mechanisms: a listener thread turns this process's OS events into a
-    generation counter, and threads wait on a Condition for it to move."""
+    generation counter, and threads wait on a Condition for it to move. A ``channel`` keeps
+    kinds of news apart (``jobs``, ``results``): idle workers are not woken by every result
+    stored, nor result waiters by every job enqueued."""
 
-    def __init__(self, db_path: str) -> None:
+    def __init__(self, db_path: str, channel: str = "jobs") -> None:
+        if not channel.isidentifier():
+            raise ValueError(f"a wake-up channel is a name like 'jobs', not {channel!r}")
         self.folder = os.path.abspath(db_path) + ".wake"
+        self.channel = channel
         self._cond = threading.Condition()
         self._generation = 0
         self._closed = False

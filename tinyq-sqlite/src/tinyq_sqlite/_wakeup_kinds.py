@@ -26,10 +26,10 @@ class InotifyWakeup(ListeningWakeup):
 
     kind = "inotify"
 
-    def __init__(self, db_path: str, watch: str | None = None) -> None:
+    def __init__(self, db_path: str, channel: str = "jobs", watch: str | None = None) -> None:
         self._libc = ctypes.CDLL(None, use_errno=True)
-        self.path = watch or os.path.join(os.path.abspath(db_path) + ".wake", "inotify")
-        super().__init__(db_path)
+        self.path = watch or os.path.join(os.path.abspath(db_path) + ".wake", channel)
+        super().__init__(db_path, channel)
 
     def _open(self) -> int:
         if not os.path.exists(self.path):
@@ -89,7 +89,8 @@ class SocketWakeup(ListeningWakeup):
     kind = "socket"
 
     def _open(self) -> int:
-        self.name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        self._prefix = f"{self.channel}-"
+        self.name = f"{self.channel}-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._sock.bind(self._address(self.name))
@@ -118,7 +119,7 @@ class SocketWakeup(ListeningWakeup):
     def _signal(self) -> None:
         self._bump()  # this process's waiters at once, without a round trip
         for name in os.listdir(self.folder):  # every time: a waiter may have just arrived
-            if not name.endswith(".sock") or name == self.name:
+            if not (name.startswith(self._prefix) and name.endswith(".sock")) or name == self.name:
                 continue
             try:
                 self._out.sendto(b"w", self._address(name))
@@ -149,8 +150,8 @@ class PollingWakeup(Wakeup):
 
     kind = "poll"
 
-    def __init__(self, db_path: str, interval: float = 0.005) -> None:
-        self.db_path, self.interval = db_path, interval
+    def __init__(self, db_path: str, channel: str = "jobs", interval: float = 0.005) -> None:
+        self.db_path, self.channel, self.interval = db_path, channel, interval
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = -1
