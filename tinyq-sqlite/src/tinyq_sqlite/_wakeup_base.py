@@ -84,8 +84,8 @@ class ListeningWakeup(Wakeup):
         except OSError as exc:  # waiters then wake at their timeout: degrade, never fail a write
             if not self._warned:
                 self._warned = True
-                log.warning("tinyq-sqlite: cannot wake other processes (%s): they poll at "
-                            "their timeout", exc)
+                log.warning("tinyq-sqlite: cannot wake other processes (%s): they wake at "
+                            "their timeouts", exc)
 
     def close(self) -> None:
         with self._cond:
