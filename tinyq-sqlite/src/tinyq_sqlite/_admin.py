@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message
 
 from ._db import Database
+from ._waiting import JOBS, Wakeups
 
 
 class AdminMixin(BrokerAdmin):
     """Admin operations over the broker's :class:`Database` (``self._db``)."""
 
     _db: Database
+    _wakeups: Wakeups
 
     def status(self, job_id: str, queue: str = "default") -> JobStatus:
         row = self._db.read(lambda conn: conn.execute(
@@ -78,7 +80,10 @@ class AdminMixin(BrokerAdmin):
                              "VALUES (?, ?, ?, 0, ?)", (queue, job_id, body, now))
             return len(chosen)
 
-        return self._db.write(work)
+        requeued = self._db.write(work)
+        if requeued:
+            self._wakeups.notify(JOBS)
+        return requeued
 
     def purge_dead_letters(self, queue: str) -> int:
         return self._db.write(lambda conn: conn.execute(

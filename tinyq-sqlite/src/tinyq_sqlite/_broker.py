@@ -19,7 +19,7 @@ from ._db import Database, StoreFull
 from ._options import Options, parse
 from ._results import SqliteResultBackend, store_results, succeeded
 from ._schema import LEASED, WAITING
-from ._waiting import ChangeWaiter
+from ._waiting import JOBS, RESULTS, Wakeups
 
 _LEASE_KEY = "seq = ? AND state = 1 AND lease_no = ?"  # the row a receipt still owns
 
@@ -36,9 +36,15 @@ class SqliteBroker(AdminMixin, Broker):
         self.options: Options = parse(uri)
         self.uri = uri
         self.visibility_timeout = self.options.visibility_timeout
-        self.poll_interval = self.options.poll_interval
         self._db = Database(self.options)
-        self._results = SqliteResultBackend(self._db)
+        self._wakeups = Wakeups(self._db)
+        self._results = SqliteResultBackend(self._db, self._wakeups)
+
+    @property
+    def poll_interval(self) -> float | None:  # type: ignore[override]  # read, never set
+        """None once the wake-ups are events (inotify, sockets: woken at once); the
+        fallback's interval while they poll, or before the first wait has chosen."""
+        return None if self._wakeups.kind in ("inotify", "socket") else self.options.poll_interval
 
     def __repr__(self) -> str:
         return f"SqliteBroker({self.uri!r})"
@@ -50,6 +56,7 @@ class SqliteBroker(AdminMixin, Broker):
         self._db.read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     def close(self) -> None:
+        self._wakeups.close()
         self._db.close()
 
     # -- enqueue -------------------------------------------------------------------------
@@ -79,6 +86,9 @@ class SqliteBroker(AdminMixin, Broker):
             # All or none: none went in, except the ids that were there already (skipped,
             # so they count as in); the producer's retry sends the others once there is room.
             raise EnqueueError(str(exc), enqueued_ids=self._present(messages)) from None
+        # Delayed jobs too: a waiter caps its wait at the earliest due time it saw, and
+        # this one may be sooner.
+        self._wakeups.notify(JOBS)
 
     def _present(self, messages: Sequence[Message]) -> list[str]:
         def work(conn: sqlite3.Connection) -> list[str]:
@@ -133,7 +143,7 @@ class SqliteBroker(AdminMixin, Broker):
         another connection (or a delayed job falling due) until ``timeout``."""
         deadline = time.monotonic() + timeout
         # Made before the first look, so a commit in between is not missed.
-        waiter = ChangeWaiter(self._db) if timeout > 0 and count > 0 else None
+        waiter = self._wakeups.waiter(JOBS) if timeout > 0 and count > 0 else None
         out = first_look()
         while not out and waiter is not None and waiter.wait_for_change(
                 deadline, self._next_due(queues)):
@@ -160,6 +170,8 @@ class SqliteBroker(AdminMixin, Broker):
 
         def first_look() -> list[Delivery]:
             lost, out = self._db.write(work)
+            if request.results:
+                self._wakeups.notify(RESULTS)
             if lost and request.on_lost is not None:
                 request.on_lost(lost)
             return out
@@ -201,6 +213,7 @@ class SqliteBroker(AdminMixin, Broker):
                  *_key(delivery)))
 
         self._db.write(work)
+        self._wakeups.notify(JOBS)  # with a delay too: it may be due before a waiter's cap
 
     def dead_letter(
         self,
@@ -232,6 +245,8 @@ class SqliteBroker(AdminMixin, Broker):
                  time.time(), int(verified)))
 
         self._db.write(work)
+        if result is not None and verified:
+            self._wakeups.notify(RESULTS)
 
     # -- time-driven moves ---------------------------------------------------------------
 
@@ -249,7 +264,10 @@ class SqliteBroker(AdminMixin, Broker):
                     WHERE state = {LEASED} AND lease_expires <= ? AND queue IN ({marks})""",
                 (now, now, *queues)).rowcount
 
-        return self._db.write(work)
+        recovered = self._db.write(work)
+        if recovered:
+            self._wakeups.notify(JOBS)
+        return recovered
 
     def move_due(self, queues: Sequence[str]) -> float | None:
         """Nothing to move: ``reserve`` delivers a delayed job once its due time passed. Only

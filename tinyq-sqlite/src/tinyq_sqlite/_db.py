@@ -210,11 +210,6 @@ class Database:
         conn = self.connection()
         return self._retry(lambda: work(conn))
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits to the file (this one's own commits
-        do not count): a cheap read of shared memory, what waiting loops poll."""
-        return int(self.connection().execute("PRAGMA data_version").fetchone()[0])
-
     @contextmanager
     def translated(self) -> Iterator[None]:
         """Turn a stray sqlite3 error into a tinyq one."""

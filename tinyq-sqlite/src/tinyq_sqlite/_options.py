@@ -32,8 +32,8 @@ class Options:
     visibility_timeout: float = 30.0
     # sqlite3's own wait for a lock, per statement; the broker retries with backoff on top.
     busy_timeout: float = 5.0
-    # How often a blocked reserve or result wait looks for another process's commit
-    # (PRAGMA data_version, a read of shared memory: no file I/O while idle).
+    # Used only where no wake-up mechanism works (no inotify, no unix sockets): how often a
+    # blocked reserve or result wait then polls PRAGMA data_version for another commit.
     poll_interval: float = 0.005
     # synchronous=NORMAL (WAL): a commit survives a crash of the process but maybe not of
     # the machine; FULL fsyncs every commit. A durable enqueue is always FULL.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from tinyq_core.plugin import Result, ResultBackend
 
 from ._db import Database
-from ._waiting import ChangeWaiter
+from ._waiting import RESULTS, Wakeups
 
 SWEEP_EVERY = 60.0  # seconds between deletions of expired results, per process
 
@@ -43,8 +43,9 @@ def succeeded(conn: sqlite3.Connection, queue: str, job_id: str) -> bool:
 class SqliteResultBackend(ResultBackend):
     """The result backend of a :class:`~tinyq_sqlite.SqliteBroker` (``broker.result_backend()``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, wakeups: Wakeups) -> None:
         self._db = db
+        self._wakeups = wakeups
         self._swept = 0.0
 
     def store(self, results: Sequence[Result], ttl: float) -> None:
@@ -58,6 +59,7 @@ class SqliteResultBackend(ResultBackend):
                 conn.execute("DELETE FROM results WHERE expires <= ?", (time.time(),))
 
         self._db.write(work)
+        self._wakeups.notify(RESULTS)
         if sweep:
             self._swept = time.monotonic()
 
@@ -74,7 +76,7 @@ class SqliteResultBackend(ResultBackend):
     def get(
         self, job_id: str, timeout: float | None = 0, queue: str = "default"
     ) -> Result | None:
-        waiter = ChangeWaiter(self._db) if timeout != 0 else None
+        waiter = self._wakeups.waiter(RESULTS) if timeout != 0 else None
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         while True:
             result = self._lookup(queue, job_id)
@@ -96,4 +98,5 @@ class SqliteResultBackend(ResultBackend):
         return self._db.read(work)
 
     def close(self) -> None:
+        self._wakeups.close()
         self._db.close()

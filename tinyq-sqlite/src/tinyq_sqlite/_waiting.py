@@ -1,39 +1,91 @@
 """How a blocked call (``reserve``, a result's ``get``) learns that another process wrote.
 
-SQLite cannot wake a reader in another process, so for now this polls ``PRAGMA
-data_version`` every ``poll_interval`` seconds: it changes when any other connection commits,
-and reading it touches only the WAL index in shared memory, so an idle worker does no file
-I/O. The caller re-runs its query only when something changed. Everything about waiting is in
-this one class, so that a true wake-up (a FIFO or inotify beside the file) can replace it.
+SQLite cannot wake a reader in another process, so writers call :meth:`Wakeups.notify` after
+committing, and waiters sleep in a :class:`ChangeWaiter` on the matching channel: ``jobs``
+(enqueue, nack, recovery, requeued dead letters) or ``results``. The mechanism (inotify,
+unix sockets, or ``PRAGMA data_version`` polled every ``poll_interval`` as the last resort) is
+:mod:`._wakeup`'s choice. Every wait has a finite bound anyway (the caller's deadline, the
+next delayed job's due time), so a lost notification delays, never strands, a job.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from ._db import Database
+from ._wakeup import Wakeup, open_wakeup
+
+JOBS, RESULTS = "jobs", "results"
 
 
-class ChangeWaiter:
-    """Remembers the file's version when made; :meth:`wait_for_change` returns once another
-    connection has committed since, or at the deadline."""
+class Wakeups:
+    """A broker's wake-up channels, each opened on first use (the broker connects lazily,
+    and a process that never waits or writes needs none) and closed with the broker."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._seen = db.data_version()
+        self._lock = threading.Lock()
+        self._open: dict[str, Wakeup] = {}
+
+    def channel(self, name: str) -> Wakeup:
+        with self._lock:
+            wake = self._open.get(name)
+            if wake is None:
+                # The file first: its checks name a missing folder clearly, where the wake-up
+                # would create it (``<db>.wake/`` sits beside the database).
+                self._db.connection()
+                wake = open_wakeup(self._db.path, name, interval=self._db.options.poll_interval)
+                self._open[name] = wake
+            return wake
+
+    @property
+    def kind(self) -> str | None:
+        """The mechanism in use, once a channel is open."""
+        with self._lock:
+            return next((w.kind for w in self._open.values()), None)
+
+    def notify(self, name: str) -> None:
+        """After a COMMIT that made jobs ready (``jobs``) or stored results (``results``)."""
+        self.channel(name).notify()
+
+    def waiter(self, name: str) -> ChangeWaiter:
+        """Make it BEFORE looking at the table: a notification after that is not missed."""
+        return ChangeWaiter(self.channel(name))
+
+    def close(self) -> None:
+        """Close every channel (their listener threads end before this returns); a later use
+        opens them again."""
+        with self._lock:
+            opened, self._open = list(self._open.values()), {}
+        for wake in opened:
+            wake.close()
+
+
+class ChangeWaiter:
+    """Remembers the channel's generation; :meth:`wait_for_change` returns once something was
+    notified since, or at the deadline, and takes a new snapshot before the caller looks."""
+
+    def __init__(self, wake: Wakeup) -> None:
+        self._wake = wake
+        self._since = wake.generation()
 
     def wait_for_change(self, deadline: float, until: float | None = None) -> bool:
-        """Wait until another commit, the monotonic ``deadline`` or the Unix time ``until``
-        (a delayed job falls due), whichever comes first; False once the deadline passed."""
-        interval = self._db.options.poll_interval
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                return False
-            if until is not None and time.time() >= until:
+        """Wait for a notification until the monotonic ``deadline`` or the Unix time ``until``
+        (a delayed job falls due), whichever comes first. True: look again; False: the
+        deadline passed (or the wake-up was closed)."""
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        wait = deadline - now
+        if until is not None:
+            wait = min(wait, until - time.time())
+            if wait <= 0:
                 return True
-            time.sleep(min(interval, deadline - now))
-            version = self._db.data_version()
-            if version != self._seen:
-                self._seen = version
-                return True
+        woke = self._wake.wait(wait, self._since)
+        self._since = self._wake.generation()  # before the caller's next look
+        if woke:
+            return True
+        # A timeout ends no sooner than asked: earlier means closed (give up).
+        ended = time.monotonic()
+        return ended < deadline and ended >= now + wait

@@ -61,6 +61,7 @@ class ListeningWakeup(Wakeup):
         self._closed = False
         self._pid = -1
         self._stop_r = self._stop_w = -1
+        self._thread: threading.Thread | None = None
         self._warned = False
         self._ensure()
 
@@ -88,13 +89,20 @@ class ListeningWakeup(Wakeup):
                             "their timeouts", exc)
 
     def close(self) -> None:
+        """Also ends this process's listener thread before returning: no thread outlives
+        the broker that started it."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
             self._cond.notify_all()
-            if self._pid == os.getpid() and self._stop_w >= 0:
+            if self._pid != os.getpid():
+                return  # a forked child that never used it: the parent's thread is not ours
+            if self._stop_w >= 0:
                 os.write(self._stop_w, b"x")  # the listener thread closes the OS resources
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
 
     def _bump(self) -> None:
         with self._cond:
@@ -119,8 +127,10 @@ class ListeningWakeup(Wakeup):
             event_fd = self._open()
             self._stop_r, self._stop_w = os.pipe()
             self._pid = os.getpid()
-        threading.Thread(target=self._listen, args=(event_fd, self._stop_r), daemon=True,
-                         name=f"tinyq-sqlite-wakeup-{self.kind}").start()
+            self._thread = threading.Thread(
+                target=self._listen, args=(event_fd, self._stop_r), daemon=True,
+                name=f"tinyq-sqlite-wakeup-{self.kind}")
+            self._thread.start()
 
     def _listen(self, event_fd: int, stop_fd: int) -> None:
         poller = select.poll()
