@@ -1,5 +1,5 @@
 """Huey on SQLite (`SqliteHuey(filename=...)`, a database file of its own): calling the task
-enqueues it, `huey_consumer` with threads in one process, or 2 processes.
+enqueues it, `huey_consumer` with threads, one or two of them.
 
 Huey's SQLite storage cannot block, so its consumer polls: each worker sleeps `-d` seconds
 after finding the queue empty, multiplied by `-b` up to `-m` (defaults 0.1 s, 1.15, 10 s: an
@@ -31,7 +31,7 @@ class Bench(c.System):
     name = "huey-sqlite"
     db = DB
     worker_note = (f"huey_consumer -k thread -w {s.THREADS} -d {s.POLL} -b 1 -m {s.POLL}; "
-                   "2 processes: -k process -w 2 (one job at a time each)")
+                   "2 processes: two of them")
 
     def enqueue_one(self, n: int) -> None:
         for i in range(n):
@@ -43,10 +43,11 @@ class Bench(c.System):
         return t0
 
     def worker_commands(self, processes: int) -> list[list[str]]:
-        kind = ["-k", "thread", "-w", str(s.THREADS)] if processes == 1 else \
-            ["-k", "process", "-w", str(processes)]
-        return [[c.script("huey_consumer"), f"{__name__}.huey", *kind, "-d", str(s.POLL),
-                 "-b", "1", "-m", str(s.POLL), "-n", "-q"]]
+        # N processes of THREADS threads each, as `tinyq -p N -w THREADS`: Huey's process
+        # workers run one job at a time each, so N consumers of threads match tinyq best
+        command = [c.script("huey_consumer"), f"{__name__}.huey", "-k", "thread", "-w",
+                   str(s.THREADS), "-d", str(s.POLL), "-b", "1", "-m", str(s.POLL), "-n", "-q"]
+        return [command] * processes
 
     def reset(self) -> None:
         super().reset()
