@@ -5,20 +5,43 @@ Huey's SQLite storage cannot block, so its consumer polls: each worker sleeps `-
 after finding the queue empty, multiplied by `-b` up to `-m` (defaults 0.1 s, 1.15, 10 s: an
 idle consumer looks every 10 s). Here every worker looks every 5 ms, tinyq-sqlite's
 `poll_interval`, so that the latency compares the same polling; Huey's defaults would measure
-its back-off instead."""
+its back-off instead.
+
+Huey's storage leaves SQLite's `synchronous` at its default, FULL: an fsync of the WAL at
+every commit (enqueue, dequeue, result). tinyq-sqlite's default is NORMAL (no fsync per
+commit; a process crash loses nothing, a power loss may take the last commits). So that the
+comparison is of the queues and not of fsync, Huey's connections are set to NORMAL too;
+`TINYQ_BENCH_HUEY_SYNC=full` keeps Huey's default."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 
 from huey import SqliteHuey
+from huey.storage import SqliteStorage
 
 from . import _common as c
 from . import _sqlite as s
 
 DB = 10  # the Redis database of the task's counter
 FILE = s.path("huey.db")
-huey = SqliteHuey("bench", filename=str(FILE))
+SYNC = os.environ.get("TINYQ_BENCH_HUEY_SYNC", "normal").upper()
+if SYNC not in ("NORMAL", "FULL"):
+    raise ValueError(f"TINYQ_BENCH_HUEY_SYNC must be normal or full, not {SYNC.lower()!r}")
+
+
+class Storage(SqliteStorage):  # type: ignore[misc]  # huey has no type hints
+    """Huey's SQLite storage with `PRAGMA synchronous` set on each connection."""
+
+    def _create_connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = super()._create_connection()
+        conn.execute(f"PRAGMA synchronous={SYNC}")
+        return conn
+
+
+huey = SqliteHuey("bench", filename=str(FILE), storage_class=Storage)
 
 
 @huey.task()
@@ -31,7 +54,7 @@ class Bench(c.System):
     name = "huey-sqlite"
     db = DB
     worker_note = (f"huey_consumer -k thread -w {s.THREADS} -d {s.POLL} -b 1 -m {s.POLL}; "
-                   "2 processes: two of them")
+                   f"2 processes: two of them; synchronous={SYNC}")
 
     def enqueue_one(self, n: int) -> None:
         for i in range(n):
