@@ -174,3 +174,26 @@ def test_close_ends_the_listener_threads_and_wakes_the_waiters(tmp_path: Path) -
     assert not any(t.is_alive() for t in threads)
     assert len(waits) == 2 and max(waits) < 5  # released by the close, not their timeouts
     assert set(_wakeup_threads()) - before == set()
+
+
+def test_a_notifier_wakes_inotify_and_socket_waiters_alike_and_starts_no_thread(
+        tmp_path: Path) -> None:
+    # A process whose inotify instances ran out waits on a socket: a writer using inotify
+    # must still wake it. The writer's side listens to nothing.
+    from tinyq_sqlite._notify import Notifier
+
+    db = str(tmp_path / "q.db")
+    notifier = Notifier(db, "jobs")
+    notifier.notify()  # nobody waits yet: it creates nothing
+    assert not (tmp_path / "q.db.wake").exists()
+    waiters = [open_wakeup(db, "jobs", kind="inotify"), open_wakeup(db, "jobs", kind="socket")]
+    try:
+        snapshots = [w.generation() for w in waiters]
+        threads = threading.active_count()
+        notifier.notify()
+        assert threading.active_count() == threads
+        assert all(w.wait(2.0, since) for w, since in zip(waiters, snapshots, strict=True))
+    finally:
+        for w in waiters:
+            w.close()
+        notifier.close()

@@ -14,6 +14,7 @@ import threading
 import time
 
 from ._db import Database
+from ._notify import Notifier
 from ._wakeup import Wakeup, open_wakeup
 
 JOBS, RESULTS = "jobs", "results"
@@ -27,6 +28,7 @@ class Wakeups:
         self._db = db
         self._lock = threading.Lock()
         self._open: dict[str, Wakeup] = {}
+        self._notifiers: dict[str, Notifier] = {}
 
     def channel(self, name: str) -> Wakeup:
         with self._lock:
@@ -46,8 +48,14 @@ class Wakeups:
             return next((w.kind for w in self._open.values()), None)
 
     def notify(self, name: str) -> None:
-        """After a COMMIT that made jobs ready (``jobs``) or stored results (``results``)."""
-        self.channel(name).notify()
+        """After a COMMIT that made jobs ready (``jobs``) or stored results (``results``).
+        A :class:`Notifier`, not the channel's Wakeup: a process that only writes starts no
+        listener thread (see ``_notify``)."""
+        with self._lock:
+            notifier = self._notifiers.get(name)
+            if notifier is None:
+                notifier = self._notifiers[name] = Notifier(self._db.path, name)
+        notifier.notify()
 
     def waiter(self, name: str) -> ChangeWaiter:
         """Make it BEFORE looking at the table: a notification after that is not missed."""
@@ -58,8 +66,11 @@ class Wakeups:
         opens them again."""
         with self._lock:
             opened, self._open = list(self._open.values()), {}
+            notifiers, self._notifiers = list(self._notifiers.values()), {}
         for wake in opened:
             wake.close()
+        for notifier in notifiers:
+            notifier.close()
 
 
 class ChangeWaiter:
