@@ -186,6 +186,8 @@ def test_a_notifier_wakes_inotify_and_socket_waiters_alike_and_starts_no_thread(
     notifier = Notifier(db, "jobs")
     notifier.notify()  # nobody waits yet: it creates nothing
     assert not (tmp_path / "q.db.wake").exists()
+    (tmp_path / "q.db.wake").mkdir()
+    notifier.notify()  # lists no socket, and keeps that listing until the folder changes
     waiters = [open_wakeup(db, "jobs", kind="inotify"), open_wakeup(db, "jobs", kind="socket")]
     try:
         snapshots = [w.generation() for w in waiters]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 
 from ._wakeup_base import log
 
@@ -30,13 +31,15 @@ class Notifier:
         self._out: socket.socket | None = None
         self._pid = -1
         self._warned = False
+        self._listed: tuple[int, list[str]] = (-1, [])  # the folder's mtime, its sockets
 
     def notify(self) -> None:
         try:
             try:
                 os.utime(os.path.join(self.folder, self.channel))  # inotify waiters
             except FileNotFoundError:
-                pass
+                if not os.path.isdir(self.folder):
+                    return  # nobody has ever waited on this file
             self.send()
         except OSError as exc:  # waiters then wake at their timeouts: never fail a write
             if not self._warned:
@@ -47,12 +50,7 @@ class Notifier:
     def send(self, skip: str | None = None) -> None:
         """A byte to each socket waiter of the channel but ``skip`` (the caller's own), and
         remove the sockets of dead processes."""
-        prefix = f"{self.channel}-"
-        try:
-            names = [n for n in os.listdir(self.folder)
-                     if n.startswith(prefix) and n.endswith(".sock") and n != skip]
-        except FileNotFoundError:
-            return
+        names = [n for n in self._sockets() if n != skip]
         if not names:
             return
         if self._pid != os.getpid() or self._out is None:  # first use, or a forked child
@@ -82,6 +80,21 @@ class Notifier:
         finally:
             if dir_fd >= 0:
                 os.close(dir_fd)
+
+    def _sockets(self) -> list[str]:
+        """The channel's socket files, listed again only when the folder changed (a socket
+        made or removed): a stat instead of a listing on every commit. The folder's time is
+        coarse (a clock tick), so within a second of a change it lists anyway."""
+        try:
+            mtime = os.stat(self.folder).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if mtime == self._listed[0] and time.time_ns() - mtime > 1_000_000_000:
+            return self._listed[1]
+        prefix = f"{self.channel}-"
+        names = [n for n in os.listdir(self.folder) if n.startswith(prefix) and n.endswith(".sock")]
+        self._listed = (mtime, names)
+        return names
 
     def close(self) -> None:
         if self._out is not None and self._pid == os.getpid():
