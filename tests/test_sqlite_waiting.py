@@ -199,3 +199,17 @@ def test_a_notifier_wakes_inotify_and_socket_waiters_alike_and_starts_no_thread(
         for w in waiters:
             w.close()
         notifier.close()
+
+
+def test_a_blocking_wait_on_a_missing_folder_is_the_clear_error_and_creates_nothing(
+        tmp_path: Path) -> None:
+    # The wake-up folder sits beside the database: opening it first would create the folder.
+    from tinyq_core import ConfigurationError
+
+    broker = SqliteBroker(f"sqlite:///{tmp_path / 'missing' / 'q.db'}")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        broker.reserve(["q"], 1, 1.0)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        broker.result_backend().get("j", timeout=1.0)
+    assert not (tmp_path / "missing").exists()
+    broker.close()

@@ -31,12 +31,13 @@ class Wakeups:
         self._notifiers: dict[str, Notifier] = {}
 
     def channel(self, name: str) -> Wakeup:
+        # The file first: its checks name a missing folder clearly, where the wake-up would
+        # create it (``<db>.wake/`` sits beside the database). Outside the lock: opening may
+        # wait for a locked file, and notify() must not wait behind it.
+        self._db.connection()
         with self._lock:
             wake = self._open.get(name)
             if wake is None:
-                # The file first: its checks name a missing folder clearly, where the wake-up
-                # would create it (``<db>.wake/`` sits beside the database).
-                self._db.connection()
                 wake = open_wakeup(self._db.path, name, interval=self._db.options.poll_interval)
                 self._open[name] = wake
             return wake
