@@ -213,3 +213,21 @@ def test_a_blocking_wait_on_a_missing_folder_is_the_clear_error_and_creates_noth
         broker.result_backend().get("j", timeout=1.0)
     assert not (tmp_path / "missing").exists()
     broker.close()
+
+
+def test_a_lost_notification_costs_a_waiter_at_most_the_recheck(
+        pair: tuple[SqliteBroker, SqliteBroker], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A writer that cannot write to <db>.wake/ (another user's folder) notifies nobody: a
+    # get(timeout=None) must still see the result, at its next look.
+    from tinyq_sqlite._notify import Notifier
+
+    waiter, writer = pair
+    waiter.result_backend().get("warm-up", timeout=0.01)  # its channel open, as in a waiter
+    monkeypatch.setattr(Notifier, "notify", lambda self: None)
+    thread = _after(0.2, lambda: writer.result_backend().store(
+        [Result("j", b"1", "default")], 60))
+    start = time.monotonic()
+    result = waiter.result_backend().get("j", timeout=None)
+    thread.join()
+    assert result is not None
+    assert time.monotonic() - start < _waiting.RECHECK + SOON

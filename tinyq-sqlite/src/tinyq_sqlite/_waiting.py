@@ -4,8 +4,9 @@ SQLite cannot wake a reader in another process, so writers call :meth:`Wakeups.n
 committing, and waiters sleep in a :class:`ChangeWaiter` on the matching channel: ``jobs``
 (enqueue, nack, recovery, requeued dead letters) or ``results``. The mechanism (inotify,
 unix sockets, or ``PRAGMA data_version`` polled every ``poll_interval`` as the last resort) is
-:mod:`._wakeup`'s choice. Every wait has a finite bound anyway (the caller's deadline, the
-next delayed job's due time), so a lost notification delays, never strands, a job.
+:mod:`._wakeup`'s choice. Every wait is bounded anyway (the caller's deadline, the next
+delayed job's due time, :data:`RECHECK`), so a lost notification delays, never strands, a job
+or a result.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ._notify import Notifier
 from ._wakeup import Wakeup, open_wakeup
 
 JOBS, RESULTS = "jobs", "results"
+# Longest a waiter sleeps before looking again anyway: a notification lost (a writer without
+# write access to ``<db>.wake/``) costs at most this, even to a ``get(timeout=None)``.
+RECHECK = 1.0
 
 
 class Wakeups:
@@ -85,11 +89,11 @@ class ChangeWaiter:
     def wait_for_change(self, deadline: float, until: float | None = None) -> bool:
         """Wait for a notification until the monotonic ``deadline`` or the Unix time ``until``
         (a delayed job falls due), whichever comes first. True: look again; False: the
-        deadline passed (or the wake-up was closed)."""
+        deadline passed (or the wake-up was closed). Never longer than :data:`RECHECK`."""
         now = time.monotonic()
         if now >= deadline:
             return False
-        wait = deadline - now
+        wait = min(deadline - now, RECHECK)
         if until is not None:
             wait = min(wait, until - time.time())
             if wait <= 0:
