@@ -240,3 +240,27 @@ def test_a_disk_that_fills_is_a_clear_error_and_the_queue_works_after(tmp_path: 
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
+
+
+def test_an_idle_worker_process_and_a_waiting_producer_are_woken_across_processes(
+        tmp_path: Path) -> None:
+    """Round trips through an idle worker process: the enqueue wakes its blocked reserve
+    (``jobs``), its stored result wakes this process's ``result()`` (``results``). Without
+    the wake-ups, each would wait out its timeout (the worker's blocking reserve lasts 1 s)."""
+    url = f"sqlite:///{tmp_path}/tinyq.db"
+    runs = tmp_path / "runs.log"
+    (tmp_path / "app").mkdir()
+    with AppProject(tmp_path / "app", APP, env={"TINYQ_URL": url, "RUNS": str(runs)}) as project:
+        record = project.module.record
+        worker = project.worker("-u", url, "-w", "2")
+        assert record.delay(-1).result(timeout=30) == -1  # the worker is up
+        trips = []
+        for i in range(20):
+            time.sleep(0.05)  # idle again: blocked in reserve
+            start = time.monotonic()
+            assert record.delay(i).result(timeout=10) == i
+            trips.append(time.monotonic() - start)
+        out = project.stop(worker)
+        assert worker.returncode == 0, out
+        trips.sort()
+        assert trips[len(trips) // 2] < 0.1, trips  # ~3 ms here; polling-free waits

@@ -30,30 +30,34 @@ def pair(tmp_path: Path) -> Iterator[tuple[SqliteBroker, SqliteBroker]]:
     writer.close()
 
 
-def _after(delay: float, action: Callable[[], object]) -> threading.Thread:
-    def run() -> None:
-        time.sleep(delay)
-        action()
+class _Later(threading.Thread):
+    """Runs ``action`` in ``delay`` seconds; ``done`` is when it returned (its COMMIT)."""
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
+    def __init__(self, delay: float, action: Callable[[], object]) -> None:
+        super().__init__()
+        self.delay, self.action, self.done = delay, action, float("inf")
+        self.start()
+
+    def run(self) -> None:
+        time.sleep(self.delay)
+        self.action()
+        self.done = time.monotonic()
 
 
 def _timed_reserve(broker: SqliteBroker, timeout: float = 5.0) -> tuple[list[str], float]:
-    start = time.monotonic()
+    """The ids reserved and the monotonic time the reserve returned."""
     got = broker.reserve(["q"], 10, timeout)
-    return [d.id for d in got], time.monotonic() - start
+    return [d.id for d in got], time.monotonic()
 
 
 def test_an_enqueue_wakes_a_blocked_reserve_at_once(
         pair: tuple[SqliteBroker, SqliteBroker]) -> None:
     waiter, writer = pair
-    thread = _after(0.2, lambda: writer.enqueue([Message("a", "q", b"")]))
-    ids, took = _timed_reserve(waiter)
+    thread = _Later(0.2, lambda: writer.enqueue([Message("a", "q", b"")]))
+    ids, returned = _timed_reserve(waiter)
     thread.join()
     assert ids == ["a"]
-    assert 0.2 <= took < 0.2 + SOON
+    assert returned - thread.done < SOON
     assert waiter.poll_interval is None  # events, not polling, on this machine
 
 
@@ -63,7 +67,7 @@ def test_a_delayed_job_enqueued_while_waiting_is_delivered_when_due(
     # learn one.
     waiter, writer = pair
     due = time.time() + 0.6
-    thread = _after(0.1, lambda: writer.enqueue([Message("later", "q", b"", due=due)]))
+    thread = _Later(0.1, lambda: writer.enqueue([Message("later", "q", b"", due=due)]))
     ids, _ = _timed_reserve(waiter)
     thread.join()
     assert ids == ["later"]
@@ -82,10 +86,10 @@ def test_a_nack_with_a_delay_and_a_recovery_wake_a_blocked_reserve(
         ids, _ = _timed_reserve(waiter)
         assert ids == ["n"] and due <= time.time() < due + SOON
         # The other lease expired meanwhile: the writer's recover commits and wakes us.
-        thread = _after(0.2, lambda: writer.recover(["q"]))
-        ids, took = _timed_reserve(waiter)
+        thread = _Later(0.2, lambda: writer.recover(["q"]))
+        ids, returned = _timed_reserve(waiter)
         thread.join()
-        assert ids == ["r"] and took < 0.2 + SOON
+        assert ids == ["r"] and returned - thread.done < SOON
     finally:
         waiter.close()
         writer.close()
@@ -97,22 +101,21 @@ def test_requeued_dead_letters_wake_a_blocked_reserve(
     writer.enqueue([Message("d", "q", b"")])
     (delivery,) = writer.reserve(["q"], 1, 0)
     writer.dead_letter(delivery, "failed")
-    thread = _after(0.2, lambda: writer.requeue_dead_letters("q"))
-    ids, took = _timed_reserve(waiter)
+    thread = _Later(0.2, lambda: writer.requeue_dead_letters("q"))
+    ids, returned = _timed_reserve(waiter)
     thread.join()
-    assert ids == ["d"] and took < 0.2 + SOON
+    assert ids == ["d"] and returned - thread.done < SOON
 
 
 def test_a_stored_result_wakes_a_blocked_get(pair: tuple[SqliteBroker, SqliteBroker]) -> None:
     waiter, writer = pair
-    thread = _after(0.2, lambda: writer.result_backend().store(
+    thread = _Later(0.2, lambda: writer.result_backend().store(
         [Result("j", b"42", "default")], 60))
-    start = time.monotonic()
     result = waiter.result_backend().get("j", timeout=5)
-    took = time.monotonic() - start
+    returned = time.monotonic()
     thread.join()
     assert result is not None and result.body == b"42"
-    assert 0.2 <= took < 0.2 + SOON
+    assert returned - thread.done < SOON
 
 
 def test_a_result_stored_with_the_ack_wakes_a_blocked_get(
@@ -122,11 +125,11 @@ def test_a_result_stored_with_the_ack_wakes_a_blocked_get(
     (delivery,) = writer.reserve(["default"], 1, 0)
     request = SettleRequest(acks=[delivery], results=[Result("j", b"ok", "default")],
                             result_ttl=60, queues=[], count=0, timeout=0)
-    thread = _after(0.2, lambda: writer.settle_and_reserve(request))
-    start = time.monotonic()
+    thread = _Later(0.2, lambda: writer.settle_and_reserve(request))
     result = waiter.result_backend().get("j", timeout=5)
+    returned = time.monotonic()
     thread.join()
-    assert result is not None and time.monotonic() - start < 0.2 + SOON
+    assert result is not None and returned - thread.done < SOON
 
 
 def test_the_polling_fallback_still_wakes_a_blocked_reserve(
@@ -136,10 +139,10 @@ def test_the_polling_fallback_still_wakes_a_blocked_reserve(
                         lambda path, channel, interval: open_wakeup(
                             path, channel, kind="poll", interval=interval))
     waiter, writer = pair
-    thread = _after(0.2, lambda: writer.enqueue([Message("p", "q", b"")]))
-    ids, took = _timed_reserve(waiter)
+    thread = _Later(0.2, lambda: writer.enqueue([Message("p", "q", b"")]))
+    ids, returned = _timed_reserve(waiter)
     thread.join()
-    assert ids == ["p"] and took < 0.2 + SOON
+    assert ids == ["p"] and returned - thread.done < SOON
     assert waiter.poll_interval == 0.005
 
 
@@ -174,3 +177,60 @@ def test_close_ends_the_listener_threads_and_wakes_the_waiters(tmp_path: Path) -
     assert not any(t.is_alive() for t in threads)
     assert len(waits) == 2 and max(waits) < 5  # released by the close, not their timeouts
     assert set(_wakeup_threads()) - before == set()
+
+
+def test_a_notifier_wakes_inotify_and_socket_waiters_alike_and_starts_no_thread(
+        tmp_path: Path) -> None:
+    # A process whose inotify instances ran out waits on a socket: a writer using inotify
+    # must still wake it. The writer's side listens to nothing.
+    from tinyq_sqlite._notify import Notifier
+
+    db = str(tmp_path / "q.db")
+    notifier = Notifier(db, "jobs")
+    notifier.notify()  # nobody waits yet: it creates nothing
+    assert not (tmp_path / "q.db.wake").exists()
+    (tmp_path / "q.db.wake").mkdir()
+    notifier.notify()  # lists no socket, and keeps that listing until the folder changes
+    waiters = [open_wakeup(db, "jobs", kind="inotify"), open_wakeup(db, "jobs", kind="socket")]
+    try:
+        snapshots = [w.generation() for w in waiters]
+        threads = threading.active_count()
+        notifier.notify()
+        assert threading.active_count() == threads
+        assert all(w.wait(2.0, since) for w, since in zip(waiters, snapshots, strict=True))
+    finally:
+        for w in waiters:
+            w.close()
+        notifier.close()
+
+
+def test_a_blocking_wait_on_a_missing_folder_is_the_clear_error_and_creates_nothing(
+        tmp_path: Path) -> None:
+    # The wake-up folder sits beside the database: opening it first would create the folder.
+    from tinyq_core import ConfigurationError
+
+    broker = SqliteBroker(f"sqlite:///{tmp_path / 'missing' / 'q.db'}")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        broker.reserve(["q"], 1, 1.0)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        broker.result_backend().get("j", timeout=1.0)
+    assert not (tmp_path / "missing").exists()
+    broker.close()
+
+
+def test_a_lost_notification_costs_a_waiter_at_most_the_recheck(
+        pair: tuple[SqliteBroker, SqliteBroker], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A writer that cannot write to <db>.wake/ (another user's folder) notifies nobody: a
+    # get(timeout=None) must still see the result, at its next look.
+    from tinyq_sqlite._notify import Notifier
+
+    waiter, writer = pair
+    waiter.result_backend().get("warm-up", timeout=0.01)  # its channel open, as in a waiter
+    monkeypatch.setattr(Notifier, "notify", lambda self: None)
+    thread = _Later(0.2, lambda: writer.result_backend().store(
+        [Result("j", b"1", "default")], 60))
+    result = waiter.result_backend().get("j", timeout=None)
+    returned = time.monotonic()
+    thread.join()
+    assert result is not None
+    assert returned - thread.done < _waiting.RECHECK + SOON

@@ -1,9 +1,11 @@
 """Wake-ups across processes for the SQLite broker: a waiter blocked in ``reserve`` or in a
 result wait returns soon after another process commits, without polling the file.
 
-SQLite itself cannot wake a reader in another process, so writers call :meth:`Wakeup.notify`
-after committing ready jobs or results, and waiters block in :meth:`Wakeup.wait`. Three
-mechanisms, picked by :func:`open_wakeup` (figures in docs/sqlite.md, "Wake-ups"):
+SQLite itself cannot wake a reader in another process, so writers notify after committing
+ready jobs or results (the broker through :class:`._notify.Notifier`, which reaches the
+waiters of every mechanism; :meth:`Wakeup.notify` reaches its own kind), and waiters block in
+:meth:`Wakeup.wait`. Three mechanisms, picked by :func:`open_wakeup` (figures in
+docs/sqlite.md, "Wake-ups"):
 
 * ``inotify`` (Linux): every process watches one file, ``<db>.wake/<channel>``; ``notify`` sets
   its times (one ``utime`` call, whatever the number of waiters). Nothing per process on disk,

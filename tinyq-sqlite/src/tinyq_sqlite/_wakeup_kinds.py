@@ -13,11 +13,11 @@ import threading
 import time
 import uuid
 
+from ._notify import SOCKET_PATH_MAX, Notifier
 from ._wakeup_base import ListeningWakeup, Wakeup, log
 
 _IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE, _IN_IGNORED = 0x2, 0x4, 0x8, 0x8000
 _IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, 0o2000000
-_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
 class InotifyWakeup(ListeningWakeup):
@@ -89,18 +89,16 @@ class SocketWakeup(ListeningWakeup):
     kind = "socket"
 
     def _open(self) -> int:
-        self._prefix = f"{self.channel}-"
         self.name = f"{self.channel}-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._sock.bind(self._address(self.name))
-        self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # notify's, kept open
-        self._out.setblocking(False)
+        self._notifier = Notifier(self.folder[:-len(".wake")], self.channel)
         return self._sock.fileno()
 
     def _address(self, name: str) -> str:
         path = os.path.join(self.folder, name)
-        if len(os.fsencode(path)) <= _SOCKET_PATH_MAX:
+        if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
             return path
         if not os.path.isdir("/proc/self/fd"):
             raise OSError(errno.ENAMETOOLONG, f"socket path too long: {path}")
@@ -118,26 +116,15 @@ class SocketWakeup(ListeningWakeup):
 
     def _signal(self) -> None:
         self._bump()  # this process's waiters at once, without a round trip
-        for name in os.listdir(self.folder):  # every time: a waiter may have just arrived
-            if not (name.startswith(self._prefix) and name.endswith(".sock")) or name == self.name:
-                continue
-            try:
-                self._out.sendto(b"w", self._address(name))
-            except ConnectionRefusedError:  # nobody bound: its process died
-                try:
-                    os.unlink(os.path.join(self.folder, name))
-                except OSError:
-                    pass
-            except (BlockingIOError, FileNotFoundError, PermissionError):
-                pass  # queue full (a wake is pending anyway), gone meanwhile, or not ours
+        self._notifier.send(skip=self.name)  # lists the folder: a waiter may have just arrived
 
     def _forget(self) -> None:
         self._sock.close()
-        self._out.close()
+        self._notifier.close()
 
     def _release(self) -> None:
         self._sock.close()
-        self._out.close()
+        self._notifier.close()
         try:
             os.unlink(os.path.join(self.folder, self.name))
         except OSError:
