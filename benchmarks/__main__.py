@@ -1,5 +1,6 @@
 """`python -m benchmarks`: tinyq side by side with RQ, Celery, Dramatiq, Huey, arq and taskiq
-(those installed; `pip install -e '.[bench]'`), and plain redis-py, on a throwaway Redis.
+(those installed; `pip install -e '.[bench]'`), and plain redis-py, on a throwaway Redis; and
+tinyq-sqlite side by side with Huey's SQLite storage, each on a temporary database file.
 
 Scenarios, each run `--runs` times (systems interleaved within a run), reported as the median
 and the spread (min-max) over the runs:
@@ -11,6 +12,10 @@ and the spread (min-max) over the runs:
 3. latency from enqueue to execution on the idle worker, p50 and p99 of sequential jobs;
 4. plain redis-py: XADD/LPUSH one by one and pipelined, an XREADGROUP + XACK/XDEL drain loop;
 5. tinyq's worker RSS before and after draining --rss-jobs jobs.
+
+The SQLite systems (tinyq-sqlite, huey-sqlite) run scenarios 1-3 in the same run, reported in
+tables of their own; every task records its execution in the throwaway Redis, whatever its
+broker.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +50,10 @@ SYSTEMS = {
     "huey": "huey",
     "arq": "arq",
     "taskiq": "taskiq_redis",
+    "tinyq-sqlite": "tinyq_sqlite",
+    "huey-sqlite": "huey",
 }
+SQLITE = ("tinyq-sqlite", "huey-sqlite")  # compared with each other, not with the Redis ones
 VERSIONS = ["redis", "hiredis", "rq", "celery", "kombu", "dramatiq", "huey", "arq", "taskiq",
             "taskiq-redis"]
 DASH = "\u2013"  # en dash, as in "min-max" spreads
@@ -86,7 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.rss_jobs = 20_000
     if args.n < 1 or args.runs < 1 or args.latency_jobs < 1 or args.rss_jobs < 1:
         parser.error("--n, --runs, --latency-jobs and --rss-jobs must be at least 1")
-    installed = [s for s, pkg in SYSTEMS.items() if importlib.util.find_spec(pkg) is not None]
+    installed = [s for s, pkg in SYSTEMS.items() if importlib.util.find_spec(pkg) is not None
+                 or (s == "tinyq-sqlite" and (c.ROOT / "tinyq-sqlite" / "src").is_dir())]
     if args.systems is None:
         args.systems = installed
     else:
@@ -114,7 +124,7 @@ def cpu_model() -> str:
 
 def tinyq_source() -> str:
     """The last commit of tinyq's sources, with "+changes <hash>" when the work tree's differ."""
-    sources = ["tinyq-core/src", "tinyq-redis/src", "tinyq-memory/src"]
+    sources = ["tinyq-core/src", "tinyq-redis/src", "tinyq-memory/src", "tinyq-sqlite/src"]
     try:
         head = subprocess.run(["git", "log", "-1", "--format=%h", "--", *sources], cwd=c.ROOT,
                               capture_output=True, text=True, check=True).stdout.strip()
@@ -126,6 +136,8 @@ def tinyq_source() -> str:
 
 
 def machine(server: RedisServer) -> list[tuple[str, str]]:
+    import sqlite3
+
     import tinyq_core
 
     info = [
@@ -133,6 +145,7 @@ def machine(server: RedisServer) -> list[tuple[str, str]]:
         ("OS", platform.platform()),
         ("Python", platform.python_version()),
         ("Redis", server.version()),
+        ("SQLite", sqlite3.sqlite_version),
         ("tinyq", f"{tinyq_core.__version__} ({tinyq_source()})"),
     ]
     for dist in VERSIONS:
@@ -230,7 +243,8 @@ def median(values: list[float]) -> float | None:
 
 
 def best_peer(values: Values, metric: str, lower: bool = False) -> tuple[str, float] | None:
-    peers = [(s, median(v[metric])) for s, v in values.items() if s != "tinyq"]
+    peers = [(s, median(v[metric])) for s, v in values.items()
+             if s != "tinyq" and s not in SQLITE]
     peers = [(s, m) for s, m in peers if m is not None]
     if not peers:
         return None
@@ -243,8 +257,109 @@ def report(args: argparse.Namespace, values: Values, raw: dict[str, list[float]]
            notes: dict[str, str]) -> tuple[str, list[str]]:
     md: list[str] = []
     out: list[str] = []
-    systems = list(values)
+    systems = [s for s in values if s not in SQLITE]
     runs = f"median (min{DASH}max) of {args.runs} run(s)"
+    if systems:
+        redis_tables(args, values, raw, verdicts, rss, bulk_apis, systems, runs, out, md)
+    sqlite_systems = [s for s in values if s in SQLITE]
+    if sqlite_systems:
+        sqlite_tables(args, values, verdicts, bulk_apis, sqlite_systems, runs, out, md)
+
+    if notes:
+        lines = ["Workers:"] + [f"  {s}: {note}" for s, note in notes.items()]
+        out.append("\n".join(lines))
+        md.append("Workers:\n")
+        md.extend(f"- {s}: {note}" for s, note in notes.items())
+        md.append("")
+
+    targets: list[str] = []
+    if "tinyq" in values:
+        targets = tinyq_targets(values, raw, verdicts.get("tinyq", []), rss.get("tinyq"))
+        out.append("tinyq against the targets of issue 4 (medians of this run):\n" +
+                   "\n".join("  " + t for t in targets))
+        md.append("**tinyq against the targets (medians)**\n")
+        md.extend(f"- {t}" for t in targets)
+        md.append("")
+    if "tinyq-sqlite" in values:
+        targets = sqlite_targets(values, verdicts.get("tinyq-sqlite", []))
+        out.append("tinyq-sqlite against the targets of issue 13 (medians of this run):\n" +
+                   "\n".join("  " + t for t in targets))
+        md.append("**tinyq-sqlite against the targets (medians)**\n")
+        md.extend(f"- {t}" for t in targets)
+        md.append("")
+    if any(errors.values()):
+        lines = ["Errors:"]
+        for s, errs in errors.items():
+            lines.extend(f"  {s}: {e.splitlines()[0]}" for e in errs)
+        out.append("\n".join(lines))
+    return "\n\n".join(out), md
+
+
+def drain_rows(values: Values, verdicts: dict[str, list[str]], systems: list[str]
+               ) -> list[list[str]]:
+    rows = []
+    for s in systems:
+        v = values[s]
+        bad = [x for x in verdicts[s] if not x.endswith(": ok")]
+        rows.append([s, cell(v["drain1"]), cell(v["drain1_start"]), cell(v["drain2"]),
+                     cell(v["drain2_start"]),
+                     ("ok" if verdicts[s] else "—") if not bad else "; ".join(bad)])
+    return rows
+
+
+def sqlite_tables(args: argparse.Namespace, values: Values, verdicts: dict[str, list[str]],
+                  bulk_apis: dict[str, str | None], systems: list[str], runs: str,
+                  out: list[str], md: list[str]) -> None:
+    rows = [[s, cell(values[s]["enqueue_one"]),
+             cell(values[s]["enqueue_bulk"]) if bulk_apis[s] else "n/a", bulk_apis[s] or "—"]
+            for s in systems]
+    out.append(render(f"S1. SQLite: enqueue {args.n:,} jobs (jobs/s, {runs})",
+                      ["system", "one by one", "bulk", "bulk API"], rows, md))
+    out.append(render(
+        f"S2. SQLite: drain {args.n:,} enqueued jobs (jobs/s, first to last execution, and "
+        f"from spawning the worker; {runs})",
+        ["system", "1 process", "1 p. + start-up", "2 processes", "2 p. + start-up",
+         "exactly once"], drain_rows(values, verdicts, systems), md))
+    rows = [[s, cell(values[s]["p50"], 2), cell(values[s]["p99"], 2)] for s in systems]
+    out.append(render(f"S3. SQLite: latency, enqueue to execution, {args.latency_jobs} "
+                      f"sequential jobs on an idle 1-process worker (ms, {runs})",
+                      ["system", "p50", "p99"], rows, md))
+
+
+def sqlite_targets(values: Values, verdicts: list[str]) -> list[str]:
+    """Issue 13: drain >= 2x Huey-SQLite, latency p50 and one-by-one enqueue no worse."""
+    t, h = values["tinyq-sqlite"], values.get("huey-sqlite")
+    lines = []
+
+    def check(ok: bool | None, text: str) -> None:
+        lines.append(f"{'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {text}")
+
+    for metric, label, factor, lower, unit in (
+        ("drain1", "drain (1 process) >= 2x huey-sqlite", 2.0, False, "/s"),
+        ("drain2", "drain (2 processes) >= 2x huey-sqlite", 2.0, False, "/s"),
+        ("enqueue_one", "one-by-one enqueue >= huey-sqlite", 1.0, False, "/s"),
+        ("p50", "latency p50 <= huey-sqlite", 1.0, True, " ms"),
+        ("p99", "latency p99 <= huey-sqlite (not a target; for reference)", 1.0, True, " ms"),
+    ):
+        mine, peer = median(t[metric]), median(h[metric]) if h is not None else None
+        if mine is None or peer is None:
+            check(None, f"{label}: not measured")
+            continue
+        ok = mine <= peer * factor if lower else mine >= peer * factor
+        digits = 2 if lower else 0
+        check(ok, f"{label}: {mine:,.{digits}f}{unit} vs {peer:,.{digits}f}{unit} = "
+              f"{mine / peer:.2f}x")
+    bad = [v for v in verdicts if not v.endswith(": ok")]
+    check(bool(verdicts) and not bad, f"every drain ran each job exactly once: "
+          f"{len(verdicts) - len(bad)}/{len(verdicts)} drains ok" +
+          (f" ({'; '.join(bad)})" if bad else ""))
+    return lines
+
+
+def redis_tables(args: argparse.Namespace, values: Values, raw: dict[str, list[float]],
+                 verdicts: dict[str, list[str]], rss: dict[str, tuple[int, int, int] | str],
+                 bulk_apis: dict[str, str | None], systems: list[str], runs: str,
+                 out: list[str], md: list[str]) -> None:
 
     rows = [[s, cell(values[s]["enqueue_one"]),
              cell(values[s]["enqueue_bulk"]) if bulk_apis[s] else "n/a", bulk_apis[s] or "—"]
@@ -256,13 +371,7 @@ def report(args: argparse.Namespace, values: Values, raw: dict[str, list[float]]
     out.append(render(f"1. Enqueue {args.n:,} jobs (jobs/s, {runs})",
                       ["system", "one by one", "bulk", "bulk API"], rows, md))
 
-    rows = []
-    for s in systems:
-        v = values[s]
-        bad = [x for x in verdicts[s] if not x.endswith(": ok")]
-        rows.append([s, cell(v["drain1"]), cell(v["drain1_start"]), cell(v["drain2"]),
-                     cell(v["drain2_start"]),
-                     ("ok" if verdicts[s] else "—") if not bad else "; ".join(bad)])
+    rows = drain_rows(values, verdicts, systems)
     rows.append(["raw redis-py drain loop", cell(raw["drain"]), "", "", "", ""])
     out.append(render(
         f"2. Drain {args.n:,} enqueued jobs (jobs/s, first to last execution, and from "
@@ -291,28 +400,6 @@ def report(args: argparse.Namespace, values: Values, raw: dict[str, list[float]]
         out.append(render(f"5. Worker RSS over {args.rss_jobs:,} jobs (MB; VmRSS of the "
                           "1-process worker after a 1,000-job warm-up, and after the drain)",
                           ["system", "before", "after", "growth", "peak sampled"], rows, md))
-
-    if notes:
-        lines = ["Workers:"] + [f"  {s}: {note}" for s, note in notes.items()]
-        out.append("\n".join(lines))
-        md.append("Workers:\n")
-        md.extend(f"- {s}: {note}" for s, note in notes.items())
-        md.append("")
-
-    targets: list[str] = []
-    if "tinyq" in values:
-        targets = tinyq_targets(values, raw, verdicts.get("tinyq", []), rss.get("tinyq"))
-        out.append("tinyq against the targets of issue 4 (medians of this run):\n" +
-                   "\n".join("  " + t for t in targets))
-        md.append("**tinyq against the targets (medians)**\n")
-        md.extend(f"- {t}" for t in targets)
-        md.append("")
-    if any(errors.values()):
-        lines = ["Errors:"]
-        for s, errs in errors.items():
-            lines.extend(f"  {s}: {e.splitlines()[0]}" for e in errs)
-        out.append("\n".join(lines))
-    return "\n\n".join(out), md
 
 
 def tinyq_targets(values: Values, raw: dict[str, list[float]], verdicts: list[str],
@@ -399,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     server = RedisServer().start()
     os.environ[c.ENV] = server.url
+    sqlite_dir = tempfile.mkdtemp(prefix="tinyq-bench-sqlite-")
+    os.environ[sqlite_env()] = sqlite_dir
     logdir = Path(tempfile.mkdtemp(prefix="tinyq-bench-logs-"))
     benches: dict[str, c.System] = {}
     raw_bench = None
@@ -412,23 +501,27 @@ def main(argv: list[str] | None = None) -> int:
         from .raw_redis import Raw
 
         for name in args.systems:
-            module = importlib.import_module(f"{__package__}.{name}_bench")
+            module = importlib.import_module(f"{__package__}.{name.replace('-', '_')}_bench")
             benches[name] = module.Bench(logdir)
             benches[name].reset()
             values[name] = defaultdict(list)  # the systems' order
-        raw_bench = Raw(logdir)
+        if any(name not in SQLITE for name in args.systems):  # raw redis-py: for the Redis ones
+            raw_bench = Raw(logdir)
         source = tinyq_source()
         print("Machine: " + "; ".join(f"{k} {v}" for k, v in machine(server)))
         print(f"Redis: throwaway redis-server on port {server.port}; worker logs in {logdir}")
+        if any(name in SQLITE for name in args.systems):
+            print(f"SQLite: database files in {sqlite_dir}")
         print(f"Systems: {', '.join(args.systems)}; N={args.n:,}, {args.runs} run(s), "
               f"{args.latency_jobs} latency jobs\n", flush=True)
         for run in range(1, args.runs + 1):
             loads.append(os.getloadavg()[0])
             print(f"run {run}/{args.runs} (load average {loads[-1]:.2f})", flush=True)
-            for key, value in raw_bench.run(args.n).items():
-                raw[key].append(value)
-            print("  raw       " + "  ".join(f"{key} {raw[key][-1]:,.0f}/s" for key in raw),
-                  flush=True)
+            if raw_bench is not None:
+                for key, value in raw_bench.run(args.n).items():
+                    raw[key].append(value)
+                print("  raw       " + "  ".join(f"{key} {raw[key][-1]:,.0f}/s" for key in raw),
+                      flush=True)
             for name, bench in benches.items():
                 try:
                     run_system(bench, args, run, values[name], verdicts[name])
@@ -485,6 +578,13 @@ def main(argv: list[str] | None = None) -> int:
         if raw_bench is not None:
             raw_bench.close()
         server.close()
+        shutil.rmtree(sqlite_dir, ignore_errors=True)
+
+
+def sqlite_env() -> str:
+    from ._sqlite import ENV
+
+    return ENV
 
 
 if __name__ == "__main__":

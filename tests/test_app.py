@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import pytest
 
@@ -255,12 +256,6 @@ def test_async_task_runs_on_the_worker(tinyq_app: Application) -> None:
     assert [h.result(1) for h in handles] == [0, 2, 4, 6]
 
 
-def test_default_uri_is_redis() -> None:
-    import inspect
-
-    assert inspect.signature(Application).parameters["broker"].default == "redis://"
-
-
 def test_bare_decorator_works(tinyq_app: Application) -> None:
     @tinyq_app.task
     def f() -> int:
@@ -305,3 +300,26 @@ def test_durable_enqueue_reaches_the_broker_by_default_and_per_call() -> None:
     mul.delay(1, 2)
     mul.apply_async((1, 2), durable=True)
     assert plain.broker.durable == [(1, False), (1, True)]  # type: ignore[attr-defined]
+
+
+def test_an_application_without_a_uri_uses_tinyq_url_else_a_sqlite_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The embedded default: no server for a first run, and one variable to point every
+    process elsewhere."""
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TINYQ_URL", raising=False)
+    app = Application()
+
+    @app.task(name="add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    h = add.delay(1, 2)
+    assert (tmp_path / "tinyq.db").exists()  # the working directory's file
+    app.worker(concurrency=1).run(burst=True)
+    assert h.result(timeout=5) == 3
+    app.broker.close()
+    monkeypatch.setenv("TINYQ_URL", "memory://")
+    assert isinstance(Application().broker, MemoryBroker)

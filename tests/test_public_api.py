@@ -11,6 +11,8 @@ import tinyq_core
 import tinyq_memory
 import tinyq_redis
 
+from support.environment import child_env
+
 # For application authors.
 CORE_API = {
     "Application", "AsyncTask", "BrokerError", "BrokerUnavailable", "ConfigurationError",
@@ -86,13 +88,19 @@ def test_redis_exports_exactly_the_public_api() -> None:
     assert public - {"plugin"} == set(tinyq_redis.__all__)
 
 
-def test_readme_hello_world_runs() -> None:
-    """The README's first command: the hello world on the memory broker, no server."""
+def test_readme_hello_world_runs(tmp_path: Path) -> None:
+    """The README's first command: the hello world on the embedded default (no URI, no
+    $TINYQ_URL: tinyq.db in the working directory), enqueued here and run by a real ``tinyq``
+    worker process; no server. Run from a scratch folder, so the database lands there."""
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()
     assert "pip install -e . && python examples/hello.py" in readme
-    out = subprocess.run([sys.executable, "examples/hello.py"], cwd=root, capture_output=True,
-                         text=True, timeout=60)
+    env = {k: v for k, v in child_env().items() if k != "TINYQ_URL"}
+    out = subprocess.run([sys.executable, str(root / "examples" / "hello.py")], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "add(9, 2) = 11" in out.stdout
+    assert "SqliteBroker(" in out.stdout and "tinyq.db" in out.stdout  # the default broker
+    assert "Exit workers." in out.stderr  # a worker process ran them and stopped warm
+    assert (tmp_path / "tinyq.db").exists()
     assert out.stdout.strip().endswith("all 30 jobs done")

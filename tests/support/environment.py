@@ -10,6 +10,7 @@ from pathlib import Path
 import tinyq_core
 import tinyq_memory
 import tinyq_redis
+import tinyq_sqlite
 
 
 def tinyq_code_path() -> list[str]:
@@ -18,7 +19,7 @@ def tinyq_code_path() -> list[str]:
     library): a source checkout on PYTHONPATH, an editable install, or a worktree."""
     installed = {str(Path(p).resolve()) for p in site.getsitepackages()}
     folders = (str(Path(m.__file__ or "").resolve().parents[1])
-               for m in (tinyq_core, tinyq_memory, tinyq_redis))
+               for m in (tinyq_core, tinyq_memory, tinyq_redis, tinyq_sqlite))
     return [f for f in dict.fromkeys(folders) if f not in installed]
 
 

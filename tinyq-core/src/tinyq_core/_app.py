@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
@@ -41,10 +42,21 @@ def _module_name(fn: Callable[..., Any]) -> str:
     return module
 
 
+DEFAULT_BROKER = "sqlite:///tinyq.db"
+
+
+def default_broker() -> str:
+    """The broker of an Application given none: ``$TINYQ_URL``, else a SQLite file in the
+    working directory, so a first run needs no server."""
+    return os.environ.get("TINYQ_URL") or DEFAULT_BROKER
+
+
 class Application:
     """A tinyq application: a broker, a result backend, and the tasks registered on it.
 
-    ``broker`` is a URI (``"redis://"``, ``"memory://"``, ...) or a :class:`Broker` instance.
+    ``broker`` is a URI (``"redis://"``, ``"sqlite:///tinyq.db"``, ``"memory://"``, ...) or a
+    :class:`Broker` instance. Without one: ``$TINYQ_URL`` when set, else the embedded default
+    ``sqlite:///tinyq.db``, a file in the working directory (needs ``tinyq-sqlite``).
     ``secret_key`` (one key, or several for rotation: sign with the first, accept any) turns
     on HMAC-SHA256 signing of every message and result. ``max_message_size`` bounds an
     encoded job (bytes; ``None``: no limit): producers refuse larger ones, workers dead-letter
@@ -59,7 +71,7 @@ class Application:
 
     def __init__(
         self,
-        broker: str | Broker = "redis://",
+        broker: str | Broker | None = None,
         *,
         result_backend: ResultBackend | None = None,
         serializer: str | Serializer = "json",
@@ -89,7 +101,8 @@ class Application:
         # The backend given here; None: the broker's own (results then ride the worker's
         # settle round trip).
         self.result_backend = result_backend
-        self._backends = Backends(self.registry, broker, result_backend)
+        self._backends = Backends(self.registry, default_broker() if broker is None else broker,
+                                  result_backend)
         self._producer = Producer(
             self._backends, self.codec, self.tasks, self.known_queues,
             max_message_size=max_message_size, strict_queues=strict_queues,

@@ -43,6 +43,7 @@ KNOWN_PROVIDERS = {
     "rediss+cluster": "tinyq-redis",
     "rediss+sentinel": "tinyq-redis",
     "memory": "tinyq-memory",
+    "sqlite": "tinyq-sqlite",
 }
 
 
