@@ -26,7 +26,8 @@ PLUGIN_API = {
     "ConfigurationError", "DeadLetter", "Delivery", "EnqueueError", "Executor",
     "ExecutorFactory", "Job", "JobStatus", "Message", "PluginError", "Registry", "Result",
     "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
-    "hookimpl", "hookspec", "redact_uri",
+    "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
+    "CurrentJob",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

@@ -1,5 +1,5 @@
-"""The interfaces a plugin can implement: Broker (and its optional admin tier BrokerAdmin),
-ResultBackend, Serializer, Executor.
+"""The interfaces a plugin can implement: Broker (and its optional tiers BrokerAdmin and
+WorkerRegistry), ResultBackend, Serializer, Executor.
 
 They are deliberately small. A broker moves opaque message bodies with at-least-once delivery;
 everything about tasks, arguments, signing and retries stays in the application and the worker.
@@ -217,6 +217,29 @@ class BrokerAdmin(abc.ABC):
     @abc.abstractmethod
     def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; return how many."""
+
+
+class WorkerRegistry(abc.ABC):
+    """The optional worker-registry tier: where worker processes announce themselves, for
+    ``tinyq info`` and dashboards. A broker offers it by inheriting it beside :class:`Broker`.
+
+    A record is opaque bytes (the core encodes a :class:`WorkerInfo`); the broker keeps the
+    latest record of each worker id and forgets it ``ttl`` seconds after it was written, so a
+    worker that died without a word disappears by itself.
+    """
+
+    @abc.abstractmethod
+    def record_worker(self, worker_id: str, record: bytes, ttl: float) -> None:
+        """Store (or replace) the record of ``worker_id``; it expires ``ttl`` seconds later
+        unless written again (a heartbeat)."""
+
+    @abc.abstractmethod
+    def remove_worker(self, worker_id: str) -> None:
+        """Forget ``worker_id`` now (a worker that stopped); no error when unknown."""
+
+    @abc.abstractmethod
+    def worker_records(self) -> list[bytes]:
+        """The records of every worker whose record has not expired, in no set order."""
 
 
 class Serializer(abc.ABC):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import attrs
 
 JobStatus = Literal["queued", "scheduled", "started", "succeeded", "failed", "unknown"]
+WorkerState = Literal["running", "stopping"]
 
 
 @attrs.frozen
@@ -139,3 +140,37 @@ class Job:
     def __repr__(self) -> str:
         # The original tinyq's log format: "<Job: id: ..., task_name: app.add>".
         return f"<Job: id: {self.id}, task_name: {self.task_name}>"
+
+
+@attrs.frozen
+class CurrentJob:
+    """A job a worker is running: its id, task name, queue, and when it started (Unix time)."""
+
+    id: str
+    task: str
+    queue: str
+    started_at: float
+
+
+@attrs.frozen
+class WorkerInfo:
+    """What a worker process says of itself in the worker registry, at each heartbeat.
+
+    * ``id``: unique per worker process (``host:pid:random``).
+    * ``state``: ``"running"``, or ``"stopping"`` once a warm shutdown began.
+    * ``processed`` / ``failed``: jobs finished since start, and how many of those failed.
+    * ``started_at`` / ``heartbeat_at``: Unix times of start and of this record.
+    """
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: float
+    heartbeat_at: float
+    processed: int = 0
+    failed: int = 0
+    state: WorkerState = "running"
+    jobs: tuple[CurrentJob, ...] = ()

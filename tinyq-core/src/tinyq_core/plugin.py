@@ -18,9 +18,27 @@ from ._errors import (
     SerializationError,
 )
 from ._hooks import hookimpl, hookspec
-from ._interfaces import Broker, BrokerAdmin, Executor, ResultBackend, Serializer
+from ._interfaces import (
+    Broker,
+    BrokerAdmin,
+    Executor,
+    ResultBackend,
+    Serializer,
+    WorkerRegistry,
+)
 from ._plugins import BrokerFactory, ExecutorFactory, Registry, SerializerFactory
-from ._types import DeadLetter, Delivery, Job, JobStatus, Message, Result, SettleRequest
+from ._types import (
+    CurrentJob,
+    DeadLetter,
+    Delivery,
+    Job,
+    JobStatus,
+    Message,
+    Result,
+    SettleRequest,
+    WorkerInfo,
+    WorkerState,
+)
 from ._uri import redact_uri
 
 __all__ = [
@@ -31,6 +49,7 @@ __all__ = [
     "BrokerFactory",
     "BrokerUnavailable",
     "ConfigurationError",
+    "CurrentJob",
     "DeadLetter",
     "Delivery",
     "EnqueueError",
@@ -47,6 +66,9 @@ __all__ = [
     "Serializer",
     "SerializerFactory",
     "SettleRequest",
+    "WorkerInfo",
+    "WorkerRegistry",
+    "WorkerState",
     "hookimpl",
     "hookspec",
     "redact_uri",
