@@ -218,6 +218,20 @@ class BrokerAdmin(abc.ABC):
     def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue``; return how many."""
 
+    # Added after the first release: not abstract, so brokers written against the earlier
+    # tier keep working; the admin commands say "not supported by this broker" for them.
+
+    def message(self, job_id: str, queue: str = "default") -> Delivery | None:
+        """The message of ``job_id`` while it is waiting, delayed or leased in ``queue``, as
+        a :class:`Delivery` (``attempts`` 0 and ``receipt`` None when not leased); ``None``
+        when it is not there. For ``tinyq job`` and dashboards: never a lease."""
+        raise NotImplementedError(f"{type(self).__name__} cannot look up a message")
+
+    def messages(self, queue: str, offset: int = 0, limit: int = 100) -> list[Message]:
+        """A page of the messages waiting in ``queue`` (due first, oldest first; then the
+        delayed ones by due time), skipping ``offset`` of them. Never leases anything."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list messages")
+
 
 class WorkerRegistry(abc.ABC):
     """The optional worker-registry tier: where worker processes announce themselves, for
