@@ -14,13 +14,23 @@ from typing import Any
 from redis.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, RedisError
 
+INCLUDE = "-- #include "
+
+
+def _source(name: str) -> str:
+    """A script's text with each ``-- #include other.lua`` line replaced by that file: Redis
+    scripts cannot call each other, so shared Lua functions are pasted in at load time."""
+    lines = resources.files(__package__).joinpath(name).read_text().splitlines(keepends=True)
+    return "".join(_source(line[len(INCLUDE):].strip()) if line.startswith(INCLUDE) else line
+                   for line in lines)
+
 
 class Lua:
     by_sha: dict[str, Lua] = {}
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.text = resources.files(__package__).joinpath(name).read_text()
+        self.text = _source(name)
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
         Lua.by_sha[self.sha] = self
 

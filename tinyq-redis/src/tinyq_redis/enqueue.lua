@@ -11,18 +11,7 @@ if redis.call("EXISTS", stream) == 0 then
   -- worker can then drain a queue filled up to maxmemory before it started.
   redis.call("XGROUP", "CREATE", stream, "tinyq", "0", "MKSTREAM")
 end
--- A mark is trusted only while its entry (or delayed job) exists: a stream deleted or trimmed
--- by hand must not block its job ids forever. "q" (an older version's mark) names no entry.
-local function waiting(id, mark)
-  if not mark then
-    return false
-  elseif mark == "d" then
-    return redis.call("ZSCORE", delayed, id) ~= false
-  elseif string.find(mark, "^%d+%-%d+$") then
-    return redis.call("XRANGE", stream, mark, mark)[1] ~= nil
-  end
-  return redis.call("XLEN", stream) > 0
-end
+-- #include waiting.lua
 local added = 0
 for i = 1, #ARGV, 2 do
   if redis.call("EXISTS", KEYS[4] .. ARGV[i]) == 1 then

@@ -24,16 +24,7 @@ if ARGV[2] ~= "" then
   redis.call("XDEL", stream, ARGV[2])
   redis.call("HDEL", KEYS[6], ARGV[2])
 end
-local function waiting(id, mark)
-  if not mark then
-    return false
-  elseif mark == "d" then
-    return redis.call("ZSCORE", delayed, id) ~= false
-  elseif string.find(mark, "^%d+%-%d+$") then
-    return redis.call("XRANGE", stream, mark, mark)[1] ~= nil
-  end
-  return redis.call("XLEN", stream) > 0 -- "q", an older version's mark
-end
+-- #include waiting.lua
 local now = redis.call("TIME")
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local head = redis.call("ZRANGE", delayed, 0, 0, "WITHSCORES")
