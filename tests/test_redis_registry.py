@@ -105,7 +105,7 @@ def test_a_warm_stopping_worker_says_so_then_is_gone(project: AppProject) -> Non
 
 
 def test_a_tinyq_cli_worker_is_listed_until_it_stops(project: AppProject) -> None:
-    proc = project.worker("-w", "3", "-Q", "default,low")
+    proc = project.worker("-w", "3", "-q", "default", "-q", "low")
     wait_until(lambda: of(project, proc), 20, message="the worker's first heartbeat")
     [info] = of(project, proc)
     assert (info.queues, info.concurrency, info.state) == (("default", "low"), 3, "running")
