@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from tinyq_core import Application
 from tinyq_core.plugin import WorkerInfo
 
 from redis_server import RedisServer
@@ -112,3 +115,34 @@ def test_a_tinyq_cli_worker_is_listed_until_it_stops(project: AppProject) -> Non
     out = project.stop(proc)
     assert proc.returncode == 0, out
     assert of(project, proc) == []
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command so far (those run inside scripts counted too)."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def test_known_queues_cost_one_sadd_per_queue_and_process(redis_server: RedisServer) -> None:
+    prefix = uuid.uuid4().hex[:8]
+    app = Application(f"{redis_server.url}?prefix={prefix}")
+    client = redis.Redis.from_url(redis_server.url)
+    other = Application(f"{redis_server.url}?prefix={prefix}")
+    try:
+        other.send("any.task")  # another process: loads the script, records "default"
+        before = _calls(client)
+        for _ in range(20):
+            app.send("any.task")
+        after = _calls(client)
+        # The first send only: this process does not know that another recorded it.
+        assert after.get("sadd", 0) - before.get("sadd", 0) == 1
+        # The steady state: one command a send, the enqueue script (what runs inside it,
+        # XADD and the rest, is counted too, but is no round trip).
+        assert after["evalsha"] - before.get("evalsha", 0) == 20
+        assert client.smembers(f"{{{prefix}}}:queues") == {b"default"}
+        app.broker.purge("default")
+        assert app.broker.queues() == ["default"]  # drained, still known
+    finally:
+        client.close()
+        app.close()
+        other.close()
