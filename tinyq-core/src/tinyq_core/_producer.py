@@ -123,14 +123,20 @@ class Producer:
         return broker.status(job_id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
 
     def find_queue(self, job_id: str) -> str | None:
-        """The queue that holds ``job_id`` or its result, if any: among the application's
-        known queues, and every queue the broker knows of (when it has the admin tier), so
-        a job sent by another application to a queue this one never names is found too."""
+        """The queue that holds ``job_id`` or its result, if any: the application's known
+        queues first, then every other queue the broker knows of (when it has the admin
+        tier), so a job sent by another application to a queue this one never names is
+        found too. Listing the broker's queues can cost a scan (Redis): only when needed."""
         broker = self.backends.broker
-        names = self.known_queues()
-        if isinstance(broker, BrokerAdmin):
-            names |= set(broker.queues())
-        for queue in sorted(names):
+        own = self.known_queues()
+        found = self._look_in(job_id, sorted(own))
+        if found is None and isinstance(broker, BrokerAdmin):
+            found = self._look_in(job_id, [q for q in broker.queues() if q not in own])
+        return found
+
+    def _look_in(self, job_id: str, queues: list[str]) -> str | None:
+        broker = self.backends.broker
+        for queue in queues:
             if isinstance(broker, BrokerAdmin) and broker.status(job_id, queue) != "unknown":
                 return queue
             if self.backends.results.get(job_id, 0, queue) is not None:
