@@ -5,8 +5,11 @@ Tasks and job handles talk to this object only, not to the Application.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ._backends import Backends
 from ._codec import Codec, Outcome
@@ -47,7 +50,9 @@ class Producer:
     def enqueue(self, jobs: Sequence[Job], durable: bool | None = None) -> list[JobHandle[Any]]:
         """Encode ``jobs`` and add them in one broker operation; one handle each."""
         known = self.known_queues() if self.strict_queues else set()
-        messages = [self._message(job, known) for job in jobs]
+        now = time.time()
+        messages = [self._message(job if job.enqueued_at is not None else
+                                  attrs.evolve(job, enqueued_at=now), known) for job in jobs]
         handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
         return self._send(messages, self.durable_enqueue if durable is None else durable,
                           handles)
@@ -118,9 +123,20 @@ class Producer:
         return broker.status(job_id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
 
     def find_queue(self, job_id: str) -> str | None:
-        """The known queue that holds ``job_id`` or its result, if any."""
+        """The queue that holds ``job_id`` or its result, if any: the application's known
+        queues first, then every other queue the broker knows of (when it has the admin
+        tier), so a job sent by another application to a queue this one never names is
+        found too. Listing the broker's queues can cost a scan (Redis): only when needed."""
         broker = self.backends.broker
-        for queue in sorted(self.known_queues()):
+        own = self.known_queues()
+        found = self._look_in(job_id, sorted(own))
+        if found is None and isinstance(broker, BrokerAdmin):
+            found = self._look_in(job_id, [q for q in broker.queues() if q not in own])
+        return found
+
+    def _look_in(self, job_id: str, queues: list[str]) -> str | None:
+        broker = self.backends.broker
+        for queue in queues:
             if isinstance(broker, BrokerAdmin) and broker.status(job_id, queue) != "unknown":
                 return queue
             if self.backends.results.get(job_id, 0, queue) is not None:
