@@ -1,0 +1,157 @@
+"""``tinyq info``: per queue, how many jobs wait, are scheduled, run and died, and how old the
+oldest waiting one is; then the live workers and what they run.
+
+The admin tier counts waiting jobs (due and delayed together), leased ones, and lists dead
+letters and waiting messages by page, but counts neither delayed jobs nor dead letters. So
+both are counted from one page of at most ``COUNT_LIMIT`` messages (the tail of the waiting
+ones, where the delayed are, and the first dead letters), and shown as at least that many when
+there are more: a bounded read per queue, never a scan of the whole queue.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import attrs
+
+from .._app import Application
+from .._errors import BadMessage
+from .._interfaces import BrokerAdmin
+from .._types import WorkerInfo
+from .loading import describe_broker
+from .output import age, emit_json, since, table
+
+COUNT_LIMIT = 200  # messages read per queue to count the scheduled ones and the dead letters
+
+
+@attrs.frozen
+class QueueStats:
+    name: str
+    waiting: int  # ready + scheduled, exact
+    scheduled: int | None  # None: the broker cannot list messages
+    scheduled_exact: bool
+    running: int
+    dead: int
+    dead_exact: bool
+    oldest_age: float | None  # seconds since the oldest waiting job was enqueued
+
+    @property
+    def ready(self) -> int | None:
+        return None if self.scheduled is None else self.waiting - self.scheduled
+
+    def as_json(self) -> dict[str, Any]:
+        return {"queue": self.name, "ready": self.ready, "scheduled": self.scheduled,
+                "running": self.running, "dead": self.dead, "waiting": self.waiting,
+                "oldest_age": self.oldest_age, "scheduled_exact": self.scheduled_exact,
+                "dead_exact": self.dead_exact}
+
+
+def queue_stats(app: Application, admin: BrokerAdmin, queue: str, now: float) -> QueueStats:
+    waiting = admin.size(queue)
+    running = admin.count_leased(queue)
+    dead = len(admin.dead_letters(queue, COUNT_LIMIT + 1))
+    scheduled: int | None = None
+    oldest: float | None = None
+    try:
+        tail = admin.messages(queue, max(0, waiting - COUNT_LIMIT), COUNT_LIMIT) if waiting else []
+        scheduled = sum(1 for m in tail if m.due is not None and m.due > now)
+        first = admin.messages(queue, 0, 1) if waiting else []
+    except NotImplementedError:
+        first = []
+    if first:
+        try:
+            job = app.codec.decode_job(first[0].body, queue, first[0].id)
+            oldest = since(job.enqueued_at, now)
+        except BadMessage:
+            oldest = None  # signed with another key, or not a tinyq job: no time to read
+    return QueueStats(
+        queue, waiting, scheduled,
+        scheduled_exact=scheduled is None or scheduled < COUNT_LIMIT or waiting <= COUNT_LIMIT,
+        running=running, dead=min(dead, COUNT_LIMIT), dead_exact=dead <= COUNT_LIMIT,
+        oldest_age=oldest,
+    )
+
+
+def gather(app: Application, admin: BrokerAdmin) -> tuple[list[QueueStats], list[WorkerInfo]]:
+    now = time.time()
+    stats = [queue_stats(app, admin, queue, now) for queue in app.queues()]
+    workers = sorted(app.workers(), key=lambda w: (w.host, w.pid, w.id))
+    return stats, workers
+
+
+def as_json(app: Application, stats: list[QueueStats], workers: list[WorkerInfo]) -> Any:
+    now = time.time()
+    return {
+        "broker": describe_broker(app),
+        "time": now,
+        "queues": [s.as_json() for s in stats],
+        "workers": [worker_json(w, now) for w in workers],
+    }
+
+
+def worker_json(worker: WorkerInfo, now: float) -> dict[str, Any]:
+    document = attrs.asdict(worker)
+    document["queues"] = list(worker.queues)
+    document["heartbeat_age"] = now - worker.heartbeat_at
+    document["jobs"] = [{**attrs.asdict(j), "runtime": now - j.started_at} for j in worker.jobs]
+    return document
+
+
+def render(app: Application, stats: list[QueueStats], workers: list[WorkerInfo]) -> str:
+    now = time.time()
+    queue_rows = [
+        [s.name,
+         s.ready if s.scheduled_exact else f"<={s.ready}",
+         s.scheduled if s.scheduled_exact else f"{s.scheduled}+",
+         s.running,
+         s.dead if s.dead_exact else f"{s.dead}+",
+         age(s.oldest_age)]
+        for s in stats
+    ]
+    lines = [f"Broker: {describe_broker(app)}", ""]
+    lines.append(table(["QUEUE", "READY", "SCHEDULED", "RUNNING", "DEAD", "OLDEST"], queue_rows)
+                 if queue_rows else "No queues.")
+    lines.append("")
+    if not workers:
+        lines.append("No workers.")
+        return "\n".join(lines)
+    worker_rows = [
+        [w.id, f"{w.host}/{w.pid}", w.state, ",".join(w.queues), w.concurrency,
+         f"{w.processed}/{w.failed}", age(now - w.started_at), f"{age(now - w.heartbeat_at)} ago"]
+        for w in workers
+    ]
+    headers = ["WORKER", "HOST/PID", "STATE", "QUEUES", "THREADS", "DONE/FAILED", "UP",
+               "HEARTBEAT"]
+    header, *rows = table(headers, worker_rows).splitlines()
+    lines.append(header)
+    for line, worker in zip(rows, workers, strict=True):
+        lines.append(line)
+        lines.extend(f"    job {j.id} {j.task} on {j.queue}, running {age(now - j.started_at)}"
+                     for j in worker.jobs)
+    return "\n".join(lines)
+
+
+def run_info(app: Application, admin: BrokerAdmin, json_output: bool,
+             watch: float | None) -> int:
+    """Print once, or with ``watch`` redraw every ``watch`` seconds until Ctrl+C (exit 0).
+    ``--json --watch`` prints one compact JSON document per line, per refresh."""
+    try:
+        while True:
+            stats, workers = gather(app, admin)
+            if json_output:
+                emit_json(as_json(app, stats, workers), compact=watch is not None)
+            else:
+                if watch is not None and sys.stdout.isatty():
+                    sys.stdout.write("\x1b[H\x1b[2J")  # home and clear: a redraw, not a scroll
+                text = render(app, stats, workers)
+                if watch is not None:
+                    text += f"\n\nEvery {watch:g}s, {time.strftime('%H:%M:%S')}; Ctrl+C to stop."
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            if watch is None:
+                return 0
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        return 0
