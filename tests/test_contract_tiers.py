@@ -11,6 +11,8 @@ import pytest
 from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
 from tinyq_core.testing._admin import AdminContract
+from tinyq_core.testing._lookup import LookupContract
+from tinyq_core.testing._registry import RegistryContract
 from tinyq_core.testing._results import ResultsContract
 from tinyq_core.testing._support import ContractBase
 from tinyq_core.testing.contract import REQUIRED_TIER
@@ -90,7 +92,8 @@ def _tests_of(part: type) -> dict[str, list[str]]:
 
 
 def test_the_contract_is_made_of_the_tiers() -> None:
-    assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract}
+    assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract,
+                                             LookupContract, RegistryContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:
@@ -101,9 +104,15 @@ def test_required_tests_do_not_take_the_admin_fixture() -> None:
 
 
 def test_every_admin_test_takes_the_admin_fixture() -> None:
-    admin = _tests_of(AdminContract)
+    admin = _tests_of(AdminContract) | _tests_of(LookupContract)
     assert len(admin) > 10
     assert [name for name, args in admin.items() if "admin" not in args] == []
+
+
+def test_every_registry_test_takes_the_registry_fixture() -> None:
+    registry = _tests_of(RegistryContract)
+    assert len(registry) >= 4
+    assert [name for name, args in registry.items() if "registry" not in args] == []
 
 
 def test_the_admin_fixture_skips_for_a_broker_without_the_tier() -> None:

@@ -10,14 +10,15 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from ._backends import Backends
 from ._codec import Codec
-from ._errors import DuplicateTaskError, UnknownTaskError
+from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
 from ._handle import JobHandle
-from ._interfaces import Broker, ResultBackend, Serializer
+from ._interfaces import Broker, BrokerAdmin, ResultBackend, Serializer, WorkerRegistry
 from ._plugins import Registry, build_registry
 from ._producer import Producer
+from ._registry import decode_workers
 from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, new_job_id
-from ._types import Job
-from ._worker import Worker
+from ._types import Job, WorkerInfo
+from ._worker import DEFAULT_HEARTBEAT_INTERVAL, Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -235,7 +236,28 @@ class Application:
         """``"default"``, the declared queues and the queues of the registered tasks."""
         return self.declared_queues | {task.options.queue for task in self.tasks.values()}
 
+    def queues(self) -> list[str]:
+        """Every queue known here or to the broker (one a job was ever sent to, when the
+        broker has the admin tier), sorted."""
+        broker = self.broker
+        names = self.known_queues()
+        if isinstance(broker, BrokerAdmin):
+            names |= set(broker.queues())
+        return sorted(names)
+
     # -- workers -----------------------------------------------------------------------------
+
+    def workers(self) -> list[WorkerInfo]:
+        """The live workers on this broker, as they last recorded themselves (every
+        ``heartbeat_interval`` seconds), sorted by host and pid. A worker that died without
+        a word is gone from the list three intervals after its last heartbeat."""
+        broker = self.broker
+        if not isinstance(broker, WorkerRegistry):
+            raise ConfigurationError(
+                f"the broker {type(broker).__name__} keeps no worker registry, so its workers "
+                "cannot be listed; use a broker that has one (redis, sqlite, memory)"
+            )
+        return decode_workers(broker.worker_records())
 
     def worker(
         self,
@@ -245,8 +267,11 @@ class Application:
         prefetch: int | None = None,
         shutdown_timeout: float | None = None,
         executor: str | None = None,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     ) -> Worker:
-        """A worker for this application; ``run()`` it (``burst=True`` to stop when idle)."""
+        """A worker for this application; ``run()`` it (``burst=True`` to stop when idle).
+        It records itself in the broker's worker registry every ``heartbeat_interval``
+        seconds (see :meth:`workers`)."""
         return Worker(
             self,
             concurrency=concurrency,
@@ -254,5 +279,6 @@ class Application:
             prefetch=prefetch,
             shutdown_timeout=shutdown_timeout,
             executor=executor or self.executor_name,
+            heartbeat_interval=heartbeat_interval,
         )
 

@@ -198,8 +198,9 @@ class BrokerAdmin(abc.ABC):
 
     @abc.abstractmethod
     def queues(self) -> list[str]:
-        """The names of the queues this broker holds messages, delayed messages or dead
-        letters for, sorted."""
+        """The known queues, sorted: every queue a message was ever sent to (it stays listed
+        once drained or purged), and any holding messages, delayed messages or dead letters.
+        ``app.job(id)`` and ``tinyq info`` look in these."""
 
     @abc.abstractmethod
     def purge(self, queue: str) -> int:

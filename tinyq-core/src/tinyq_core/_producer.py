@@ -118,9 +118,14 @@ class Producer:
         return broker.status(job_id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
 
     def find_queue(self, job_id: str) -> str | None:
-        """The known queue that holds ``job_id`` or its result, if any."""
+        """The queue that holds ``job_id`` or its result, if any: among the application's
+        known queues, and every queue the broker knows of (when it has the admin tier), so
+        a job sent by another application to a queue this one never names is found too."""
         broker = self.backends.broker
-        for queue in sorted(self.known_queues()):
+        names = self.known_queues()
+        if isinstance(broker, BrokerAdmin):
+            names |= set(broker.queues())
+        for queue in sorted(names):
             if isinstance(broker, BrokerAdmin) and broker.status(job_id, queue) != "unknown":
                 return queue
             if self.backends.results.get(job_id, 0, queue) is not None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message
+from tinyq_core.plugin import BrokerAdmin, DeadLetter, Delivery, JobStatus, Message
 
 if TYPE_CHECKING:
     from ._results import MemoryResultBackend
@@ -33,6 +33,7 @@ class MemoryAdmin(BrokerAdmin):
         _leases: dict[int, _Lease]
         _dead: dict[str, list[DeadLetter]]
         _status: dict[tuple[str, str], JobStatus]
+        _known: set[str]
         _results: MemoryResultBackend
 
         def _check(self) -> None: ...
@@ -59,11 +60,33 @@ class MemoryAdmin(BrokerAdmin):
     def queues(self) -> list[str]:
         with self._cond:
             self._check()
-            names = {q for q, ready in self._ready.items() if ready}
+            names = set(self._known)
+            names |= {q for q, ready in self._ready.items() if ready}
             names |= {m.queue for _, _, m in self._delayed}
             names |= {lease.message.queue for lease in self._leases.values()}
             names |= {q for q, letters in self._dead.items() if letters}
             return sorted(names)
+
+    def message(self, job_id: str, queue: str = "default") -> Delivery | None:
+        with self._cond:
+            self._check()
+            for _, message, _ in self._ready.get(queue, ()):
+                if message.id == job_id:
+                    return Delivery(message, 0)
+            for _, _, message in self._delayed:
+                if message.queue == queue and message.id == job_id:
+                    return Delivery(message, 0)
+            for key, lease in self._leases.items():
+                if lease.message.queue == queue and lease.message.id == job_id:
+                    return Delivery(lease.message, lease.attempts, key)
+            return None
+
+    def messages(self, queue: str, offset: int = 0, limit: int = 100) -> list[Message]:
+        with self._cond:
+            self._check()
+            waiting = [message for _, message, _ in self._ready.get(queue, ())]
+            waiting += [m for _, _, m in sorted(self._delayed) if m.queue == queue]
+            return waiting[offset:offset + limit]
 
     def purge(self, queue: str) -> int:
         with self._cond:

@@ -29,10 +29,11 @@ from tinyq_core.plugin import (
 
 from ._admin import MemoryAdmin, _Lease
 from ._clock import Clock
+from ._registry import MemoryRegistry
 from ._results import MemoryResultBackend, _Base
 
 
-class MemoryBroker(MemoryAdmin, _Base, Broker):
+class MemoryBroker(MemoryAdmin, MemoryRegistry, _Base, Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:
@@ -45,6 +46,8 @@ class MemoryBroker(MemoryAdmin, _Base, Broker):
         self._leases: dict[int, _Lease] = {}
         self._dead: dict[str, list[DeadLetter]] = collections.defaultdict(list)
         self._status: dict[tuple[str, str], JobStatus] = {}  # (queue, job id)
+        self._known: set[str] = set()  # every queue a message was sent to (admin queues())
+        self._workers = {}
         self._keys = itertools.count(1)
         self._results = MemoryResultBackend(self.clock)
         self._interrupts = 0  # counts interrupt_reserves() calls
@@ -100,6 +103,7 @@ class MemoryBroker(MemoryAdmin, _Base, Broker):
         with self._cond:
             self._check()
             self._check_sizes(*(message.body for message in messages))
+            self._known.update(message.queue for message in messages)
             try:
                 for index, message in enumerate(messages):
                     # A job id still queued, delayed or leased is skipped: a retried enqueue;

@@ -47,6 +47,13 @@ class ShutdownLadder:
     def cold(self) -> bool:
         return self.stage >= Stage.COLD
 
+    def wait_for_change(self, seen: Stage, timeout: float | None) -> Stage:
+        """Sleep up to ``timeout`` seconds, returning at once when the stage is no longer
+        ``seen``; the stage then."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.stage is not seen, timeout)
+            return self.stage
+
     def wait_for_stop(self, timeout: float | None) -> bool:
         """Sleep up to ``timeout`` seconds, returning at once when a stop is asked for;
         True if one was."""

@@ -105,6 +105,7 @@ class Outbox:
         self._fetcher_sends = False
         self._fetcher_gone = False
         self.processed = 0  # jobs run to an outcome (retries and timeouts included)
+        self.failed = 0  # of those, the ones that did not succeed (retried or dead-lettered)
 
     def put(self, settlement: Settlement, work: Work | None = None) -> None:
         """Add a settlement; ``work``, a held job it settles, is released in the same step
@@ -113,6 +114,8 @@ class Outbox:
             if work is not None:
                 self._held.release(work)
                 self.processed += 1
+                if type(settlement) is not AckJob:
+                    self.failed += 1
             self._items.append(settlement)
             self._cond.notify_all()
             fetcher_sends = self._fetcher_sends

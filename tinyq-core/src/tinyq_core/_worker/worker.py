@@ -26,9 +26,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from .._errors import BrokerError
-from .._interfaces import Broker, Executor
+from .._interfaces import Broker, Executor, WorkerRegistry
 from .fetcher import Fetcher
 from .health import BrokerHealth
+from .heartbeat import Heartbeat
 from .held import HeldJobs, Work
 from .housekeeping import Housekeeper, Mover
 from .ladder import ShutdownLadder, Stage
@@ -45,11 +46,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tinyq.worker")
 
 SHUTDOWN_POLL = 1.0  # seconds between looks at held jobs during a warm shutdown, at most
+DEFAULT_HEARTBEAT_INTERVAL = 5.0  # seconds between records in the worker registry
 
 
 class Worker:
     """Runs jobs from ``queues`` (in priority order) with ``concurrency`` slots. A worker
-    runs once: make another with ``app.worker()`` to run again."""
+    runs once: make another with ``app.worker()`` to run again. When the broker keeps a
+    worker registry, the worker records itself there every ``heartbeat_interval`` seconds
+    (its record expires after three intervals without one)."""
 
     def __init__(
         self,
@@ -60,9 +64,13 @@ class Worker:
         prefetch: int | None = None,
         shutdown_timeout: float | None = None,
         executor: str = "thread",
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not heartbeat_interval > 0:
+            raise ValueError("heartbeat_interval must be more than 0 seconds")
+        self.heartbeat_interval = heartbeat_interval
         self.app = app
         self.concurrency = concurrency
         self.queues = list(queues or ["default"])
@@ -73,6 +81,7 @@ class Worker:
         self._ladder = ShutdownLadder(self._cond)
         self._held = HeldJobs(self._cond, concurrency, prefetch, self.executor.inline)
         self._outbox: Outbox | None = None  # made by run()
+        self.heartbeat: Heartbeat | None = None  # made by run() when the broker has a registry
 
     @property
     def processed(self) -> int:
@@ -135,6 +144,11 @@ class Worker:
             try:
                 helpers.start(keeper.run, "Housekeeper")
                 helpers.start(Mover(broker, self.queues, self._ladder, health).run, "Mover")
+                if isinstance(broker, WorkerRegistry):
+                    self.heartbeat = Heartbeat(broker, self.heartbeat_interval, self.queues,
+                                               self.concurrency, self._held, outbox,
+                                               self._ladder, health)
+                    helpers.start(self.heartbeat.run, "Heartbeat")
                 fetcher.run(burst)
                 return self._shut_down(broker, outbox)
             finally:

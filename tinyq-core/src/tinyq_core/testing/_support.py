@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from .._errors import ConfigurationError
-from .._interfaces import Broker, BrokerAdmin, ResultBackend
+from .._interfaces import Broker, BrokerAdmin, ResultBackend, WorkerRegistry
 from .._types import Delivery, Message
 
 # Real-time bounds, generous on purpose: they tell "woke up" from "waited out the timeout" and
@@ -92,6 +92,13 @@ class ContractBase:
     def admin(self, broker: Broker) -> BrokerAdmin:
         """The broker as its admin tier; admin tests are skipped for a broker without it."""
         return self.require_admin(broker)
+
+    @pytest.fixture
+    def registry(self, broker: Broker) -> WorkerRegistry:
+        """The broker as its worker-registry tier; those tests are skipped without it."""
+        if not isinstance(broker, WorkerRegistry):
+            pytest.skip(f"{type(broker).__name__} is not a WorkerRegistry: tier not offered")
+        return broker
 
     @pytest.fixture
     def second_broker(self, broker: Broker) -> Broker:

@@ -17,15 +17,18 @@ queue names and job ids, so a shared server does not leak state from one test in
 
 The tests live in one module per part, all composed here: the required tier (``Broker``
 methods only: _delivery, _redelivery, _waiting, _settle), the result backend (_results,
-skipped without one) and the admin tier (_admin, skipped unless the broker is a
-``BrokerAdmin``).
+skipped without one), the admin tier (_admin and _lookup, skipped unless the broker is a
+``BrokerAdmin``) and the worker registry (_registry, skipped unless it is a
+``WorkerRegistry``).
 """
 
 from __future__ import annotations
 
 from ._admin import AdminContract
 from ._delivery import DeliveryContract
+from ._lookup import LookupContract
 from ._redelivery import RedeliveryContract
+from ._registry import RegistryContract
 from ._results import ResultsContract
 from ._settle import SettleContract
 from ._waiting import WaitingContract
@@ -41,6 +44,8 @@ class BrokerContract(
     SettleContract,
     ResultsContract,
     AdminContract,
+    LookupContract,
+    RegistryContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real

@@ -1,0 +1,79 @@
+"""The heartbeat: a worker process records itself in the broker's worker registry at start,
+every ``interval`` seconds, at once when a warm shutdown begins (state "stopping"), and
+removes itself when it stops. Its record expires ``3 * interval`` after it was written, so a
+worker killed without a word disappears from ``tinyq info`` by itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Sequence
+
+from .._interfaces import WorkerRegistry
+from .._registry import encode_worker, new_worker_id
+from .._types import CurrentJob, WorkerInfo
+from .._version import __version__
+from .health import BrokerHealth
+from .held import HeldJobs
+from .ladder import ShutdownLadder, Stage
+from .outbox import Outbox
+
+TTL_INTERVALS = 3  # a record outlives this many missed heartbeats
+
+
+class Heartbeat:
+    """Thread ``Heartbeat``: ends when the worker's ladder reaches DONE, removing the record.
+    A broker error is logged once (BrokerHealth) and the next beat tries again."""
+
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        interval: float,
+        queues: Sequence[str],
+        concurrency: int,
+        held: HeldJobs,
+        outbox: Outbox,
+        ladder: ShutdownLadder,
+        health: BrokerHealth,
+    ) -> None:
+        self._registry, self.interval = registry, interval
+        self._queues, self._concurrency = tuple(queues), concurrency
+        self._held, self._outbox = held, outbox
+        self._ladder, self._health = ladder, health
+        self.worker_id = new_worker_id()
+        self.started_at = time.time()
+
+    def info(self) -> WorkerInfo:
+        """This worker now: counts, running jobs (with wall-clock start times), state."""
+        now, clock = time.time(), time.monotonic()
+        _, running, _ = self._held.snapshot()
+        jobs = tuple(sorted(
+            (CurrentJob(id=w.job.id, task=w.job.task_name, queue=w.job.queue,
+                        started_at=now - (clock - w.started))
+             for w in running if w.started is not None),
+            key=lambda j: (j.started_at, j.id)))
+        return WorkerInfo(
+            id=self.worker_id, host=socket.gethostname(), pid=os.getpid(),
+            version=__version__, queues=self._queues, concurrency=self._concurrency,
+            started_at=self.started_at, heartbeat_at=now, processed=self._outbox.processed,
+            failed=self._outbox.failed,
+            state="running" if self._ladder.running else "stopping", jobs=jobs)
+
+    def beat(self) -> None:
+        try:
+            self._registry.record_worker(self.worker_id, encode_worker(self.info()),
+                                         self.interval * TTL_INTERVALS)
+        except Exception as exc:  # an outage must not stop the worker: the next beat retries
+            self._health.failed(exc)
+
+    def run(self) -> None:
+        stage = self._ladder.stage
+        while stage is not Stage.DONE:
+            self.beat()
+            # Wakes at once on a stop: "stopping" is written now, not at the next beat.
+            stage = self._ladder.wait_for_change(stage, self.interval)
+        try:
+            self._registry.remove_worker(self.worker_id)
+        except Exception as exc:  # the record expires by itself
+            self._health.failed(exc)
