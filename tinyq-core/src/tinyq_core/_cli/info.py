@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from .._app import Application
-from .._errors import BadMessage
+from .._errors import BadMessage, ConfigurationError
 from .._interfaces import BrokerAdmin
 from .._types import WorkerInfo
 from .loading import describe_broker
@@ -74,20 +74,28 @@ def queue_stats(app: Application, admin: BrokerAdmin, queue: str, now: float) ->
     )
 
 
-def gather(app: Application, admin: BrokerAdmin) -> tuple[list[QueueStats], list[WorkerInfo]]:
+def gather(
+    app: Application, admin: BrokerAdmin
+) -> tuple[list[QueueStats], list[WorkerInfo] | None]:
+    """The queues' numbers, and the live workers (None: the broker keeps no registry)."""
     now = time.time()
     stats = [queue_stats(app, admin, queue, now) for queue in app.queues()]
-    workers = sorted(app.workers(), key=lambda w: (w.host, w.pid, w.id))
+    try:
+        workers: list[WorkerInfo] | None = app.workers()
+    except ConfigurationError:
+        workers = None
     return stats, workers
 
 
-def as_json(app: Application, stats: list[QueueStats], workers: list[WorkerInfo]) -> Any:
+def as_json(
+    app: Application, stats: list[QueueStats], workers: list[WorkerInfo] | None
+) -> Any:
     now = time.time()
     return {
         "broker": describe_broker(app),
         "time": now,
         "queues": [s.as_json() for s in stats],
-        "workers": [worker_json(w, now) for w in workers],
+        "workers": None if workers is None else [worker_json(w, now) for w in workers],
     }
 
 
@@ -99,7 +107,9 @@ def worker_json(worker: WorkerInfo, now: float) -> dict[str, Any]:
     return document
 
 
-def render(app: Application, stats: list[QueueStats], workers: list[WorkerInfo]) -> str:
+def render(
+    app: Application, stats: list[QueueStats], workers: list[WorkerInfo] | None
+) -> str:
     now = time.time()
     queue_rows = [
         [s.name,
@@ -115,7 +125,8 @@ def render(app: Application, stats: list[QueueStats], workers: list[WorkerInfo])
                  if queue_rows else "No queues.")
     lines.append("")
     if not workers:
-        lines.append("No workers.")
+        lines.append("No workers." if workers is not None else
+                     "Workers: this broker keeps no worker registry.")
         return "\n".join(lines)
     worker_rows = [
         [w.id, f"{w.host}/{w.pid}", w.state, ",".join(w.queues), w.concurrency,

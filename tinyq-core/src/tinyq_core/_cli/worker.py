@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from .._app import Application
 from .._supervisor import PROCESSES_ENV, Supervisor, guard_os_exit, watch_parent
 from .._version import __version__
+from .._worker import DEFAULT_HEARTBEAT_INTERVAL
 from .loading import LEVELS, CommandError, describe_broker, load_app, wait_for_broker
 
 logger = logging.getLogger("tinyq.runner")
@@ -50,6 +51,11 @@ def build_parser(prog: str = "tinyq") -> argparse.ArgumentParser:
                         help="exit once nothing is ready or running")
     parser.add_argument("--shutdown-timeout", type=float, metavar="SECONDS",
                         help="on a warm shutdown, wait at most this long for running jobs")
+    parser.add_argument("--heartbeat-interval", type=float, metavar="SECONDS",
+                        default=DEFAULT_HEARTBEAT_INTERVAL,
+                        help="seconds between the worker's records in the worker registry "
+                        f"(tinyq info); it is forgotten after three missed (default: "
+                        f"{DEFAULT_HEARTBEAT_INTERVAL:g})")
     return parser
 
 
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise CommandError("-w must be at least 1")
     if args.processes < 1:
         raise CommandError("-p must be at least 1")
+    if not args.heartbeat_interval > 0:
+        raise CommandError("--heartbeat-interval must be more than 0 seconds")
     app = load_app(args.app)
     if args.uri:
         app.use_broker(args.uri)
@@ -68,7 +76,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     log_banner(app, args.queues or ["default"], args.worker_number,
                int(os.environ.get(PROCESSES_ENV, "1")))
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
-                        shutdown_timeout=args.shutdown_timeout)
+                        shutdown_timeout=args.shutdown_timeout,
+                        heartbeat_interval=args.heartbeat_interval)
     worker.install_signal_handlers()
     watch_parent(worker.stop)
     guard_os_exit()
