@@ -126,6 +126,7 @@ def test_a_job_killed_once_runs_again(
         (b'{"id": "x", "args": []}', "missing field 'task'"),
         (b'{"id": "x", "task": 5}', "field 'task' has type int"),
         (b'{"id": "x", "task": "t", "args": "no"}', "field 'args' has type str"),
+        (b'{"id": "x", "task": "t", "at": "today"}', "field 'at' has type str"),
         (b"[1, 2]", "expected an object"),
         (b'{"id": "x", "task": "no.such.task"}', "unknown task 'no.such.task'"),
     ],

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import attrs
 import pytest
 from test_contract_tiers import RequiredOnlyBroker
 
-from tinyq_core import Application, ConfigurationError
+from tinyq_core import Application, ConfigurationError, Job
 from tinyq_core._registry import decode_workers, encode_worker
 from tinyq_core.plugin import CurrentJob, WorkerInfo
 from tinyq_memory import FakeClock, MemoryBroker
@@ -161,3 +162,17 @@ def test_app_job_finds_a_job_in_a_queue_it_does_not_name() -> None:
     broker.purge("other")
     assert reader.job(handle.id).status() == "unknown"
     assert reader.queues() == ["default", "other"]  # known though empty
+
+
+def test_the_producer_records_when_a_job_was_enqueued() -> None:
+    broker = MemoryBroker()
+    app = Application(broker)
+    before = time.time()
+    handle = app.send("tests.any")
+    after = time.time()
+    [message] = broker.messages("default", 0, 1)
+    job = app.codec.decode_job(message.body, "default", handle.id)
+    assert job.enqueued_at is not None and before <= job.enqueued_at <= after
+    old = app.codec.encode_job(Job(id="old", task_name="tests.any"))  # an older producer's
+    assert b'"at"' not in old
+    assert app.codec.decode_job(old, "default", "old").enqueued_at is None

@@ -175,6 +175,8 @@ class Codec:
             envelope["retries"] = job.retries
         if job.eta is not None:
             envelope["eta"] = job.eta
+        if job.enqueued_at is not None:
+            envelope["at"] = job.enqueued_at
         return self.encode(envelope, _context("job", job.id, job.queue))
 
     def decode_job(self, body: bytes, queue: str, job_id: str = "") -> Job:
@@ -190,6 +192,7 @@ class Codec:
             job_id, name = envelope["id"], envelope["task"]
             args, kwargs = envelope.get("args", ()), envelope.get("kwargs", {})
             retries, eta = envelope.get("retries", 0), envelope.get("eta")
+            at = envelope.get("at")
         except KeyError as exc:
             raise BadMessage(f"malformed: missing field {exc.args[0]!r}") from None
         # The common case in one cheap test; the field-by-field search only for the reason.
@@ -200,20 +203,22 @@ class Codec:
             and type(kwargs) is dict
             and type(retries) is int
             and (eta is None or type(eta) in (float, int))
+            and (at is None or type(at) in (float, int))
         ):
-            _reject_fields(job_id, name, args, kwargs, retries, eta)
+            _reject_fields(job_id, name, args, kwargs, retries, eta, at)
         if self._keys and job_id != stored_id:  # a key holder's bug, not an attack
             raise BadMessage(f"malformed: it carries the id {job_id[:100]!r}, not the id it "
                              "is stored under")
         if kwargs and not all(type(k) is str for k in kwargs):
             raise BadMessage("malformed: field 'kwargs' has a key that is not a string")
         return Job(id=job_id, task_name=name, args=tuple(args), kwargs=kwargs, queue=queue,
-                   retries=retries, eta=eta)
+                   retries=retries, eta=eta, enqueued_at=at)
 
 
 def _reject_fields(*values: Any) -> None:
-    kinds = ((str,), (str,), (list, tuple), (dict,), (int,), (float, int, type(None)))
-    names = ("id", "task", "args", "kwargs", "retries", "eta")
+    maybe_time = (float, int, type(None))
+    kinds = ((str,), (str,), (list, tuple), (dict,), (int,), maybe_time, maybe_time)
+    names = ("id", "task", "args", "kwargs", "retries", "eta", "at")
     for name, value, kind in zip(names, values, kinds, strict=True):
         if type(value) not in kind:
             raise BadMessage(f"malformed: field {name!r} has type {type(value).__name__}")

@@ -5,8 +5,11 @@ Tasks and job handles talk to this object only, not to the Application.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ._backends import Backends
 from ._codec import Codec, Outcome
@@ -47,7 +50,9 @@ class Producer:
     def enqueue(self, jobs: Sequence[Job], durable: bool | None = None) -> list[JobHandle[Any]]:
         """Encode ``jobs`` and add them in one broker operation; one handle each."""
         known = self.known_queues() if self.strict_queues else set()
-        messages = [self._message(job, known) for job in jobs]
+        now = time.time()
+        messages = [self._message(job if job.enqueued_at is not None else
+                                  attrs.evolve(job, enqueued_at=now), known) for job in jobs]
         handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
         return self._send(messages, self.durable_enqueue if durable is None else durable,
                           handles)

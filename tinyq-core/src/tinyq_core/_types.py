@@ -126,7 +126,9 @@ class SettleRequest:
 class Job:
     """A decoded job: which task to run with which arguments.
 
-    ``retries`` counts the retries already made; ``eta`` is the Unix time it was due, if delayed.
+    ``retries`` counts the retries already made; ``eta`` is the Unix time it was due, if delayed;
+    ``enqueued_at`` the Unix time the producer sent it (kept across retries; ``None`` for a
+    message from a version that did not record it).
     """
 
     id: str
@@ -136,6 +138,7 @@ class Job:
     queue: str = "default"
     retries: int = 0
     eta: float | None = None
+    enqueued_at: float | None = None
 
     def __repr__(self) -> str:
         # The original tinyq's log format: "<Job: id: ..., task_name: app.add>".
