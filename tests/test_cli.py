@@ -254,3 +254,67 @@ def test_queue_flag_in_priority_order(project: AppProject) -> None:
     code, out = finish(project, proc)
     assert code == 0, out
     assert "ORDER ['high', 'high', 'high', 'low', 'low', 'low']" in out
+
+
+PLAIN_BROKERS = '''
+from tinyq_core import Application
+from tinyq_core.plugin import Broker, BrokerAdmin
+from tinyq_memory import MemoryBroker
+
+class NoLookup(MemoryBroker):
+    """The admin tier as first released: no message()/messages()."""
+    message = BrokerAdmin.message
+    messages = BrokerAdmin.messages
+
+class Plain(Broker):
+    """The required tier only: every call goes to a memory broker."""
+    def __init__(self):
+        self.inner = MemoryBroker()
+    def enqueue(self, messages, *, durable=False):
+        self.inner.enqueue(messages)
+    def reserve(self, queues, count, timeout):
+        return self.inner.reserve(queues, count, timeout)
+    def renew(self, deliveries):
+        return self.inner.renew(deliveries)
+    def ack(self, deliveries):
+        return self.inner.ack(deliveries)
+    def nack(self, delivery, delay=0, body=None):
+        self.inner.nack(delivery, delay, body)
+    def dead_letter(self, delivery, reason, error="", **kw):
+        self.inner.dead_letter(delivery, reason, error, **kw)
+    def recover(self, queues):
+        return self.inner.recover(queues)
+    def move_due(self, queues):
+        return self.inner.move_due(queues)
+    def result_backend(self):
+        return self.inner.result_backend()
+
+plain = Application(Plain())
+no_lookup = Application(NoLookup())
+'''
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "-a", "brokers.plain"], "tinyq info needs a broker with the admin tier; "
+                                          "Plain has none"),
+        (["dead", "ls", "default", "-a", "brokers.plain"], "tinyq dead ls needs a broker "
+                                                           "with the admin tier"),
+        (["job", "x", "-a", "brokers.no_lookup"], "tinyq job needs a broker that can look up "
+                                                  "messages; NoLookup cannot"),
+        (["send", "t", "[1", "-a", "brokers.plain"], "ARGS_JSON is not valid JSON"),
+        (["info", "-a", "nowhere.app"], "cannot import 'nowhere' for -a nowhere.app"),
+        (["info", "--watch", "0", "-a", "brokers.no_lookup"], "--watch takes a number of "
+                                                              "seconds above 0"),
+    ],
+)
+def test_admin_commands_say_what_the_broker_lacks_in_one_line(
+    project: AppProject, args: list[str], message: str
+) -> None:
+    project.write("brokers.py", PLAIN_BROKERS)
+    done = project.run(*args)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"tinyq: error: {message}"), done.stderr
+    assert done.stderr.count("\n") == 1

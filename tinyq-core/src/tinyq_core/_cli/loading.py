@@ -118,8 +118,7 @@ def admin_of(app: Application, command: str) -> BrokerAdmin:
     """The broker's admin tier, or the one-line error saying the broker has none."""
     broker = app.broker
     if not isinstance(broker, BrokerAdmin):
-        raise CommandError(
-            f"tinyq {command} needs a broker with the admin tier; {type(broker).__name__} "
-            f"({describe_broker(app)}) has none"
-        )
+        where = f" at {redact_uri(app.broker_uri)}" if app.broker_uri else ""
+        raise CommandError(f"tinyq {command} needs a broker with the admin tier; "
+                           f"{type(broker).__name__}{where} has none")
     return broker
