@@ -12,7 +12,8 @@ import redis
 from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message
 
 from ._connection import translate_errors
-from ._keys import GROUP, Keys, text
+from ._keys import GROUP, Keys, queues_key, text
+from ._lookup import RedisLookup
 from ._scripts import PURGE, REQUEUE_DEAD, STATUS
 
 T = TypeVar("T")
@@ -24,7 +25,7 @@ T = TypeVar("T")
 ADMIN_CHUNK = 250
 
 
-class RedisAdmin(BrokerAdmin):
+class RedisAdmin(RedisLookup, BrokerAdmin):
     if TYPE_CHECKING:  # provided by RedisBroker
         client: Any
         where: str
@@ -88,6 +89,13 @@ class RedisAdmin(BrokerAdmin):
         )
 
     def queues(self) -> list[str]:
+        # The queues jobs were sent to (the set enqueue writes), and those holding messages
+        # or dead letters (found by a scan: also queues from before the set existed).
+        with translate_errors(self.where):
+            known = {text(name) for name in self.client.smembers(queues_key(self.prefix))}
+        return sorted(known | set(self._holding()))
+
+    def _holding(self) -> list[str]:
         # SCAN, never KEYS: a few keys per call, so Redis is never held up; on a Cluster
         # redis-py scans every primary. Glob characters in the prefix are escaped.
         tag = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
@@ -107,8 +115,8 @@ class RedisAdmin(BrokerAdmin):
                     pipe.xlen(key)
             sizes = pipe.execute(raise_on_error=False)
         # An error is a key of another type that happens to match (not a queue's).
-        return sorted({name for (name, _), size in zip(found, sizes, strict=True)
-                       if not isinstance(size, Exception) and int(size) > 0})
+        return [name for (name, _), size in zip(found, sizes, strict=True)
+                if not isinstance(size, Exception) and int(size) > 0]
 
     def purge(self, queue: str) -> int:
         keys = self.keys(queue)

@@ -65,15 +65,10 @@ from ._connection import Options, connect, translate_errors
 from ._enqueue import RedisEnqueue
 from ._keys import GROUP, Keys, check_name, text
 from ._memory import check_eviction
+from ._registry import RedisRegistry
 from ._reserve import RedisReserve
 from ._results import RedisResultBackend
-from ._scripts import (
-    DEAD_LETTER,
-    MOVE_DUE,
-    RECOVER,
-    SCHEDULE,
-    execute,
-)
+from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute
 
 RECOVER_BATCH = 200  # expired leases recovered per script call (each call: a few ms)
 RECOVER_SCAN = 1000  # pending entries read per call, most often the whole pending list
@@ -81,7 +76,7 @@ MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 
 
-class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, Broker):
+class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(
@@ -104,6 +99,7 @@ class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, Broker):
         self._keys: dict[str, Keys] = {}
         self._queue_of: dict[bytes, str] = {}  # stream key -> queue name
         self._groups: set[str] = set()
+        self._known_queues: set[str] = set()
         self._lock = threading.Lock()
         # Entries read in the round trip of a report that Redis refused (at maxmemory, say):
         # leased to this consumer, renewed with the worker's, and handed out once a report

@@ -13,7 +13,7 @@ from redis.exceptions import OutOfMemoryError
 from tinyq_core.plugin import BrokerError, EnqueueError, Message
 
 from ._connection import Options, out_of_memory, translate_errors
-from ._keys import GROUP, Keys
+from ._keys import GROUP, Keys, queues_key
 from ._scripts import ENQUEUE, SCHEDULE, execute
 
 ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
@@ -27,6 +27,8 @@ class RedisEnqueue:
         _first_of: Any
         _keys: dict[str, Keys]
         _server_checked: bool
+        prefix: str
+        _known_queues: set[str]  # queues this process recorded in the queues set
 
         def keys(self, queue: str) -> Keys: ...
 
@@ -39,6 +41,7 @@ class RedisEnqueue:
             return
         if not self._server_checked:  # a producer's first use
             self.check_server()
+        self._record_queues(messages)
         if len(messages) == 1 and not durable and messages[0].due is None:
             # delay(): one script call, without the cost of building a pipeline.
             m = messages[0]
@@ -89,6 +92,18 @@ class RedisEnqueue:
                 "(durable_timeout). They are on the primary and run if it stays up; enqueue "
                 "them again under the same job_id to be sure (a queued job is not added twice)"
             )
+
+    def _record_queues(self, messages: Sequence[Message]) -> None:
+        """Add the queues to the known-queues set, once per queue and process: a round trip
+        the first time, none in the steady state. Before the jobs, so a queue that has jobs
+        is known (a producer dying in between leaves a known queue, empty: harmless)."""
+        new = {m.queue for m in messages} - self._known_queues
+        if new:
+            for queue in new:
+                self.keys(queue)  # refuses a name that cannot be a key, before it is stored
+            with translate_errors(self.where):
+                self.client.sadd(queues_key(self.prefix), *sorted(new))
+            self._known_queues |= new
 
     def _check_chunks(self, chunks: list[list[str]], replies: list[Any]) -> None:
         """Raise the first error among ``replies``: EnqueueError naming the ids of the calls

@@ -69,3 +69,9 @@ class Keys:
 
     def result(self, job_id: str) -> str:
         return self.results + job_id
+
+
+def queues_key(prefix: str) -> str:
+    """The set of every queue name a job was sent to (``BrokerAdmin.queues``); the hash tag
+    ``{prefix}`` is the worker registry's, apart from every queue's ``{prefix:queue}``."""
+    return f"{{{prefix}}}:queues"
