@@ -79,8 +79,8 @@ def test_info_after_enqueue_a_run_and_a_sigkill(project: AppProject) -> None:
     handles = [tasks["app.add"].delay(i, i) for i in range(3)]
     tasks["app.add"].apply_async(args=(0, 0), countdown=600)
     info = as_json(project, "info")
-    assert queue(info) == {**queue(info), "ready": 3, "scheduled": 1, "running": 0, "dead": 0,
-                           "scheduled_exact": True}
+    assert queue(info) == {**queue(info), "waiting": 4, "ready": 3, "scheduled": 1,
+                           "running": 0, "dead": 0, "dead_exact": True}
     assert 0 <= queue(info)["oldest_age"] < 60
     assert info["workers"] == []
 

@@ -1,11 +1,11 @@
-"""``tinyq info``: per queue, how many jobs wait, are scheduled, run and died, and how old the
-oldest waiting one is; then the live workers and what they run.
+"""``tinyq info``: per queue, how many jobs wait (ready or scheduled), run and died, and how old
+the oldest waiting one is; then the live workers and what they run.
 
-The admin tier counts waiting jobs (due and delayed together), leased ones, and lists dead
-letters and waiting messages by page, but counts neither delayed jobs nor dead letters. So
-both are counted from one page of at most ``COUNT_LIMIT`` messages (the tail of the waiting
-ones, where the delayed are, and the first dead letters), and shown as at least that many when
-there are more: a bounded read per queue, never a scan of the whole queue.
+The admin tier counts waiting jobs (due and delayed together) and leased ones, but neither
+delayed jobs nor dead letters: it lists them by page. So a queue with at most
+``COUNT_LIMIT`` waiting jobs has its ready and scheduled ones counted from one page of
+messages, and a bigger one shows them as unknown; dead letters are counted up to
+``COUNT_LIMIT`` and shown as "at least" past that. A bounded read per queue, never a scan.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ COUNT_LIMIT = 200  # messages read per queue to count the scheduled ones and the
 class QueueStats:
     name: str
     waiting: int  # ready + scheduled, exact
-    scheduled: int | None  # None: the broker cannot list messages
-    scheduled_exact: bool
+    scheduled: int | None  # None: not counted (a big queue, or a broker without messages())
     running: int
     dead: int
-    dead_exact: bool
+    dead_exact: bool  # False: at least ``dead``
     oldest_age: float | None  # seconds since the oldest waiting job was enqueued
 
     @property
@@ -42,36 +41,35 @@ class QueueStats:
         return None if self.scheduled is None else self.waiting - self.scheduled
 
     def as_json(self) -> dict[str, Any]:
-        return {"queue": self.name, "ready": self.ready, "scheduled": self.scheduled,
-                "running": self.running, "dead": self.dead, "waiting": self.waiting,
-                "oldest_age": self.oldest_age, "scheduled_exact": self.scheduled_exact,
-                "dead_exact": self.dead_exact}
+        return {"queue": self.name, "waiting": self.waiting, "ready": self.ready,
+                "scheduled": self.scheduled, "running": self.running, "dead": self.dead,
+                "dead_exact": self.dead_exact, "oldest_age": self.oldest_age}
 
 
 def queue_stats(app: Application, admin: BrokerAdmin, queue: str, now: float) -> QueueStats:
     waiting = admin.size(queue)
     running = admin.count_leased(queue)
     dead = len(admin.dead_letters(queue, COUNT_LIMIT + 1))
-    scheduled: int | None = None
-    oldest: float | None = None
+    scheduled: int | None = 0 if waiting == 0 else None
+    first = []
     try:
-        tail = admin.messages(queue, max(0, waiting - COUNT_LIMIT), COUNT_LIMIT) if waiting else []
-        scheduled = sum(1 for m in tail if m.due is not None and m.due > now)
-        first = admin.messages(queue, 0, 1) if waiting else []
+        if 0 < waiting <= COUNT_LIMIT:  # one page holds them all: count the delayed ones
+            page = admin.messages(queue, 0, COUNT_LIMIT)
+            scheduled = sum(1 for m in page if m.due is not None and m.due > now)
+            first = page[:1]
+        elif waiting:
+            first = admin.messages(queue, 0, 1)
     except NotImplementedError:
-        first = []
+        pass  # a broker whose admin tier predates message lookup: those numbers are unknown
+    oldest: float | None = None
     if first:
         try:
             job = app.codec.decode_job(first[0].body, queue, first[0].id)
             oldest = since(job.enqueued_at, now)
         except BadMessage:
             oldest = None  # signed with another key, or not a tinyq job: no time to read
-    return QueueStats(
-        queue, waiting, scheduled,
-        scheduled_exact=scheduled is None or scheduled < COUNT_LIMIT or waiting <= COUNT_LIMIT,
-        running=running, dead=min(dead, COUNT_LIMIT), dead_exact=dead <= COUNT_LIMIT,
-        oldest_age=oldest,
-    )
+    return QueueStats(queue, waiting, scheduled, running, min(dead, COUNT_LIMIT),
+                      dead <= COUNT_LIMIT, oldest)
 
 
 def gather(
@@ -112,16 +110,13 @@ def render(
 ) -> str:
     now = time.time()
     queue_rows = [
-        [s.name,
-         s.ready if s.scheduled_exact else f"<={s.ready}",
-         s.scheduled if s.scheduled_exact else f"{s.scheduled}+",
-         s.running,
-         s.dead if s.dead_exact else f"{s.dead}+",
-         age(s.oldest_age)]
+        [s.name, s.waiting, s.ready, s.scheduled, s.running,
+         s.dead if s.dead_exact else f"{s.dead}+", age(s.oldest_age)]
         for s in stats
     ]
     lines = [f"Broker: {describe_broker(app)}", ""]
-    lines.append(table(["QUEUE", "READY", "SCHEDULED", "RUNNING", "DEAD", "OLDEST"], queue_rows)
+    lines.append(table(["QUEUE", "WAITING", "READY", "SCHEDULED", "RUNNING", "DEAD", "OLDEST"],
+                       queue_rows)
                  if queue_rows else "No queues.")
     lines.append("")
     if not workers:

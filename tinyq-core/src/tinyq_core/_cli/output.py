@@ -23,7 +23,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
     cells = [[str(c) for c in headers], *([_cell(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [all(isinstance(row[i], int) for row in rows) and bool(rows)
+    numeric = [bool(rows) and all(_numeric(row[i]) for row in rows)
                for i in range(len(headers))]
     lines = []
     for row in cells:
@@ -31,6 +31,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
                  for cell, width, right in zip(row, widths, numeric, strict=True)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def _numeric(value: object) -> bool:
+    """A count, a missing number, or text that starts like one (``200+``, ``1.5s``)."""
+    if value is None or isinstance(value, int):
+        return True
+    return isinstance(value, str) and value[:1].isdigit()
 
 
 def _cell(value: object) -> str:
