@@ -266,3 +266,19 @@ def test_the_admin_commands_on_the_default_sqlite_file(tmp_path: Path) -> None:
         assert info["broker"] == "sqlite:///tinyq.db"
         assert [d["id"] for d in as_json(project, "dead", "ls", "default")] == [bad]
         assert as_json(project, "dead", "purge", "default", "--yes")["deleted"] == 1
+
+
+def test_info_watch_redraws_until_ctrl_c(project: AppProject) -> None:
+    project.app.tasks["app.add"].delay(1, 2)
+    watch = project.start("info", "--watch", "0.2", script=True, stderr_apart=True)
+    wait_until(lambda: project.output(watch).count("Every 0.2s") >= 3, 20,
+               message="three redraws")
+    watch.send_signal(signal.SIGINT)
+    assert watch.wait(10) == 0
+    assert project.output(watch).count("QUEUE ") >= 3 and project.errors(watch) == ""
+    lines = project.start("info", "--watch", "0.2", "--json", script=True, stderr_apart=True)
+    wait_until(lambda: project.output(lines).count("\n") >= 3, 20, message="three documents")
+    lines.send_signal(signal.SIGINT)
+    assert lines.wait(10) == 0 and project.errors(lines) == ""
+    documents = [json.loads(x) for x in project.output(lines).splitlines()]
+    assert all(queue(d)["ready"] == 1 for d in documents)

@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args = worker.build_parser("tinyq worker" if explicit else "tinyq").parse_args(argv)
             setup_logging(logging.DEBUG if args.verbose else LEVELS[args.log_level])
             code = worker.run(args, argv)
+    except KeyboardInterrupt:  # Ctrl+C in a command that waits (send --wait): no traceback
+        code = 130
     except (CommandError, TinyqError) as exc:
         if verbose:
             traceback.print_exc()
