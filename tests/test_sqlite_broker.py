@@ -214,3 +214,27 @@ def test_an_unverified_dead_letter_touches_nothing_else_under_its_id(tmp_path: P
     assert results.get("forged", queue="q") == Result("forged", b"the real job's", "q")
     assert results.get("real", queue="q") is None  # requeued: waiting, not failed
     broker.close()
+
+
+def test_a_version_1_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> None:
+    from tinyq_sqlite._schema import MIGRATIONS
+
+    path = tmp_path / "tinyq.db"
+    conn = sqlite3.connect(path)  # as tinyq-sqlite 0.1 left it: schema 1, a job waiting
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("CREATE TABLE tinyq_schema (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO tinyq_schema (version) VALUES (1)")
+    conn.execute("INSERT INTO jobs (queue, id, body, due) VALUES ('default', 'old', x'00', 0)")
+    conn.execute("INSERT INTO queues (name) VALUES ('default')")
+    conn.commit()
+    conn.close()
+    broker = SqliteBroker(f"sqlite:///{path}")
+    broker.record_worker("w1", b"record", 60)
+    assert broker.worker_records() == [b"record"]
+    assert broker.status("old") == "queued" and broker.queues() == ["default"]
+    broker.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM tinyq_schema").fetchone() == (2,)
+    conn.close()

@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message
 
 from ._db import Database
+from ._lookup import LookupMixin, RegistryMixin
 from ._waiting import JOBS, Wakeups
 
 
-class AdminMixin(BrokerAdmin):
-    """Admin operations over the broker's :class:`Database` (``self._db``)."""
+class AdminMixin(LookupMixin, RegistryMixin, BrokerAdmin):
+    """Admin operations over the broker's :class:`Database` (``self._db``), with the message
+    lookup and the worker registry (_lookup.py)."""
 
     _db: Database
     _wakeups: Wakeups
@@ -38,16 +40,9 @@ class AdminMixin(BrokerAdmin):
         return self._count("SELECT COUNT(*) FROM jobs WHERE queue = ? AND state = 1", queue)
 
     def queues(self) -> list[str]:
-        """Known queue names that still hold a job or a dead letter (index lookups, not a
-        scan of the jobs)."""
-        def work(conn: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in conn.execute(
-                """SELECT name FROM queues WHERE
-                   EXISTS (SELECT 1 FROM jobs WHERE queue = name)
-                   OR EXISTS (SELECT 1 FROM dead_letters WHERE queue = name)
-                   ORDER BY name""")]
-
-        return self._db.read(work)
+        """Every queue a job was sent to: enqueue records each in the ``queues`` table."""
+        return self._db.read(lambda conn: [
+            row[0] for row in conn.execute("SELECT name FROM queues ORDER BY name")])
 
     def purge(self, queue: str) -> int:
         """Waiting jobs, due or delayed; leased ones stay, their workers still ack them."""

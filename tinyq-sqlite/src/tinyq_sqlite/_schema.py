@@ -60,6 +60,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX results_expiry ON results (expires);
     CREATE TABLE queues (name TEXT PRIMARY KEY);  -- every queue ever used, for queues()
     """,
+    # 1 -> 2: the worker registry (WorkerRegistry): each live worker's latest record.
+    """
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        record BLOB NOT NULL,
+        expires REAL NOT NULL                   -- Unix time: forgotten from then on
+    );
+    CREATE INDEX workers_expiry ON workers (expires);
+    """,
 )
 VERSION = len(MIGRATIONS)
 
