@@ -65,7 +65,7 @@ class JobReport:
         elif self.unreadable:
             rows.append(("message", f"unreadable: {self.unreadable}"))
         if dead is not None:
-            rows += [("dead", f"{dead.reason} ({timestamp(dead.failed_at)})")]
+            rows.append(("dead", f"{dead.reason}, at {timestamp(dead.failed_at)}"))
             if dead.error and (outcome is None or outcome.ok):
                 rows.append(("error", dead.error))
         traceback = ""
