@@ -282,3 +282,21 @@ def test_info_watch_redraws_until_ctrl_c(project: AppProject) -> None:
     assert lines.wait(10) == 0 and project.errors(lines) == ""
     documents = [json.loads(x) for x in project.output(lines).splitlines()]
     assert all(queue(d)["ready"] == 1 for d in documents)
+
+
+def test_looking_at_the_default_file_where_there_is_none_says_so(tmp_path: Path) -> None:
+    """Run in the wrong folder, a read-only command would create an empty tinyq.db there and
+    report empty queues; it says where it looked instead."""
+    env = {k: v for k, v in AppProject(tmp_path, "").env.items() if k != "TINYQ_URL"}
+    (tmp_path / "app.py").unlink()
+    for args in (["info"], ["job", "abc"], ["dead", "ls", "default"], ["purge", "x", "--yes"]):
+        done = subprocess.run(["tinyq", *args], cwd=tmp_path, env=env, text=True,
+                              capture_output=True, timeout=60)
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr == ("tinyq: error: no tinyq.db here, the default broker's file: "
+                               "run tinyq from your application's folder, pass -u URI, or set "
+                               "$TINYQ_URL\n")
+    assert not (tmp_path / "tinyq.db").exists()
+    sent = subprocess.run(["tinyq", "send", "app.add", "[1, 2]"], cwd=tmp_path, env=env,
+                          text=True, capture_output=True, timeout=60)
+    assert sent.returncode == 0 and (tmp_path / "tinyq.db").exists()  # send creates it

@@ -9,9 +9,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from .._app import Application
+from .._app import DEFAULT_BROKER, Application
 from .._errors import JobFailed
 from .._task import new_job_id
 from .._types import Job
@@ -21,6 +22,7 @@ from .loading import CommandError, admin_of, load_admin_app, setup_logging, wait
 from .output import age, confirm, emit_json, pretty, since, table
 
 COMMANDS = ("info", "job", "dead", "purge", "send")
+DEFAULT_FILE = DEFAULT_BROKER.removeprefix("sqlite:///")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,10 +85,20 @@ def main(argv: Sequence[str]) -> int:
     setup_logging(logging.DEBUG if args.verbose else logging.WARNING)
     app = load_admin_app(args.app, args.uri)
     try:
+        if args.command != "send":
+            check_default_file(app)
         wait_for_broker(app, attempts=1)
         return run(app, args)
     finally:
         app.close()
+
+
+def check_default_file(app: Application) -> None:
+    """Looking at the default SQLite file where there is none is running in the wrong folder:
+    say so, rather than create an empty file and report empty queues."""
+    if app.broker_uri == DEFAULT_BROKER and not Path(DEFAULT_FILE).exists():
+        raise CommandError(f"no {DEFAULT_FILE} here, the default broker's file: run tinyq from "
+                           "your application's folder, pass -u URI, or set $TINYQ_URL")
 
 
 def run(app: Application, args: argparse.Namespace) -> int:
