@@ -19,6 +19,14 @@ def emit_json(document: Any, compact: bool = False) -> None:
     sys.stdout.flush()
 
 
+def print_out(json_output: bool, document: Any, text: str) -> None:
+    """``document`` as JSON with ``--json``, else ``text``."""
+    if json_output:
+        emit_json(document)
+    else:
+        print(text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
     cells = [[str(c) for c in headers], *([_cell(c) for c in row] for row in rows)]
