@@ -125,6 +125,9 @@ def test_dead_requeue_then_the_job_succeeds(project: AppProject) -> None:
     assert handle.id in listing and "app.flaky" in listing
     shown = tinyq(project, "dead", "show", "default", handle.id).stdout
     assert 'raise RuntimeError("not yet")' in shown and str(flag) in shown
+    document = as_json(project, "dead", "show", "default", handle.id)
+    assert document["args"] == [str(flag)] and document["dead_letter"]["attempts"] == 1
+    assert 'raise RuntimeError("not yet")' in document["traceback"]
 
     flag.touch()
     assert as_json(project, "dead", "requeue", "default", "--id", handle.id) == {
