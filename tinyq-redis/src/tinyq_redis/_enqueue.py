@@ -102,7 +102,10 @@ class RedisEnqueue:
             for queue in new:
                 self.keys(queue)  # refuses a name that cannot be a key, before it is stored
             with translate_errors(self.where):
-                self.client.sadd(queues_key(self.prefix), *sorted(new))
+                try:
+                    self.client.sadd(queues_key(self.prefix), *sorted(new))
+                except OutOfMemoryError as exc:  # refused, and no job of the call went in
+                    raise EnqueueError(out_of_memory(self.where)) from exc
             self._known_queues |= new
 
     def _check_chunks(self, chunks: list[list[str]], replies: list[Any]) -> None:
