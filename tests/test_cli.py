@@ -98,15 +98,52 @@ def test_hello_world_burst(project: AppProject) -> None:
     assert "Exit workers." in out
     # The original tinyq's format: time - level - logger[line thread process] - message
     line = next(x for x in out.splitlines() if "Starting TinyQ" in x)
-    assert " - WARNING - tinyq.runner[line:" in line and " thread:MainThread(" in line
+    assert " - INFO - tinyq.runner[line:" in line and " thread:MainThread(" in line
     assert " process:MainProcess(" in line
+
+
+def banner(out: str) -> list[str]:
+    """The start banner's lines, without their time, line number and process id."""
+    lines = [x for x in out.splitlines() if " - tinyq.runner[" in x]
+    return [x.split(" - ", 1)[1].split("[", 1)[0] + " - " + x.rsplit("] - ", 1)[1]
+            for x in lines]
+
+
+def test_the_banner_says_what_runs_where_at_info(project: AppProject) -> None:
+    code, out = finish(project, project.start("-l", "info", "--burst", "-w", "3",
+                                              "-q", "high", "-q", "default"))
+    assert code == 0, out
+    assert banner(out) == [
+        "INFO - tinyq.runner - Starting TinyQ worker, version 0.1.0...",
+        "INFO - tinyq.runner - Broker: memory://",
+        "INFO - tinyq.runner - Queues (in priority order): high, default",
+        "INFO - tinyq.runner - Concurrency: 3 threads x 1 process",
+        "INFO - tinyq.runner - Tasks: app.add, app.slow",
+        "WARNING - tinyq.runner - a memory:// broker lives in this process only: producers "
+        "in other processes cannot reach it",
+    ]
+
+
+def test_tinyq_worker_is_the_explicit_form(project: AppProject) -> None:
+    code, plain = finish(project, project.start("-l", "info", "--burst", "-w", "2",
+                                                env={"ENQUEUE": "add"}))
+    assert code == 0, plain
+    code, explicit = finish(project, project.start("worker", "-l", "info", "--burst", "-w", "2",
+                                                   env={"ENQUEUE": "add"}))
+    assert code == 0, explicit
+    assert banner(explicit) == banner(plain) and len(banner(plain)) == 6
+    assert explicit.count("Finish run job") == plain.count("Finish run job") == 30
+    code, out = finish(project, project.start("worker", "-h"))
+    assert code == 0 and out.startswith("usage: tinyq worker [-h]") and "--burst" in out
 
 
 def test_default_log_level_is_warn(project: AppProject) -> None:
     code, out = finish(project, project.start("--burst", env={"ENQUEUE": "add"}))
     assert code == 0
-    assert "Starting TinyQ worker" in out
+    # Starting and stopping are routine: info. The memory:// warning is not.
+    assert "Starting TinyQ worker" not in out and "Exit workers." not in out
     assert "Got a job" not in out
+    assert "a memory:// broker lives in this process only" in out
 
 
 def test_warm_shutdown_finishes_the_running_job(project: AppProject) -> None:
@@ -134,7 +171,7 @@ def test_sigterm_is_a_warm_shutdown_too(project: AppProject) -> None:
 
 
 def test_second_signal_is_a_cold_shutdown(project: AppProject) -> None:
-    proc = project.start("-w", "1", env={"ENQUEUE": "slow", "SECONDS": "30"})
+    proc = project.start("-l", "info", "-w", "1", env={"ENQUEUE": "slow", "SECONDS": "30"})
     wait_for(project.path / "out" / "started")
     proc.send_signal(signal.SIGINT)
     wait_until(lambda: "warm shutdown" in project.output(proc), 10,
@@ -171,6 +208,7 @@ def test_shutdown_timeout_bounds_the_wait(project: AppProject) -> None:
         (["-u", "nosuch://h"], "unknown broker URI scheme 'nosuch'"),
         (["-u", "redis://u:hunter2@h"], "pip install tinyq-redis"),
         (["-u", "down://"], "cannot reach the broker at down://"),
+        (["--heartbeat-interval", "0"], "--heartbeat-interval must be more than 0 seconds"),
     ],
 )
 def test_bad_input_gets_one_clear_line(
@@ -216,3 +254,67 @@ def test_queue_flag_in_priority_order(project: AppProject) -> None:
     code, out = finish(project, proc)
     assert code == 0, out
     assert "ORDER ['high', 'high', 'high', 'low', 'low', 'low']" in out
+
+
+PLAIN_BROKERS = '''
+from tinyq_core import Application
+from tinyq_core.plugin import Broker, BrokerAdmin
+from tinyq_memory import MemoryBroker
+
+class NoLookup(MemoryBroker):
+    """The admin tier as first released: no message()/messages()."""
+    message = BrokerAdmin.message
+    messages = BrokerAdmin.messages
+
+class Plain(Broker):
+    """The required tier only: every call goes to a memory broker."""
+    def __init__(self):
+        self.inner = MemoryBroker()
+    def enqueue(self, messages, *, durable=False):
+        self.inner.enqueue(messages)
+    def reserve(self, queues, count, timeout):
+        return self.inner.reserve(queues, count, timeout)
+    def renew(self, deliveries):
+        return self.inner.renew(deliveries)
+    def ack(self, deliveries):
+        return self.inner.ack(deliveries)
+    def nack(self, delivery, delay=0, body=None):
+        self.inner.nack(delivery, delay, body)
+    def dead_letter(self, delivery, reason, error="", **kw):
+        self.inner.dead_letter(delivery, reason, error, **kw)
+    def recover(self, queues):
+        return self.inner.recover(queues)
+    def move_due(self, queues):
+        return self.inner.move_due(queues)
+    def result_backend(self):
+        return self.inner.result_backend()
+
+plain = Application(Plain())
+no_lookup = Application(NoLookup())
+'''
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "-a", "brokers.plain"], "tinyq info needs a broker with the admin tier; "
+                                          "Plain has none"),
+        (["dead", "ls", "default", "-a", "brokers.plain"], "tinyq dead ls needs a broker "
+                                                           "with the admin tier"),
+        (["job", "x", "-a", "brokers.no_lookup"], "tinyq job needs a broker that can look up "
+                                                  "messages; NoLookup cannot"),
+        (["send", "t", "[1", "-a", "brokers.plain"], "ARGS_JSON is not valid JSON"),
+        (["info", "-a", "nowhere.app"], "cannot import 'nowhere' for -a nowhere.app"),
+        (["info", "--watch", "0", "-a", "brokers.no_lookup"], "--watch takes a number of "
+                                                              "seconds above 0"),
+    ],
+)
+def test_admin_commands_say_what_the_broker_lacks_in_one_line(
+    project: AppProject, args: list[str], message: str
+) -> None:
+    project.write("brokers.py", PLAIN_BROKERS)
+    done = project.run(*args)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"tinyq: error: {message}"), done.stderr
+    assert done.stderr.count("\n") == 1

@@ -29,6 +29,7 @@ logger = logging.getLogger("tinyq.supervisor")
 
 POLL_SECONDS = 0.2
 PARENT_ENV = "TINYQ_SUPERVISOR_PID"
+PROCESSES_ENV = "TINYQ_SUPERVISOR_PROCESSES"  # for the banner: "8 threads x 4 processes"
 YOUNG_SECONDS = 5.0  # a child dying sooner than this after its start is restarted with backoff
 RESTART_BACKOFF = Backoff(base=1.0, cap=10.0)
 
@@ -48,7 +49,7 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         command = [sys.executable, "-m", "tinyq_core", *self.child_args]
         # The child stops by itself if this parent dies (it watches its parent process).
-        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        env = {**os.environ, PARENT_ENV: str(os.getpid()), PROCESSES_ENV: str(self.processes)}
         self.children[slot] = subprocess.Popen(command, start_new_session=True, env=env)
         self.started_at[slot] = time.monotonic()
 
@@ -63,7 +64,7 @@ class Supervisor:
         while self.forwarded < self.stops:
             self.forwarded += 1
             kind = "warm" if self.forwarded == 1 else "cold"
-            logger.warning("Received stop signal, %s shutdown of %d worker processes...",
+            logger.info("Received stop signal, %s shutdown of %d worker processes...",
                            kind, len(self.children))
             for process in self.children.values():
                 if process.poll() is None:
@@ -72,7 +73,7 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
-        logger.warning("Supervising %d worker processes", self.processes)
+        logger.info("Supervising %d worker processes", self.processes)
         for slot in range(self.processes):
             self._spawn(slot)
         pending_restart: dict[int, float] = {}

@@ -97,9 +97,9 @@ class Worker:
 
         def handle(signum: int, frame: FrameType | None) -> None:
             if self._ladder.next_step() is Stage.WARM:
-                logger.warning("Received stop signal, warm shutdown...")
+                logger.info("Received stop signal, warm shutdown...")
             else:
-                logger.warning("Received second stop signal, cold shutdown...")
+                logger.info("Received second stop signal, cold shutdown...")
 
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGTERM, handle)
@@ -179,7 +179,7 @@ class Worker:
         # Threads stuck in a timed-out job (in C code) cannot be joined: do not wait for them.
         zombies = self._held.snapshot()[2]
         self.executor.shutdown(wait=not cold and not zombies)
-        logger.warning("Exit workers.")
+        logger.info("Exit workers.")
         return 1 if cold else 0
 
     def _give_back(self, broker: Broker, work: Work) -> None:
