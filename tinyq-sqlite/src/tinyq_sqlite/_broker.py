@@ -22,6 +22,12 @@ from ._schema import LEASED, WAITING
 from ._waiting import JOBS, RESULTS, Wakeups
 
 _LEASE_KEY = "seq = ? AND state = 1 AND lease_no = ?"  # the row a receipt still owns
+_ADD_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
+# Skipped: an id still waiting or leased (the UNIQUE key), or whose result is still stored
+# (the job ran; this is a replay). One statement: atomic on its own.
+_ADD_JOB = """INSERT OR IGNORE INTO jobs (queue, id, body, state, due)
+    SELECT ?, ?, ?, 0, ? WHERE NOT EXISTS (SELECT 1 FROM results
+    WHERE queue = ? AND job_id = ? AND expires > ?)"""
 
 
 def _key(delivery: Delivery) -> tuple[int, int]:
@@ -65,23 +71,20 @@ class SqliteBroker(AdminMixin, Broker):
         """All or none, in one transaction. ``durable``: that commit is fsynced."""
         if not messages:
             return
-
-        def work(conn: sqlite3.Connection) -> None:
-            now = time.time()
-            conn.executemany("INSERT OR IGNORE INTO queues (name) VALUES (?)",
-                             [(q,) for q in {m.queue for m in messages}])
-            # Skipped: an id still waiting or leased (the UNIQUE key), or whose result is
-            # still stored (the job ran; this is a replay).
-            conn.executemany(
-                """INSERT OR IGNORE INTO jobs (queue, id, body, state, due)
-                   SELECT ?, ?, ?, 0, ? WHERE NOT EXISTS (SELECT 1 FROM results
-                   WHERE queue = ? AND job_id = ? AND expires > ?)""",
-                [(m.queue, m.id, m.body, now if m.due is None else max(m.due, now),
-                  m.queue, m.id, now) for m in messages],
-            )
-
+        known = self._db.known_queues()
+        now = time.time()
+        rows = [(m.queue, m.id, m.body, now if m.due is None else max(m.due, now),
+                 m.queue, m.id, now) for m in messages]
         try:
-            self._db.write(work, durable=durable)
+            # A queue's row before its jobs, on its own: a row without jobs lists nothing.
+            for queue in sorted({m.queue for m in messages} - known):
+                self._db.write_one(_ADD_QUEUE, (queue,))
+                known.add(queue)
+            if len(rows) == 1:
+                # delay()'s path: one statement, so no BEGIN and COMMIT round trips.
+                self._db.write_one(_ADD_JOB, rows[0], durable=durable)
+            else:
+                self._db.write(lambda conn: conn.executemany(_ADD_JOB, rows), durable=durable)
         except StoreFull as exc:
             # All or none: none went in, except the ids that were there already (skipped,
             # so they count as in); the producer's retry sends the others once there is room.

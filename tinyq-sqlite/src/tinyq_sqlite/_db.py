@@ -23,7 +23,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -130,9 +130,18 @@ class Database:
         if conn is None:
             conn = self._open()
             self._local.conn = conn
+            self._local.queues = set()
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def known_queues(self) -> set[str]:
+        """Queue names this thread's connection has committed a ``queues`` row for: a row
+        is never deleted, so it is written once per connection, not once per job. Per
+        connection, so that a file made again underneath (a new connection) gets its rows."""
+        self.connection()
+        queues: set[str] = self._local.queues
+        return queues
 
     def close(self) -> None:
         with self._lock:
@@ -197,11 +206,23 @@ class Database:
                 raise
             return out
 
+        return self._synced(conn, lambda: self._retry(attempt), durable)
+
+    def write_one(self, sql: str, params: Sequence[object], *, durable: bool = False) -> int:
+        """One statement in autocommit mode, its row count: SQLite runs a lone statement as
+        its own transaction (all of it or nothing, the write lock taken when it writes), so
+        this is :meth:`write` of one statement without the BEGIN and COMMIT round trips."""
+        conn = self.connection()
+        return self._synced(conn, lambda: self._retry(
+            lambda: conn.execute(sql, params).rowcount), durable)
+
+    def _synced(self, conn: sqlite3.Connection, run: Callable[[], T], durable: bool) -> T:
+        """``run()``, its commit fsynced (synchronous=FULL) when ``durable``."""
         if not durable or self.options.synchronous == "FULL":
-            return self._retry(attempt)
+            return run()
         conn.execute("PRAGMA synchronous=FULL")
         try:
-            return self._retry(attempt)
+            return run()
         finally:
             conn.execute(f"PRAGMA synchronous={self.options.synchronous}")
 
