@@ -5,7 +5,8 @@
 * WAL, so readers never block the writer; every write is a short ``BEGIN IMMEDIATE``
   transaction, which takes the write lock up front: a deferred transaction that reads and then
   writes can fail with "database is locked" at once, without waiting, when another process
-  wrote in between.
+  wrote in between. A write of one statement (:meth:`Database.write_one`) needs no
+  transaction of its own: SQLite makes it one, and its busy wait covers it.
 * Busy handling in two layers: SQLite's own ``busy_timeout`` sleeps and retries inside a
   statement; when that runs out too (a long checkpoint, many writers), :meth:`write` rolls
   back and runs the whole transaction again after a growing pause, for up to
