@@ -3,11 +3,10 @@ a bulk API), `huey_consumer` with threads in one process, or 2 processes."""
 
 from __future__ import annotations
 
-import time
-
 from huey import RedisHuey
 
 from . import _common as c
+from ._families import HueySystem
 
 DB = 5
 THREADS = 8
@@ -20,21 +19,13 @@ def add(m: int, n: int) -> int:
     return m + n
 
 
-class Bench(c.System):
+class Bench(HueySystem):
     name = "huey"
     db = DB
+    task = add
     worker_note = f"huey_consumer -k thread -w {THREADS}; 2 processes: -k process -w 2"
-
-    def enqueue_one(self, n: int) -> None:
-        for i in range(n):
-            add(i, i)
-
-    def enqueue_timed(self, i: int) -> float:
-        t0 = time.time()
-        add(i, i)
-        return t0
 
     def worker_commands(self, processes: int) -> list[list[str]]:
         kind = ["-k", "thread", "-w", str(THREADS)] if processes == 1 else \
             ["-k", "process", "-w", str(processes)]
-        return [[c.script("huey_consumer"), f"{__name__}.huey", *kind, "-n", "-q"]]
+        return [self.consumer_command(*kind)]

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 
 from huey import SqliteHuey
 from huey.storage import SqliteStorage
 
 from . import _common as c
 from . import _sqlite as s
+from ._families import HueySystem
 
 DB = 10  # the Redis database of the task's counter
 FILE = s.path("huey.db")
@@ -50,26 +50,18 @@ def add(m: int, n: int) -> int:
     return m + n
 
 
-class Bench(c.System):
+class Bench(HueySystem):
     name = "huey-sqlite"
     db = DB
+    task = add
     worker_note = (f"huey_consumer -k thread -w {s.THREADS} -d {s.POLL} -b 1 -m {s.POLL}; "
                    f"2 processes: two of them; synchronous={SYNC}")
-
-    def enqueue_one(self, n: int) -> None:
-        for i in range(n):
-            add(i, i)
-
-    def enqueue_timed(self, i: int) -> float:
-        t0 = time.time()
-        add(i, i)
-        return t0
 
     def worker_commands(self, processes: int) -> list[list[str]]:
         # N processes of THREADS threads each, as `tinyq -p N -w THREADS`: Huey's process
         # workers run one job at a time each, so N consumers of threads match tinyq best
-        command = [c.script("huey_consumer"), f"{__name__}.huey", "-k", "thread", "-w",
-                   str(s.THREADS), "-d", str(s.POLL), "-b", "1", "-m", str(s.POLL), "-n", "-q"]
+        command = self.consumer_command("-k", "thread", "-w", str(s.THREADS), "-d", str(s.POLL),
+                                        "-b", "1", "-m", str(s.POLL))
         return [command] * processes
 
     def reset(self) -> None:

@@ -118,21 +118,43 @@ def test_an_error_on_a_working_file_is_a_broker_error(tmp_path: Path) -> None:
 # -- behaviour the contract does not pin ---------------------------------------------------
 
 
+def _statements(broker: SqliteBroker) -> list[str]:
+    """The SQL this thread's connection runs from now on, as SQLite reports it."""
+    seen: list[str] = []
+    broker._db.connection().set_trace_callback(seen.append)
+    return seen
+
+
 def test_durable_enqueue_commits_with_a_full_sync_and_goes_back(tmp_path: Path) -> None:
     broker = SqliteBroker(f"sqlite:///{tmp_path}/tinyq.db")
-    seen: list[int] = []
-    original = broker._db.write
-
-    def spy(work, *, durable=False):  # type: ignore[no-untyped-def]
-        def inner(conn: sqlite3.Connection) -> object:
-            seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
-            return work(conn)
-        return original(inner, durable=durable)
-
-    broker._db.write = spy  # type: ignore[method-assign]
+    broker.ping()
+    seen = _statements(broker)
     broker.enqueue([Message("a", "q", b"x")], durable=True)
+    inserts = [i for i, sql in enumerate(seen) if "INTO jobs" in sql]
+    assert len(inserts) == 1
+    pragmas = [(i, sql) for i, sql in enumerate(seen) if "synchronous" in sql]
+    assert pragmas == [(inserts[0] - 1, "PRAGMA synchronous=FULL"),
+                       (inserts[0] + 1, "PRAGMA synchronous=NORMAL")]
+    seen.clear()
     broker.enqueue([Message("b", "q", b"x")])
-    assert seen == [2, 1]  # FULL for the durable one, NORMAL again after
+    assert not [sql for sql in seen if "synchronous" in sql]
+    assert broker._db.connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    broker.close()
+
+
+def test_a_lone_enqueue_is_one_statement(tmp_path: Path) -> None:
+    """delay()'s path: no BEGIN/COMMIT round trips, and the queue's row written once per
+    connection, not per job (a lone INSERT is its own transaction)."""
+    broker = SqliteBroker(f"sqlite:///{tmp_path}/tinyq.db")
+    broker.enqueue([Message("a", "q", b"x")])
+    seen = _statements(broker)
+    broker.enqueue([Message("b", "q", b"x")])
+    assert len(seen) == 1 and "INTO jobs" in seen[0]
+    seen.clear()
+    broker.enqueue([Message("c", "other", b"x")])  # a new queue: its row, then the job
+    assert [("INTO queues" in sql, "INTO jobs" in sql) for sql in seen] == [
+        (True, False), (False, True)]
+    assert broker.queues() == ["other", "q"]
     broker.close()
 
 
@@ -192,6 +214,7 @@ def test_a_file_made_again_underneath_gets_its_tables_again(tmp_path: Path) -> N
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     broker.enqueue([Message("b", "q", b"x")])
+    assert broker.queues() == ["q"]  # the new file's queue row: written again
     assert [d.id for d in broker.reserve(["q"], 10, 0)] == ["b"]
     broker.close()
 

@@ -220,6 +220,11 @@ try:
         sent += 10
 except EnqueueError as exc:
     print("refused after", sent, "|", exc, "|", exc.enqueued_ids)
+try:  # a lone job (delay()'s one-statement path), still full
+    broker.enqueue([Message("lone", "q", b"x" * 4000)])
+    print("lone went in")
+except EnqueueError as exc:
+    print("lone refused |", exc, "|", exc.enqueued_ids)
 resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 broker.enqueue([Message("after", "q", b"x")])  # space again: usable at once
 print("size", broker.size("q"), "sent", sent)
@@ -232,9 +237,10 @@ def test_a_disk_that_fills_is_a_clear_error_and_the_queue_works_after(tmp_path: 
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    refused, _, after = done.stdout.partition("\n")
+    refused, lone, after = done.stdout.splitlines()
     assert refused.startswith("refused after") and "nothing of this operation was stored" in refused
     assert refused.endswith("| []")  # all or none: nothing of the refused batch went in
+    assert lone.startswith("lone refused") and lone.endswith("| []"), lone
     sent = int(refused.split()[2])
     assert sent > 0 and after.split() == ["size", str(sent + 1), "sent", str(sent)]
     with sqlite3.connect(db) as conn:

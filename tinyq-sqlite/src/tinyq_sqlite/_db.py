@@ -5,7 +5,8 @@
 * WAL, so readers never block the writer; every write is a short ``BEGIN IMMEDIATE``
   transaction, which takes the write lock up front: a deferred transaction that reads and then
   writes can fail with "database is locked" at once, without waiting, when another process
-  wrote in between.
+  wrote in between. A write of one statement (:meth:`Database.write_one`) needs no
+  transaction of its own: SQLite makes it one, and its busy wait covers it.
 * Busy handling in two layers: SQLite's own ``busy_timeout`` sleeps and retries inside a
   statement; when that runs out too (a long checkpoint, many writers), :meth:`write` rolls
   back and runs the whole transaction again after a growing pause, for up to
@@ -23,7 +24,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -130,9 +131,18 @@ class Database:
         if conn is None:
             conn = self._open()
             self._local.conn = conn
+            self._local.queues = set()
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def known_queues(self) -> set[str]:
+        """Queue names this thread's connection has committed a ``queues`` row for: a row
+        is never deleted, so it is written once per connection, not once per job. Per
+        connection, so that a file made again underneath (a new connection) gets its rows."""
+        self.connection()
+        queues: set[str] = self._local.queues
+        return queues
 
     def close(self) -> None:
         with self._lock:
@@ -197,11 +207,23 @@ class Database:
                 raise
             return out
 
+        return self._synced(conn, lambda: self._retry(attempt), durable)
+
+    def write_one(self, sql: str, params: Sequence[object], *, durable: bool = False) -> int:
+        """One statement in autocommit mode, its row count: SQLite runs a lone statement as
+        its own transaction (all of it or nothing, the write lock taken when it writes), so
+        this is :meth:`write` of one statement without the BEGIN and COMMIT round trips."""
+        conn = self.connection()
+        return self._synced(conn, lambda: self._retry(
+            lambda: conn.execute(sql, params).rowcount), durable)
+
+    def _synced(self, conn: sqlite3.Connection, run: Callable[[], T], durable: bool) -> T:
+        """``run()``, its commit fsynced (synchronous=FULL) when ``durable``."""
         if not durable or self.options.synchronous == "FULL":
-            return self._retry(attempt)
+            return run()
         conn.execute("PRAGMA synchronous=FULL")
         try:
-            return self._retry(attempt)
+            return run()
         finally:
             conn.execute(f"PRAGMA synchronous={self.options.synchronous}")
 

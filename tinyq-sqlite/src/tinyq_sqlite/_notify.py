@@ -28,6 +28,7 @@ class Notifier:
     def __init__(self, db_path: str, channel: str) -> None:
         self.folder = os.path.abspath(db_path) + ".wake"
         self.channel = channel
+        self._touch = os.path.join(self.folder, channel)  # the file inotify waiters watch
         self._out: socket.socket | None = None
         self._pid = -1
         self._warned = False
@@ -36,7 +37,7 @@ class Notifier:
     def notify(self) -> None:
         try:
             try:
-                os.utime(os.path.join(self.folder, self.channel))  # inotify waiters
+                os.utime(self._touch)  # inotify waiters
             except FileNotFoundError:
                 if not os.path.isdir(self.folder):
                     return  # nobody has ever waited on this file
