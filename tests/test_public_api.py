@@ -27,7 +27,7 @@ PLUGIN_API = {
     "ExecutorFactory", "Job", "JobStatus", "Message", "PluginError", "Registry", "Result",
     "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
-    "CurrentJob",
+    "CurrentJob", "QueueCounts",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

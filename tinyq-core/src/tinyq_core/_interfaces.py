@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ._errors import ConfigurationError
-from ._types import DeadLetter, Delivery, JobStatus, Message, Result, SettleRequest
+from ._types import (
+    DeadLetter,
+    Delivery,
+    JobStatus,
+    Message,
+    QueueCounts,
+    Result,
+    SettleRequest,
+)
 
 T = TypeVar("T")
 
@@ -232,6 +240,12 @@ class BrokerAdmin(abc.ABC):
         """A page of the messages waiting in ``queue`` (due first, oldest first; then the
         delayed ones by due time), skipping ``offset`` of them. Never leases anything."""
         raise NotImplementedError(f"{type(self).__name__} cannot list messages")
+
+    def counts(self, queue: str) -> QueueCounts:
+        """How many messages of ``queue`` are ready (due), scheduled (delayed), leased, and
+        dead-lettered, each exact, in a few cheap reads (no scan): for ``tinyq info`` and
+        dashboards."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count a queue's messages")
 
 
 class WorkerRegistry(abc.ABC):

@@ -146,6 +146,18 @@ class Job:
 
 
 @attrs.frozen
+class QueueCounts:
+    """The messages of one queue by where they are: ``ready`` (due, waiting for a worker),
+    ``scheduled`` (delayed, not due yet), ``leased`` (held by a worker: running or
+    prefetched), ``dead`` (dead letters)."""
+
+    ready: int
+    scheduled: int
+    leased: int
+    dead: int
+
+
+@attrs.frozen
 class CurrentJob:
     """A job a worker is running: its id, task name, queue, and when it started (Unix time)."""
 
