@@ -18,7 +18,8 @@ import pytest
 
 from redis_server import RedisServer
 from support.environment import child_env
-from support.readme import ROOT, readme_block
+from support.project import AppProject
+from support.readme import ROOT, readme_block, readme_blocks
 
 pytestmark = pytest.mark.process
 
@@ -158,3 +159,28 @@ def test_the_redis_example_runs(redis_server: RedisServer, tmp_path: Path) -> No
     assert f"127.0.0.1:{redis_server.port}" in out.stdout  # the variable's server, not :6379
     assert out.stdout.rstrip().endswith("all 30 jobs done")
     assert "Exit workers." in out.stderr
+
+
+def test_the_readme_redis_steps_work_in_the_order_written(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """app.py, then the worker command, then the enqueue snippet (which waits on a result): in
+    the README's order, each as written; TINYQ_URL points them at the test's server."""
+    app_py = readme_block("from tinyq_core import Application", "python")
+    worker_line = readme_block("tinyq ")
+    enqueue = readme_block("from app import add", "python")
+    blocks = readme_blocks()
+    assert blocks.index(app_py) < blocks.index(worker_line) < blocks.index(enqueue)
+    with AppProject(tmp_path, app_py, url=redis_server.url) as project:
+        args = worker_line.split()
+        assert args[0] == "tinyq"
+        proc = project.start(*args[1:], script=True)
+        try:
+            script = project.write("enqueue.py", enqueue + "print(h.result(timeout=5))\n")
+            out = subprocess.run([sys.executable, str(script)], cwd=project.path,
+                                 env=project.env, capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert out.stdout.strip() == "3"
+        finally:
+            log = project.stop(proc)
+    assert log.count("Got a job: ") == 31, log
