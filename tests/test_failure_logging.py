@@ -61,3 +61,28 @@ def test_a_retry_is_one_warning_line_and_its_traceback_shows_only_with_debug(
     retries = [r for r in worker_log(caplog) if "Retrying" in r.getMessage()]
     assert len(retries) == 1 and retries[0].exc_info is not None, caplog.text
     assert caplog.text.count('raise ValueError(f"no good: {n}")') == 2  # retry, then failure
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+def test_an_exception_that_cannot_be_printed_is_still_logged_and_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The retry line describes the error without ``str()`` raising out of the worker, and the
+    final failure still reaches the producer."""
+    app = make_app()
+
+    @app.task(name="unprintable", max_retries=1, retry_backoff=0)
+    def unprintable() -> None:
+        raise Unprintable()
+
+    h = unprintable.delay()
+    with caplog.at_level(logging.WARNING, logger="tinyq"):
+        drain(app)
+    retries = [r.getMessage() for r in worker_log(caplog) if "Retrying" in r.getMessage()]
+    assert len(retries) == 1 and "Unprintable: <str() of the exception failed" in retries[0]
+    assert h.status() == "failed"
+    assert "raise Unprintable()" in caplog.text

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._codec import Codec
 from .._current import job_running
-from .._errors import JobTimeout
+from .._errors import JobTimeout, describe_exception
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
 from .outbox import Outbox
@@ -28,14 +28,14 @@ def log_settlement(work: Work, settlement: Settlement, error: BaseException | No
     if type(settlement) is RetryJob and logger.isEnabledFor(logging.WARNING):
         logger.warning("Retrying %r in %.2fs (retry %d of %d) after %s", work.job,
                        settlement.delay, work.job.retries + 1, work.task.options.max_retries,
-                       describe(error), exc_info=exc_info(error, logging.DEBUG))
+                       "no error" if error is None else describe_exception(error),
+                       exc_info=exc_info(error, logging.DEBUG))
     elif type(settlement) is DeadLetterJob:
-        logger.error("Job %r failed: %s", work.job, settlement.error,
-                      exc_info=exc_info(error, logging.ERROR))
-
-
-def describe(error: BaseException | None) -> str:
-    return f"{type(error).__name__}: {error}" if error is not None else "no error"
+        try:
+            logger.error("Job %r failed: %s", work.job, settlement.error,
+                         exc_info=exc_info(error, logging.ERROR))
+        except BaseException:  # a traceback that cannot be formatted must not cost the job
+            logger.error("Job %r failed: %s", work.job, settlement.error)
 
 
 def exc_info(error: BaseException | None, level: int) -> ExcInfo | None:
