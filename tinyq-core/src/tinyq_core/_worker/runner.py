@@ -39,8 +39,9 @@ def log_settlement(work: Work, settlement: Settlement, error: BaseException | No
 
 
 def exc_info(error: BaseException | None, level: int) -> ExcInfo | None:
-    """``error``'s traceback for the log when ``level`` is enabled."""
-    if error is None or not logger.isEnabledFor(level):
+    """``error``'s traceback for the log when ``level`` is enabled (a timeout's error was
+    never raised: it has none, and its one line says it all)."""
+    if error is None or error.__traceback__ is None or not logger.isEnabledFor(level):
         return None
     return type(error), error, error.__traceback__
 
