@@ -275,14 +275,14 @@ def report(args: argparse.Namespace, values: Values, raw: dict[str, list[float]]
     targets: list[str] = []
     if "tinyq" in values:
         targets = tinyq_targets(values, raw, verdicts.get("tinyq", []), rss.get("tinyq"))
-        out.append("tinyq against the targets of issue 4 (medians of this run):\n" +
+        out.append("tinyq against its speed targets (medians of this run):\n" +
                    "\n".join("  " + t for t in targets))
         md.append("**tinyq against the targets (medians)**\n")
         md.extend(f"- {t}" for t in targets)
         md.append("")
     if "tinyq-sqlite" in values:
         targets = sqlite_targets(values, verdicts.get("tinyq-sqlite", []))
-        out.append("tinyq-sqlite against the targets of issue 13 (medians of this run):\n" +
+        out.append("tinyq-sqlite against its targets, set by Huey-SQLite (medians of this run):\n" +
                    "\n".join("  " + t for t in targets))
         md.append("**tinyq-sqlite against the targets (medians)**\n")
         md.extend(f"- {t}" for t in targets)
@@ -327,7 +327,7 @@ def sqlite_tables(args: argparse.Namespace, values: Values, verdicts: dict[str, 
 
 
 def sqlite_targets(values: Values, verdicts: list[str]) -> list[str]:
-    """Issue 13: drain >= 2x Huey-SQLite, latency p50 and one-by-one enqueue no worse."""
+    """The targets: drain >= 2x Huey-SQLite, latency p50 and one-by-one enqueue no worse."""
     t, h = values["tinyq-sqlite"], values.get("huey-sqlite")
     lines = []
 

@@ -5,7 +5,7 @@
 Starts a worker process, ``tinyq -a hello.app -w 4``, enqueues 30 jobs from this process,
 prints every result, then stops the worker as Ctrl+C does. Both processes use
 ``Application()`` with no URI: ``$TINYQ_URL`` when set, else ``tinyq.db`` in the working
-directory. With Redis, the same code runs with ``Application("redis://")``.
+directory. On Redis: examples/redis_hello.py.
 """
 
 from __future__ import annotations

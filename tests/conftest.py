@@ -57,6 +57,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
+@pytest.fixture(autouse=True)
+def _no_tinyq_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own ``$TINYQ_URL`` would override every test application's URI (and so
+    the subprocesses' too): each test that wants the variable sets it."""
+    monkeypatch.delenv("TINYQ_URL", raising=False)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A throwaway redis-server for the whole test session (appendonly on)."""

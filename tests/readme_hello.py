@@ -1,24 +1,17 @@
 """The README's hello world through the real ``tinyq`` command, on any broker URI.
 
-Shared by the single-server and the Cluster tests: the README's ``app.py`` exactly, 30 jobs
-enqueued from this process, a ``tinyq -l info -u <uri>`` worker, results, then Ctrl+C."""
+Shared by the single-server and the Cluster tests: the README's ``app.py`` as written there,
+30 jobs enqueued from this process, a ``tinyq -l info -u <uri>`` worker, results, then
+Ctrl+C."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from support.project import AppProject
+from support.readme import readme_block
 
-README_APP = '''
-    from tinyq_core import Application
-
-    app = Application("redis://")
-
-
-    @app.task()
-    def add(m, n):
-        return m + n
-'''
+README_APP = readme_block("from tinyq_core import Application", "python")  # app.py
 
 
 def run_readme_hello_world(tmp_path: Path, url: str) -> str:

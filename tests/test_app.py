@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from pathlib import Path
 
@@ -323,3 +324,47 @@ def test_an_application_without_a_uri_uses_tinyq_url_else_a_sqlite_file(
     app.broker.close()
     monkeypatch.setenv("TINYQ_URL", "memory://")
     assert isinstance(Application().broker, MemoryBroker)
+
+
+# -- $TINYQ_URL: one broker address for every process -------------------------------------------
+
+
+def test_tinyq_url_overrides_the_uri_written_in_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A producer whose code says a.db, run with TINYQ_URL naming b.db, enqueues to b.db:
+    the same variable that points a worker elsewhere points its producers there too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYQ_URL", "sqlite:///b.db")
+    app = Application("sqlite:///a.db")
+    assert app.broker_uri == "sqlite:///b.db"
+
+    @app.task(name="add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    add.delay(1, 2)
+    app.close()
+    assert (tmp_path / "b.db").exists() and not (tmp_path / "a.db").exists()
+
+
+def test_use_broker_wins_over_tinyq_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's ``-u`` is applied through use_broker, after the variable: ``-u`` wins."""
+    monkeypatch.setenv("TINYQ_URL", "sqlite:///never.db")
+    app = Application("sqlite:///a.db")
+    app.use_broker("memory://")
+    assert app.broker_uri == "memory://" and isinstance(app.broker, MemoryBroker)
+
+
+def test_a_broker_instance_is_not_overridden_by_tinyq_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TINYQ_URL", "sqlite:///never.db")
+    broker = MemoryBroker()
+    assert Application(broker).broker is broker
+
+
+def test_the_suite_runs_without_the_developers_tinyq_url() -> None:
+    """tests/conftest.py removes it, so that a developer's own setting cannot redirect the
+    suite's applications (each test that wants it sets it)."""
+    assert "TINYQ_URL" not in os.environ

@@ -513,7 +513,10 @@ def test_exceptions_that_resist_reporting_fail_the_job_not_the_worker(
         assert worker.poll() is None
         out = p.stop(worker)
         assert worker.returncode == 0, out
-        assert "Traceback" not in out and "Exception in thread" not in out
+        # Each failed job's traceback is logged, the one whose str() exits too; nothing else.
+        assert "Exception in thread" not in out and "Logging error" not in out
+        assert out.count("Traceback (most recent call last)") == 3, out
+        assert "raise StrExits()" in out
     finally:
         p.close()
 

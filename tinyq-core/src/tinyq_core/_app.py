@@ -46,17 +46,23 @@ def _module_name(fn: Callable[..., Any]) -> str:
 DEFAULT_BROKER = "sqlite:///tinyq.db"
 
 
-def default_broker() -> str:
-    """The broker of an Application given none: ``$TINYQ_URL``, else a SQLite file in the
-    working directory, so a first run needs no server."""
-    return os.environ.get("TINYQ_URL") or DEFAULT_BROKER
+def chosen_broker(broker: str | Broker | None) -> str | Broker:
+    """The broker an Application uses: ``$TINYQ_URL`` over a URI written in code, so one
+    variable points producers and workers alike at the same server; else that URI; else a
+    SQLite file in the working directory, so a first run needs no server. A Broker instance
+    is kept: the code built that object (its client, its options, the reference it holds)
+    and no URI can stand in for it."""
+    if isinstance(broker, Broker):
+        return broker
+    return os.environ.get("TINYQ_URL") or broker or DEFAULT_BROKER
 
 
 class Application:
     """A tinyq application: a broker, a result backend, and the tasks registered on it.
 
     ``broker`` is a URI (``"redis://"``, ``"sqlite:///tinyq.db"``, ``"memory://"``, ...) or a
-    :class:`Broker` instance. Without one: ``$TINYQ_URL`` when set, else the embedded default
+    :class:`Broker` instance. ``$TINYQ_URL``, when set, overrides a URI (not an instance; the
+    worker's ``-u`` overrides both); without either, the embedded default
     ``sqlite:///tinyq.db``, a file in the working directory (needs ``tinyq-sqlite``).
     ``secret_key`` (one key, or several for rotation: sign with the first, accept any) turns
     on HMAC-SHA256 signing of every message and result. ``max_message_size`` bounds an
@@ -102,7 +108,7 @@ class Application:
         # The backend given here; None: the broker's own (results then ride the worker's
         # settle round trip).
         self.result_backend = result_backend
-        self._backends = Backends(self.registry, default_broker() if broker is None else broker,
+        self._backends = Backends(self.registry, chosen_broker(broker),
                                   result_backend)
         self._producer = Producer(
             self._backends, self.codec, self.tasks, self.known_queues,

@@ -6,27 +6,44 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from types import TracebackType
 from typing import Any
 
 from .._codec import Codec
 from .._current import job_running
-from .._errors import JobTimeout
+from .._errors import JobTimeout, describe_exception
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
 from .outbox import Outbox
 from .policy import DeadLetterJob, RetryJob, Settlement, settle, unreportable
 
 logger = logging.getLogger("tinyq.worker")
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 def log_settlement(work: Work, settlement: Settlement, error: BaseException | None) -> None:
-    """The log line of a job that failed: retried (info) or failed for good (error)."""
-    if type(settlement) is RetryJob and logger.isEnabledFor(logging.INFO):
-        logger.info("Retrying %r in %.2fs (retry %d of %d) after %s", work.job,
-                    settlement.delay, work.job.retries + 1, work.task.options.max_retries,
-                    type(error).__name__)
+    """The log of a job that failed. Retried: one WARNING line, the traceback only with debug
+    logging (a flaky call would otherwise fill the log). Failed for good: ERROR with the
+    traceback, the one place an operator sees where the job raised."""
+    if type(settlement) is RetryJob and logger.isEnabledFor(logging.WARNING):
+        logger.warning("Retrying %r in %.2fs (retry %d of %d) after %s", work.job,
+                       settlement.delay, work.job.retries + 1, work.task.options.max_retries,
+                       "no error" if error is None else describe_exception(error),
+                       exc_info=exc_info(error, logging.DEBUG))
     elif type(settlement) is DeadLetterJob:
-        logger.error("Job %r failed: %s", work.job, settlement.error)
+        try:
+            logger.error("Job %r failed: %s", work.job, settlement.error,
+                         exc_info=exc_info(error, logging.ERROR))
+        except BaseException:  # a traceback that cannot be formatted must not cost the job
+            logger.error("Job %r failed: %s", work.job, settlement.error)
+
+
+def exc_info(error: BaseException | None, level: int) -> ExcInfo | None:
+    """``error``'s traceback for the log when ``level`` is enabled (a timeout's error was
+    never raised: it has none, and its one line says it all)."""
+    if error is None or error.__traceback__ is None or not logger.isEnabledFor(level):
+        return None
+    return type(error), error, error.__traceback__
 
 
 class JobRunner:
