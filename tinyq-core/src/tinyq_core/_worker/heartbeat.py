@@ -5,6 +5,7 @@ worker killed without a word disappears from ``tinyq info`` by itself."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -14,17 +15,21 @@ from .._interfaces import WorkerRegistry
 from .._registry import encode_worker, new_worker_id
 from .._types import CurrentJob, WorkerInfo
 from .._version import __version__
-from .health import BrokerHealth
 from .held import HeldJobs
 from .ladder import ShutdownLadder, Stage
 from .outbox import Outbox
+
+logger = logging.getLogger("tinyq.worker")
 
 TTL_INTERVALS = 3  # a record outlives this many missed heartbeats
 
 
 class Heartbeat:
     """Thread ``Heartbeat``: ends when the worker's ladder reaches DONE, removing the record.
-    A broker error is logged once (BrokerHealth) and the next beat tries again."""
+    A failed beat is logged once, until one succeeds, and the next beat tries again. It does
+    not touch the worker's BrokerHealth: the registry is a side channel, and a beat refused
+    first (at maxmemory, say) must not take the place of the line that names the job outcomes
+    kept unreported."""
 
     def __init__(
         self,
@@ -35,12 +40,12 @@ class Heartbeat:
         held: HeldJobs,
         outbox: Outbox,
         ladder: ShutdownLadder,
-        health: BrokerHealth,
     ) -> None:
         self._registry, self.interval = registry, interval
         self._queues, self._concurrency = tuple(queues), concurrency
         self._held, self._outbox = held, outbox
-        self._ladder, self._health = ladder, health
+        self._ladder = ladder
+        self._failing = False
         self.worker_id = new_worker_id()
         self.started_at = time.time()
 
@@ -65,7 +70,17 @@ class Heartbeat:
             self._registry.record_worker(self.worker_id, encode_worker(self.info()),
                                          self.interval * TTL_INTERVALS)
         except Exception as exc:  # an outage must not stop the worker: the next beat retries
-            self._health.failed(exc)
+            self._failed(exc)
+        else:
+            if self._failing:
+                self._failing = False
+                logger.info("Worker %s is recorded in the worker registry again", self.worker_id)
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self._failing:
+            self._failing = True
+            logger.warning("Could not record worker %s in the worker registry (tinyq info will "
+                           "not list it until a beat succeeds): %s", self.worker_id, exc)
 
     def run(self) -> None:
         stage = self._ladder.stage
@@ -76,4 +91,4 @@ class Heartbeat:
         try:
             self._registry.remove_worker(self.worker_id)
         except Exception as exc:  # the record expires by itself
-            self._health.failed(exc)
+            self._failed(exc)

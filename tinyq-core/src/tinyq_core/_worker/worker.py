@@ -147,7 +147,7 @@ class Worker:
                 if isinstance(broker, WorkerRegistry):
                     self.heartbeat = Heartbeat(broker, self.heartbeat_interval, self.queues,
                                                self.concurrency, self._held, outbox,
-                                               self._ladder, health)
+                                               self._ladder)
                     helpers.start(self.heartbeat.run, "Heartbeat")
                 fetcher.run(burst)
                 return self._shut_down(broker, outbox)
