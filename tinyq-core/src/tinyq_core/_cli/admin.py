@@ -1,6 +1,6 @@
 """The admin commands: ``tinyq info|job|dead|purge|send|dashboard``, each with ``-u``,
-``-a``, ``-v`` and ``--json``. They print their output on stdout (one JSON document with ``--json``) and their
-errors and log lines on stderr."""
+``-a``, ``-v`` and ``--json``. They print their output on stdout (one JSON document with
+``--json``) and their errors and log lines on stderr."""
 
 from __future__ import annotations
 
