@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import sys
+import types
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +181,19 @@ def test_dashboard_without_its_extra_says_what_to_install(
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
     with pytest.raises(CommandError, match=r"pip install 'tinyq-core\[dashboard\]'"):
         admin.main(["dashboard", "-u", "memory://"])
+
+
+def test_the_starlette_mount_example_of_dashboard_md_serves_the_pages(
+    app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs" / "dashboard.md"
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", docs.read_text(), re.S)
+               if "from starlette" in b]
+    tasks = types.ModuleType("myproject.tasks")
+    tasks.app = app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "myproject", types.ModuleType("myproject"))
+    monkeypatch.setitem(sys.modules, "myproject.tasks", tasks)
+    namespace: dict[str, object] = {}
+    exec(block, namespace)
+    page = TestClient(namespace["web"]).get("/tinyq/")  # type: ignore[arg-type]
+    assert page.status_code == 200 and 'href="/tinyq/workers"' in page.text

@@ -23,4 +23,10 @@
     }
   }
   setInterval(tick, INTERVAL);
+
+  // Deleting asks first (forms with a red button); requeueing does not.
+  document.addEventListener("submit", function (event) {
+    var danger = event.target.querySelector("button.danger");
+    if (danger && !window.confirm(danger.textContent + "?")) { event.preventDefault(); }
+  });
 })();
