@@ -154,6 +154,10 @@ def test_the_dashboard_in_a_browser(project: AppProject, page: Any, tmp_path: Pa
     workers = page.locator("section", has_text="Workers")
     expect(workers).to_contain_text("app.nap", timeout=15000)
     expect(workers.locator(f"a[href*='{running.id}']")).to_have_count(1)
+    page.goto(url + "/job?" + str(httpx.QueryParams({"id": running.id})))
+    expect(page.locator("td.status")).to_have_text("started")
+    expect(page.locator("td.running")).to_contain_text("on worker ")
+    page.goto(url + "/")
     assert queue_row(page, "emails")[:5] == ["emails", "4", "1", "0", "0"]
     assert queue_row(page, "default")[:5] == ["default", "0", "0", "1", "1"]
     assert queue_row(page, "big")[:2] == ["big", str(BIG)]
@@ -171,7 +175,7 @@ def test_the_dashboard_in_a_browser(project: AppProject, page: Any, tmp_path: Pa
     page.goto(url + "/queue?name=emails")
     expect(page.locator("td.args", has_text=EVIL)).to_have_count(1)
     shoot(page, "queue")
-    page.goto(url + "/job?" + httpx.QueryParams({"id": evil.id}).__str__())
+    page.goto(url + "/job?" + str(httpx.QueryParams({"id": evil.id})))
     expect(page.locator("td.args")).to_contain_text(EVIL)
     assert page.evaluate("typeof window.__pwned") == "undefined"
 

@@ -85,7 +85,11 @@ class Dashboard:
                                 request.query_params.get("queue") or None)
         if found is None:
             return self.render(request, "missing", 404, job_id=job_id)
-        return self.render(request, "job", found=found, fields=found.fields())
+        fields = found.fields()
+        running = data.running_on(self.app, found.id)
+        if running is not None:
+            fields.append(("running", f"for {age(running[1])} on worker {running[0]}"))
+        return self.render(request, "job", found=found, fields=fields)
 
     def workers(self, request: Request) -> Response:
         return self.render(request, "workers", workers=data.workers_of(self.app))

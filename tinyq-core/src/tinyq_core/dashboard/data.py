@@ -97,6 +97,16 @@ def recent_failures(app: Application, admin: BrokerAdmin) -> list[JobRow]:
     return [dead_row(app, d, now) for d in letters[:RECENT_SHOWN]]
 
 
+def running_on(app: Application, job_id: str) -> tuple[str, float] | None:
+    """(worker id, seconds running) of the live worker running ``job_id`` now, if any."""
+    now = time.time()
+    for worker in workers_of(app) or ():
+        for job in worker.jobs:
+            if job.id == job_id:
+                return worker.id, now - job.started_at
+    return None
+
+
 def job_report(app: Application, admin: BrokerAdmin, job_id: str,
                queue: str | None) -> JobReport | None:
     """``tinyq job``'s report of ``job_id``; None when nothing is known of it."""
@@ -106,5 +116,5 @@ def job_report(app: Application, admin: BrokerAdmin, job_id: str,
         return None
 
 
-__all__ = ["JobRow", "dead_page", "job_report", "overview", "report", "stats", "waiting_page",
-           "workers_of"]
+__all__ = ["JobRow", "dead_page", "job_report", "overview", "report", "running_on", "stats",
+           "waiting_page", "workers_of"]
