@@ -10,7 +10,7 @@ import attrs
 
 from .._app import Application
 from .._cli.info import QueueStats, queue_stats
-from .._cli.jobs import JobReport, find_job, report
+from .._cli.jobs import JobReport, find_job
 from .._cli.loading import CommandError
 from .._cli.output import age, pretty, since
 from .._errors import BadMessage, ConfigurationError
@@ -116,5 +116,5 @@ def job_report(app: Application, admin: BrokerAdmin, job_id: str,
         return None
 
 
-__all__ = ["JobRow", "dead_page", "job_report", "overview", "report", "running_on", "stats",
+__all__ = ["JobRow", "dead_page", "job_report", "overview", "running_on", "stats",
            "waiting_page", "workers_of"]
