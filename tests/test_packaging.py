@@ -234,6 +234,9 @@ def test_wheel_contents(member: Path, wheels: dict[str, Path]) -> None:
         assert metadata.get_payload().strip(), "the README is the long description"
         requires = [_req(r) for r in metadata.get_all("Requires-Dist") or []]
         declared = [_req(r) for r in project.get("dependencies", [])]
+        declared += [_req(f'{r}; extra == "{extra}"')  # optional ones (tinyq-core[dashboard])
+                     for extra, reqs in project.get("optional-dependencies", {}).items()
+                     for r in reqs]
         assert len(requires) == len(declared) and all(r in declared for r in requires), requires
 
         expected = {g: dict(eps) for g, eps in project.get("entry-points", {}).items()}

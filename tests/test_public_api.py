@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tinyq_core
 import tinyq_memory
 import tinyq_redis
@@ -42,8 +44,15 @@ def test_core_exports_exactly_the_public_api() -> None:
     for name in CORE_API:
         assert hasattr(tinyq_core, name), name
     public = {n for n in vars(tinyq_core) if not n.startswith("_")}
-    # Submodules: the plugin authors' and the plugin tests' API.
-    assert public - {"testing", "plugin"} == CORE_API - {"__version__"}
+    # Submodules: the plugin authors' and the plugin tests' API, and the web dashboard's.
+    assert public - {"testing", "plugin", "dashboard"} == CORE_API - {"__version__"}
+
+
+def test_dashboard_module_exports_create_app() -> None:
+    pytest.importorskip("starlette")
+    import tinyq_core.dashboard
+
+    assert tinyq_core.dashboard.__all__ == ["create_app"]
 
 
 def test_plugin_module_exports_exactly_the_plugin_api() -> None:

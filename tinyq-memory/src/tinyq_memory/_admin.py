@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from tinyq_core.plugin import BrokerAdmin, DeadLetter, Delivery, JobStatus, Message
+from tinyq_core.plugin import (
+    BrokerAdmin,
+    DeadLetter,
+    Delivery,
+    JobStatus,
+    Message,
+    QueueCounts,
+)
 
 if TYPE_CHECKING:
     from ._results import MemoryResultBackend
@@ -56,6 +63,13 @@ class MemoryAdmin(BrokerAdmin):
         with self._cond:
             self._check()
             return sum(1 for lease in self._leases.values() if lease.message.queue == queue)
+
+    def counts(self, queue: str) -> QueueCounts:
+        with self._cond:
+            self._check()
+            scheduled = sum(1 for _, _, m in self._delayed if m.queue == queue)
+            return QueueCounts(len(self._ready.get(queue, ())), scheduled,
+                               self.count_leased(queue), len(self._dead.get(queue, ())))
 
     def queues(self) -> list[str]:
         with self._cond:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
-from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message
+from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message, QueueCounts
 
 from ._connection import translate_errors
 from ._keys import GROUP, Keys, queues_key, text
@@ -79,6 +79,23 @@ class RedisAdmin(RedisLookup, BrokerAdmin):
             pipe.zcard(keys.delayed)
             length, pending, delayed = pipe.execute()
             return int(length) - int(pending["pending"]) + int(delayed)
+
+        return self._with_group(queue, read)
+
+    def counts(self, queue: str) -> QueueCounts:
+        keys = self.keys(queue)
+
+        def read() -> QueueCounts:
+            # Four O(1) reads in one round trip. A stream entry is deleted when acked, so
+            # the stream holds the ready entries and the pending (leased) ones.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xlen(keys.stream)
+            pipe.xpending(keys.stream, GROUP)
+            pipe.zcard(keys.delayed)
+            pipe.xlen(keys.dead)
+            length, pending, delayed, dead = pipe.execute()
+            leased = int(pending["pending"])
+            return QueueCounts(int(length) - leased, int(delayed), leased, int(dead))
 
         return self._with_group(queue, read)
 

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message
+from tinyq_core.plugin import BrokerAdmin, DeadLetter, JobStatus, Message, QueueCounts
 
 from ._db import Database
 from ._lookup import LookupMixin, RegistryMixin
@@ -38,6 +38,22 @@ class AdminMixin(LookupMixin, RegistryMixin, BrokerAdmin):
 
     def count_leased(self, queue: str) -> int:
         return self._count("SELECT COUNT(*) FROM jobs WHERE queue = ? AND state = 1", queue)
+
+    def counts(self, queue: str) -> QueueCounts:
+        # Each COUNT is a range of an index: jobs_waiting (queue, state, due) splits the
+        # waiting ones at now; dead_letters_queue (queue, seq) holds the dead letters.
+        def read(conn: sqlite3.Connection) -> QueueCounts:
+            now = time.time()
+            ready, scheduled, leased = conn.execute(
+                """SELECT (SELECT COUNT(*) FROM jobs WHERE queue = ?1 AND state = 0 AND due <= ?2),
+                          (SELECT COUNT(*) FROM jobs WHERE queue = ?1 AND state = 0 AND due > ?2),
+                          (SELECT COUNT(*) FROM jobs WHERE queue = ?1 AND state = 1)""",
+                (queue, now)).fetchone()
+            dead = conn.execute("SELECT COUNT(*) FROM dead_letters WHERE queue = ?",
+                                (queue,)).fetchone()[0]
+            return QueueCounts(ready, scheduled, leased, dead)
+
+        return self._db.read(read)
 
     def queues(self) -> list[str]:
         """Every queue a job was sent to: enqueue records each in the ``queues`` table."""

@@ -1,9 +1,9 @@
 """The ``tinyq`` command.
 
 ``tinyq [worker flags]`` and ``tinyq worker [worker flags]`` run a worker (worker.py);
-``tinyq info|job|dead|purge|send ...`` are the admin commands (admin.py). Bad input (an app
-path that does not import, an unknown URI scheme, an unreachable broker) ends with one line on
-stderr and exit status 1; ``-v`` adds the traceback.
+``tinyq info|job|dead|purge|send|dashboard ...`` are the admin commands (admin.py). Bad
+input (an app path that does not import, an unknown URI scheme, an unreachable broker) ends
+with one line on stderr and exit status 1; ``-v`` adds the traceback.
 """
 
 from __future__ import annotations

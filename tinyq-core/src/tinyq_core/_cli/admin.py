@@ -1,6 +1,6 @@
-"""The admin commands: ``tinyq info|job|dead|purge|send``, each with ``-u``, ``-a``, ``-v`` and
-``--json``. They print their output on stdout (one JSON document with ``--json``) and their
-errors and log lines on stderr."""
+"""The admin commands: ``tinyq info|job|dead|purge|send|dashboard``, each with ``-u``,
+``-a``, ``-v`` and ``--json``. They print their output on stdout (one JSON document with
+``--json``) and their errors and log lines on stderr."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .._app import DEFAULT_BROKER, Application
 from .._interfaces import BrokerAdmin
+from . import dashboard
 from .dead import DEAD_ACTIONS
 from .info import run_info
 from .jobs import find_job
@@ -19,7 +20,7 @@ from .loading import CommandError, admin_of, load_admin_app, setup_logging, wait
 from .output import confirm, print_out
 from .send import send
 
-COMMANDS = ("info", "job", "dead", "purge", "send")
+COMMANDS = ("info", "job", "dead", "purge", "send", "dashboard")
 DEFAULT_FILE = DEFAULT_BROKER.removeprefix("sqlite:///")
 
 
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--queue", help="the queue (default: the task's, else default)")
     send_cmd.add_argument("--wait", type=float, metavar="SECONDS",
                           help="wait up to SECONDS for the result and print it")
+    board_cmd = commands.add_parser("dashboard", parents=[common],
+                                    help="serve the web dashboard")
+    dashboard.add_arguments(board_cmd)
     return parser
 
 
@@ -132,4 +136,5 @@ def purge(app: Application, admin: BrokerAdmin, args: argparse.Namespace) -> int
     return 0
 
 
-COMMANDS_NEEDING_ADMIN = {"info": info, "job": job, "purge": purge}
+COMMANDS_NEEDING_ADMIN = {"info": info, "job": job, "purge": purge,
+                          "dashboard": dashboard.serve}

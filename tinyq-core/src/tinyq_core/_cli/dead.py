@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 from .._app import Application
 from .._interfaces import BrokerAdmin
-from .info import COUNT_LIMIT
+from .info import counts_of
 from .jobs import find_dead, report
 from .output import age, confirm, print_out, since, table
+
+COUNT_LIMIT = 200  # dead letters read to ask about, from a broker that cannot count them
 
 
 def dead_ls(app: Application, admin: BrokerAdmin, args: argparse.Namespace) -> int:
@@ -45,8 +47,9 @@ def dead_requeue(app: Application, admin: BrokerAdmin, args: argparse.Namespace)
 
 
 def dead_purge(app: Application, admin: BrokerAdmin, args: argparse.Namespace) -> int:
-    count = len(admin.dead_letters(args.queue, COUNT_LIMIT + 1))  # for the question only
-    shown = f"{COUNT_LIMIT}+" if count > COUNT_LIMIT else str(count)
+    counts = counts_of(admin, args.queue)  # for the question only
+    count = counts.dead if counts else len(admin.dead_letters(args.queue, COUNT_LIMIT + 1))
+    shown = f"{COUNT_LIMIT}+" if counts is None and count > COUNT_LIMIT else str(count)
     if count and not confirm(f"Delete {shown} dead letters of {args.queue}?",
                              f"delete {shown} dead letters of {args.queue}", args.yes):
         print("Nothing deleted.", file=sys.stderr)

@@ -1,11 +1,9 @@
-"""``tinyq info``: per queue, how many jobs wait (ready or scheduled), run and died, and how old
+"""``tinyq info``: per queue, how many jobs are ready, scheduled, running and dead, and how old
 the oldest waiting one is; then the live workers and what they run.
 
-The admin tier counts waiting jobs (due and delayed together) and leased ones, but neither
-delayed jobs nor dead letters: it lists them by page. So a queue with at most
-``COUNT_LIMIT`` waiting jobs has its ready and scheduled ones counted from one page of
-messages, and a bigger one shows them as unknown; dead letters are counted up to
-``COUNT_LIMIT`` and shown as "at least" past that. A bounded read per queue, never a scan.
+The numbers come from ``BrokerAdmin.counts()``: a few cheap reads per queue, never a scan. A
+broker whose admin tier predates ``counts()`` shows its waiting and running jobs (``size``,
+``count_leased``) and the rest as unknown.
 """
 
 from __future__ import annotations
@@ -19,57 +17,61 @@ import attrs
 from .._app import Application
 from .._errors import BadMessage, ConfigurationError
 from .._interfaces import BrokerAdmin
-from .._types import WorkerInfo
+from .._types import QueueCounts, WorkerInfo
 from .loading import describe_broker
 from .output import age, emit_json, since, table
-
-COUNT_LIMIT = 200  # messages read per queue to count the scheduled ones and the dead letters
 
 
 @attrs.frozen
 class QueueStats:
     name: str
-    waiting: int  # ready + scheduled, exact
-    scheduled: int | None  # None: not counted (a big queue, or a broker without messages())
+    waiting: int  # ready + scheduled
+    ready: int | None  # None: unknown (a broker without counts())
+    scheduled: int | None
     running: int
-    dead: int
-    dead_exact: bool  # False: at least ``dead``
+    dead: int | None
     oldest_age: float | None  # seconds since the oldest waiting job was enqueued
-
-    @property
-    def ready(self) -> int | None:
-        return None if self.scheduled is None else self.waiting - self.scheduled
 
     def as_json(self) -> dict[str, Any]:
         return {"queue": self.name, "waiting": self.waiting, "ready": self.ready,
                 "scheduled": self.scheduled, "running": self.running, "dead": self.dead,
-                "dead_exact": self.dead_exact, "oldest_age": self.oldest_age}
+                "dead_exact": self.dead is not None, "oldest_age": self.oldest_age}
+
+
+def counts_of(admin: BrokerAdmin, queue: str) -> QueueCounts | None:
+    """The queue's counts, or None from a broker that cannot count them."""
+    try:
+        return admin.counts(queue)
+    except NotImplementedError:
+        return None
+
+
+def oldest_age(app: Application, admin: BrokerAdmin, queue: str, now: float) -> float | None:
+    """Seconds since the first waiting job was enqueued; None when unknown."""
+    try:
+        first = admin.messages(queue, 0, 1)
+    except NotImplementedError:
+        return None  # a broker whose admin tier predates message lookup
+    if not first:
+        return None
+    try:
+        return since(app.codec.decode_job(first[0].body, queue, first[0].id).enqueued_at, now)
+    except BadMessage:
+        return None  # signed with another key, or not a tinyq job: no time to read
 
 
 def queue_stats(app: Application, admin: BrokerAdmin, queue: str, now: float) -> QueueStats:
-    waiting = admin.size(queue)
-    running = admin.count_leased(queue)
-    dead = len(admin.dead_letters(queue, COUNT_LIMIT + 1))
-    scheduled: int | None = 0 if waiting == 0 else None
-    first = []
-    try:
-        if 0 < waiting <= COUNT_LIMIT:  # one page holds them all: count the delayed ones
-            page = admin.messages(queue, 0, COUNT_LIMIT)
-            scheduled = sum(1 for m in page if m.due is not None and m.due > now)
-            first = page[:1]
-        elif waiting:
-            first = admin.messages(queue, 0, 1)
-    except NotImplementedError:
-        pass  # a broker whose admin tier predates message lookup: those numbers are unknown
-    oldest: float | None = None
-    if first:
-        try:
-            job = app.codec.decode_job(first[0].body, queue, first[0].id)
-            oldest = since(job.enqueued_at, now)
-        except BadMessage:
-            oldest = None  # signed with another key, or not a tinyq job: no time to read
-    return QueueStats(queue, waiting, scheduled, running, min(dead, COUNT_LIMIT),
-                      dead <= COUNT_LIMIT, oldest)
+    counts = counts_of(admin, queue)
+    if counts is None:
+        waiting = admin.size(queue)
+        stats = QueueStats(queue, waiting, None, None, admin.count_leased(queue), None, None)
+    else:
+        waiting = counts.ready + counts.scheduled
+        stats = QueueStats(queue, waiting, counts.ready, counts.scheduled, counts.leased,
+                           counts.dead, None)
+    if waiting == 0:
+        return stats
+    return attrs.evolve(stats, oldest_age=oldest_age(app, admin, queue, now))
 
 
 def gather(
@@ -111,7 +113,7 @@ def render(
     now = time.time()
     queue_rows = [
         [s.name, s.waiting, s.ready, s.scheduled, s.running,
-         s.dead if s.dead_exact else f"{s.dead}+", age(s.oldest_age)]
+         s.dead, age(s.oldest_age)]
         for s in stats
     ]
     lines = [f"Broker: {describe_broker(app)}", ""]

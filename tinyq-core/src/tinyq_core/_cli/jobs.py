@@ -51,7 +51,9 @@ class JobReport:
             },
         }
 
-    def text(self) -> str:
+    def fields(self) -> list[tuple[str, str]]:
+        """What is known of the job as (name, value) rows, for ``tinyq job`` and the
+        dashboard; the traceback is apart (``traceback``)."""
         job, outcome, dead = self.job, self.outcome, self.dead
         rows: list[tuple[str, str]] = [("job", self.id), ("status", self.status),
                                        ("queue", self.queue)]
@@ -68,16 +70,23 @@ class JobReport:
             rows.append(("dead", f"{dead.reason}, at {timestamp(dead.failed_at)}"))
             if dead.error and (outcome is None or outcome.ok):
                 rows.append(("error", dead.error))
-        traceback = ""
         if outcome is not None and outcome.ok:
             rows.append(("result", pretty(outcome.value)))
         elif outcome is not None:
             rows.append(("error", outcome.error))
-            traceback = outcome.traceback
+        return rows
+
+    @property
+    def traceback(self) -> str:
+        outcome = self.outcome
+        return outcome.traceback if outcome is not None and not outcome.ok else ""
+
+    def text(self) -> str:
+        rows = self.fields()
         width = max(len(name) for name, _ in rows)
         text = "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
-        if traceback:
-            text += "\n\n" + traceback.rstrip("\n")
+        if self.traceback:
+            text += "\n\n" + self.traceback.rstrip("\n")
         return text
 
 

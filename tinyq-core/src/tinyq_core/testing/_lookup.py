@@ -4,6 +4,7 @@ for ``tinyq job`` and ``tinyq info``. Every test takes the ``admin`` fixture."""
 from __future__ import annotations
 
 from .._interfaces import Broker, BrokerAdmin
+from .._types import QueueCounts
 from ._support import GRACE, ContractBase, new_message, new_queue
 
 
@@ -72,3 +73,19 @@ class LookupContract(ContractBase):
         broker.enqueue([second])
         broker.reserve([queue], 1, GRACE)
         assert [m.id for m in admin.messages(queue)] == [second.id]
+
+    def test_counts_split_a_queue_by_where_its_messages_are(
+        self, broker: Broker, admin: BrokerAdmin
+    ) -> None:
+        queue, other = new_queue(), new_queue()
+        assert admin.counts(queue) == QueueCounts(0, 0, 0, 0)
+        broker.enqueue([new_message(queue) for _ in range(3)])
+        broker.enqueue([new_message(queue, due=self.now(broker) + 3600) for _ in range(2)])
+        broker.enqueue([new_message(other)])
+        first, second = self.reserve_exactly(broker, queue, 2)
+        broker.dead_letter(first, "bad")
+        assert admin.counts(queue) == QueueCounts(ready=1, scheduled=2, leased=1, dead=1)
+        assert admin.counts(other) == QueueCounts(1, 0, 0, 0)  # per queue
+        broker.ack([second])
+        admin.requeue_dead_letters(queue)
+        assert admin.counts(queue) == QueueCounts(ready=2, scheduled=2, leased=0, dead=0)
