@@ -142,6 +142,21 @@ def test_dead_requeue_then_the_job_succeeds(project: AppProject) -> None:
     assert gone.returncode == 1 and "1 of the given ids are not dead letters" in gone.stderr
 
 
+def test_dead_purge_deletes_only_the_given_ids(project: AppProject) -> None:
+    flag = project.path / "never"
+    doomed = project.app.tasks["app.flaky"].delay(str(flag))
+    kept = project.app.tasks["app.flaky"].delay(str(flag))
+    burst(project)
+    assert {d["id"] for d in as_json(project, "dead", "ls", "default")} == {doomed.id, kept.id}
+    refused = tinyq(project, "dead", "purge", "default", "--id", doomed.id)  # no terminal
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    assert as_json(project, "dead", "purge", "default", "--id", doomed.id, "--yes") == {
+        "queue": "default", "deleted": 1}
+    assert [d["id"] for d in as_json(project, "dead", "ls", "default")] == [kept.id]
+    again = tinyq(project, "dead", "purge", "default", "--id", doomed.id, "--yes")
+    assert again.returncode == 1 and "1 of the given ids are not dead letters" in again.stderr
+
+
 def test_job_shows_a_failed_jobs_traceback(project: AppProject) -> None:
     handle = project.app.tasks["app.boom"].delay(7)
     waiting = tinyq(project, "job", handle.id).stdout

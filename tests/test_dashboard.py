@@ -197,3 +197,18 @@ def test_the_starlette_mount_example_of_dashboard_md_serves_the_pages(
     exec(block, namespace)
     page = TestClient(namespace["web"]).get("/tinyq/")  # type: ignore[arg-type]
     assert page.status_code == 200 and 'href="/tinyq/workers"' in page.text
+
+
+def test_one_dead_letter_is_deleted_from_its_row(app: Application) -> None:
+    app.add.delay(1, 1)  # type: ignore[attr-defined]
+    app.add.delay(2, 2)  # type: ignore[attr-defined]
+    doomed, kept = kill(app), kill(app)
+    web = client(app, allow_actions=True)
+    page = web.get("/dead", params={"queue": "default"}).text
+    # One "Delete" form per row, each naming its dead letter, beside "Delete all".
+    assert re.search(rf'name="id" value="{doomed}">\s*<button type="submit" '
+                     r'class="danger">Delete</button>', page)
+    done = web.post("/actions/purge-dead", data={"queue": "default", "csrf": csrf_of(page),
+                                                  "id": doomed})
+    assert done.status_code == 303 and "Deleted+1" in done.headers["location"]
+    assert [d.message.id for d in app.broker.dead_letters("default")] == [kept]

@@ -224,8 +224,11 @@ class BrokerAdmin(abc.ABC):
         deleting their stored results: a requeued job is waiting again, not failed."""
 
     @abc.abstractmethod
-    def purge_dead_letters(self, queue: str) -> int:
-        """Delete the dead letters of ``queue``; return how many."""
+    def purge_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        """Delete the dead letters of ``queue`` (all, or those with the given message ids);
+        return how many. Their stored failures stay until their TTL. (``ids`` came after the
+        first release: the core passes it only when asked to delete some, so a broker
+        without it can still delete all.)"""
 
     # Added after the first release: not abstract, so brokers written against the earlier
     # tier keep working; the admin commands say "not supported by this broker" for them.

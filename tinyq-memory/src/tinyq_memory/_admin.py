@@ -132,7 +132,12 @@ class MemoryAdmin(BrokerAdmin):
             self._cond.notify_all()
             return len(chosen)
 
-    def purge_dead_letters(self, queue: str) -> int:
+    def purge_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
         with self._cond:
             self._check()
-            return len(self._dead.pop(queue, []))
+            if ids is None:
+                return len(self._dead.pop(queue, []))
+            letters = self._dead.get(queue, [])
+            kept = [d for d in letters if d.message.id not in ids]
+            self._dead[queue] = kept
+            return len(letters) - len(kept)

@@ -167,8 +167,12 @@ class RedisAdmin(RedisLookup, BrokerAdmin):
         return letters
 
     def requeue_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        return self._take_dead_letters(queue, ["all"] if ids is None else ["some", *ids])
+
+    def _take_dead_letters(self, queue: str, chosen: list[str]) -> int:
+        """Requeue (``"all"``, ``"some", *ids``) or delete (``"drop", *ids``) dead letters,
+        a chunk per call of requeue_dead.lua."""
         keys = self.keys(queue)
-        chosen = ["all"] if ids is None else ["some", *ids]
         requeued = 0
         with translate_errors(self.where):
             # Up to the last dead letter there now: a requeued job that dies again meanwhile
@@ -184,7 +188,9 @@ class RedisAdmin(RedisLookup, BrokerAdmin):
                 cursor = text(after)
         return requeued
 
-    def purge_dead_letters(self, queue: str) -> int:
+    def purge_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        if ids is not None:
+            return self._take_dead_letters(queue, ["drop", *ids])
         dead = self.keys(queue).dead
         with translate_errors(self.where):
             pipe = self.client.pipeline(transaction=True)

@@ -96,6 +96,11 @@ class AdminMixin(LookupMixin, RegistryMixin, BrokerAdmin):
             self._wakeups.notify(JOBS)
         return requeued
 
-    def purge_dead_letters(self, queue: str) -> int:
-        return self._db.write(lambda conn: conn.execute(
-            "DELETE FROM dead_letters WHERE queue = ?", (queue,)).rowcount)
+    def purge_dead_letters(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        if ids is None:
+            return self._db.write(lambda conn: conn.execute(
+                "DELETE FROM dead_letters WHERE queue = ?", (queue,)).rowcount)
+        chosen = sorted(set(ids))
+        return self._db.write(lambda conn: sum(conn.execute(
+            "DELETE FROM dead_letters WHERE queue = ? AND id = ?", (queue, job_id)).rowcount
+            for job_id in chosen))

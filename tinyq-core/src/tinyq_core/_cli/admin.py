@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     dead_purge_cmd = letters.add_parser("purge", parents=[common],
                                         help="delete the dead letters of QUEUE")
     dead_purge_cmd.add_argument("queue", metavar="QUEUE")
+    dead_purge_cmd.add_argument("--id", dest="ids", action="extend", nargs="+", metavar="ID",
+                                help="only these (default: all)")
     dead_purge_cmd.add_argument("--yes", action="store_true", help="do not ask")
 
     purge_cmd = commands.add_parser("purge", parents=[common],

@@ -47,6 +47,8 @@ def dead_requeue(app: Application, admin: BrokerAdmin, args: argparse.Namespace)
 
 
 def dead_purge(app: Application, admin: BrokerAdmin, args: argparse.Namespace) -> int:
+    if args.ids:
+        return dead_purge_some(admin, args)
     counts = counts_of(admin, args.queue)  # for the question only
     count = counts.dead if counts else len(admin.dead_letters(args.queue, COUNT_LIMIT + 1))
     shown = f"{COUNT_LIMIT}+" if counts is None and count > COUNT_LIMIT else str(count)
@@ -57,6 +59,23 @@ def dead_purge(app: Application, admin: BrokerAdmin, args: argparse.Namespace) -
     deleted = admin.purge_dead_letters(args.queue) if count else 0
     print_out(args.json, {"queue": args.queue, "deleted": deleted},
               f"Deleted {deleted} dead letters of {args.queue}.")
+    return 0
+
+
+def dead_purge_some(admin: BrokerAdmin, args: argparse.Namespace) -> int:
+    """The dead letters of ``--id``: exit 1 when one was not there."""
+    wanted = sorted(set(args.ids))
+    if not confirm(f"Delete {len(wanted)} dead letter(s) of {args.queue}?",
+                   f"delete {len(wanted)} dead letter(s) of {args.queue}", args.yes):
+        print("Nothing deleted.", file=sys.stderr)
+        return 1
+    deleted = admin.purge_dead_letters(args.queue, wanted)
+    print_out(args.json, {"queue": args.queue, "deleted": deleted},
+              f"Deleted {deleted} dead letters of {args.queue}.")
+    if deleted < len(wanted):
+        print(f"tinyq: {len(wanted) - deleted} of the given ids are not dead letters of "
+              f"{args.queue}", file=sys.stderr)
+        return 1
     return 0
 
 

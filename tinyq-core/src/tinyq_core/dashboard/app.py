@@ -125,7 +125,8 @@ async def run_action(admin: BrokerAdmin, action: str, queue: str,
         done = await run_in_threadpool(admin.requeue_dead_letters, queue, ids)
         return f"Requeued {done} dead letter(s) of {queue}."
     if action == "purge-dead":
-        done = await run_in_threadpool(admin.purge_dead_letters, queue)
+        done = await (run_in_threadpool(admin.purge_dead_letters, queue) if ids is None
+                      else run_in_threadpool(admin.purge_dead_letters, queue, ids))
         return f"Deleted {done} dead letter(s) of {queue}."
     if action == "purge":
         done = await run_in_threadpool(admin.purge, queue)

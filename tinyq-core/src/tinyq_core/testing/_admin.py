@@ -230,3 +230,15 @@ class AdminContract(ContractBase):
         assert admin.dead_letters(queue) == []
         assert admin.requeue_dead_letters(queue, None) == 0
         assert broker.reserve([queue], 1, 0) == []
+
+    def test_purge_some_dead_letters_by_id(self, broker: Broker, admin: BrokerAdmin) -> None:
+        queue = new_queue()
+        broker.enqueue([new_message(queue) for _ in range(3)])
+        deliveries = self.reserve_exactly(broker, queue, 3)
+        for delivery in deliveries:
+            broker.dead_letter(delivery, "bad")
+        first, second, third = (d.id for d in deliveries)
+        assert admin.purge_dead_letters(queue, [first, third, "no-such-id"]) == 2
+        assert [d.message.id for d in admin.dead_letters(queue)] == [second]
+        assert admin.purge_dead_letters(queue, [first]) == 0  # gone already
+        assert admin.requeue_dead_letters(queue) == 1  # the one left is still a dead letter
