@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import traceback as tb
 from collections.abc import Sequence
 from typing import Any
@@ -164,6 +165,21 @@ class Codec:
         return Outcome.failure(str(envelope.get("type", "")),
                                str(envelope.get("error", "job failed")),
                                str(envelope.get("traceback", "")))
+
+    # -- progress ----------------------------------------------------------------------------
+
+    def encode_progress(self, job_id: str, value: Any) -> bytes:
+        """A running job's progress, as JSON whatever the serializer (it is a number or a
+        small dict, read by any producer) and signed like a result."""
+        return self._seal(json.dumps(value, allow_nan=False).encode(),
+                          _context("progress", job_id))
+
+    def decode_progress(self, job_id: str, body: bytes) -> Any:
+        try:
+            return json.loads(self._open(body, _context("progress", job_id),
+                                         "signed for another job"))
+        except ValueError as exc:
+            raise BadMessage(f"unreadable progress: {exc}") from None
 
     # -- jobs --------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from ._codec import Codec, Outcome
 from ._errors import ConfigurationError, EnqueueError, MessageTooLarge, SerializationError
 from ._handle import JobHandle
 from ._interfaces import BrokerAdmin
+from ._progress import ProgressStore
 from ._task import checked_headers
 from ._types import Job, JobStatus, Message
 
@@ -136,6 +137,10 @@ class Producer:
         """The job's outcome, waiting up to ``timeout`` seconds; None when there is none."""
         result = self.backends.results.get(job_id, timeout, queue)
         return None if result is None else self.codec.decode_result(result.body, job_id)
+
+    def progress(self, job_id: str, queue: str) -> Any:
+        """The latest progress the running job ``job_id`` reported, or None."""
+        return ProgressStore(self.codec, self.backends.results, 0).read(job_id, queue)
 
     def status(self, job_id: str, queue: str) -> JobStatus:
         outcome = self.outcome(job_id, 0, queue)

@@ -10,9 +10,10 @@ from types import TracebackType
 from typing import Any
 
 from .._codec import Codec
-from .._current import job_running
+from .._current import RunningJob, job_running
 from .._errors import JobTimeout, describe_exception
 from .._lifecycle import NO_HOOKS, Hooks
+from .._progress import ProgressStore
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
 from .outbox import Outbox
@@ -77,8 +78,10 @@ class JobRunner:
         deadline_set: threading.Event,
         max_result_size: int | None = None,
         hooks: Hooks = NO_HOOKS,
+        progress: ProgressStore | None = None,
     ) -> None:
         self._hooks = hooks
+        self._store_progress = None if progress is None else progress.write
         self._held = held
         self._outbox = outbox
         self._codec = codec
@@ -99,7 +102,7 @@ class JobRunner:
         started = time.monotonic()
         # Left only after leave_user_code, when no timeout can land in the reset any more.
         hooks = self._hooks
-        with job_running(job.id, job.queue):
+        with job_running(RunningJob(job, work.delivery.attempts, self._store_progress)):
             try:
                 try:
                     if hooks.run_job:

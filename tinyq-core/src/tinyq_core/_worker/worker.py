@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from .._errors import BrokerError
 from .._interfaces import Broker, Executor, WorkerRegistry
 from .._lifecycle import NO_HOOKS
+from .._progress import ProgressStore
 from .fetcher import Fetcher
 from .health import BrokerHealth
 from .heartbeat import Heartbeat
@@ -141,7 +142,8 @@ class Worker:
                           app.results if codec.signs else None, hooks)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
                              health, deadline_set, leases, hooks)
-        runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks)
+        runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
+                           ProgressStore(codec, app.results, app.result_ttl))
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:
