@@ -283,3 +283,42 @@ def test_a_plain_run_job_hook_is_refused(tinyq_broker: MemoryBroker) -> None:
 
     with pytest.raises(PluginError, match="wrapper=True"):
         Application(tinyq_broker, plugins=[NotAWrapper()])
+
+
+class Wraps:
+    """A run_job wrapper that notes its entry and exit in a shared list, and tries to change
+    the job's value."""
+
+    def __init__(self, name: str, log: list[str], fail_on_entry: bool = False) -> None:
+        self.__name__, self.log, self.fail_on_entry = name, log, fail_on_entry
+
+    @hookimpl(wrapper=True)
+    def tinyq_run_job(self) -> Generator[None, Any, Any]:
+        if self.fail_on_entry:
+            raise RuntimeError("cannot start")
+        self.log.append(f"enter {self.__name__}")
+        value = yield
+        self.log.append(f"leave {self.__name__}")
+        return ("changed", value)
+
+
+def test_wrappers_nest_and_cannot_change_the_outcome(
+    tinyq_broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: list[str] = []
+    # Registered first, called last: "inner" is the innermost wrapper.
+    plugins = [Wraps("inner", log), Wraps("outer", log), Wraps("broken", log, True)]
+    app = Application(tinyq_broker, plugins=plugins)
+
+    @app.task()
+    def job() -> int:
+        log.append("task")
+        return 7
+
+    h = job.delay()
+    with caplog.at_level(logging.ERROR, logger="tinyq.plugins"):
+        drain(app)
+    assert h.result(0) == 7
+    assert log == ["enter outer", "enter inner", "task", "leave inner", "leave outer"]
+    [said] = [r.getMessage() for r in caplog.records if "cannot start" in r.getMessage()]
+    assert "'broken'" in said and "tinyq_run_job" in said

@@ -16,7 +16,7 @@ from typing import Any
 
 import pluggy
 
-from ._errors import PluginError
+from ._errors import JobTimeout, PluginError
 
 logger = logging.getLogger("tinyq.plugins")
 
@@ -90,16 +90,18 @@ class Hooks:
         """Run ``call()`` inside every ``tinyq_run_job`` wrapper, the first in calling order
         outermost, and return its value or raise its exception, whatever the wrappers do."""
         entered: list[tuple[str, Generator[None, Any, Any]]] = []
-        for plugin, function, argnames in self.run_job:
-            try:
-                gen = function(**{arg: job_kwargs[arg] for arg in argnames})
-                next(gen)
-                entered.append((plugin, gen))
-            except Exception as exc:
-                self.failed("tinyq_run_job", plugin, exc)
         value: Any = None
         error: BaseException | None = None
         try:
+            for plugin, function, argnames in self.run_job:
+                try:
+                    gen = function(**{arg: job_kwargs[arg] for arg in argnames})
+                    next(gen)
+                    entered.append((plugin, gen))
+                except JobTimeout:  # the job's timeout, landing in a wrapper: the job's end
+                    raise
+                except Exception as exc:
+                    self.failed("tinyq_run_job", plugin, exc)
             value = call()
         except BaseException as exc:
             error = exc
@@ -110,6 +112,9 @@ class Hooks:
                 else:
                     gen.throw(error)
             except StopIteration:
+                continue
+            except JobTimeout as exc:  # as above: it ends the job, whatever the wrapper did
+                error = error or exc
                 continue
             except BaseException as exc:
                 if exc is not error:
