@@ -12,6 +12,7 @@ from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
 from tinyq_core.testing._admin import AdminContract
 from tinyq_core.testing._lookup import LookupContract
+from tinyq_core.testing._progress import ProgressContract
 from tinyq_core.testing._registry import RegistryContract
 from tinyq_core.testing._results import ResultsContract
 from tinyq_core.testing._support import ContractBase
@@ -93,7 +94,8 @@ def _tests_of(part: type) -> dict[str, list[str]]:
 
 def test_the_contract_is_made_of_the_tiers() -> None:
     assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract,
-                                             LookupContract, RegistryContract}
+                                             LookupContract, RegistryContract,
+                                             ProgressContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:

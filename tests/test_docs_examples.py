@@ -58,3 +58,36 @@ def test_the_dead_letter_fields_are_as_testing_md_says() -> None:
     assert dead.reason == "failed after 3 attempt(s)"
     assert dead.error == "ConnectionError: payment service down"
     assert dead.attempts == 1
+
+
+def test_the_plugin_examples_of_hooks_md_run() -> None:
+    from tinyq_core import current_job
+
+    namespace: dict[str, Any] = {}
+    exec(doc_block("hooks.md", "import time\n\nfrom tinyq_core import Application"), namespace)
+    exec(doc_block("hooks.md", "import time\nfrom collections.abc"), namespace)
+    app, timings = namespace["app"], namespace["timings"]
+    assert app.registry.hooks.succeeded  # the example application has the plugin
+    seen: list[dict[str, str]] = []
+    slow = Application(app.broker, plugins=[timings, namespace["SlowJobs"]()])
+
+    @slow.task()
+    def job() -> None:
+        seen.append(dict(current_job().headers))
+
+    job.delay()
+    drain(slow)
+    assert seen == [{"sent-by": "billing"}]
+    assert timings.outcomes == {"succeeded": 1} and len(timings.waits) == 1
+
+
+def test_the_running_job_example_of_tasks_md_runs(tmp_path: Any) -> None:
+    app = Application(MemoryBroker())
+    namespace: dict[str, Any] = {"app": app}
+    exec(doc_block("tasks.md", "from tinyq_core import current_job"), namespace)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join(str(i) for i in range(250)))
+    h = namespace["import_rows"].delay(str(rows))
+    drain(app)
+    assert h.result(0) == 250
+    assert h.progress() == {"done": 200, "of": 250}

@@ -139,3 +139,33 @@ def test_autoload_can_be_disabled(tmp_path: Any) -> None:
         env={"TINYQ_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
     assert "BROKERS []" in out
+
+
+def test_an_installed_plugin_gets_the_lifecycle_hooks(tmp_path: Any) -> None:
+    # A distribution on sys.path whose tinyq entry point implements lifecycle hooks only.
+    dist = tmp_path / "watchplug-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: watchplug\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[tinyq]\nwatchplug = watchplug_mod\n")
+    (tmp_path / "watchplug_mod.py").write_text(
+        "from tinyq_core.plugin import hookimpl\n"
+        "@hookimpl\n"
+        "def tinyq_before_enqueue(headers):\n"
+        "    headers['via'] = 'watchplug'\n"
+        "@hookimpl\n"
+        "def tinyq_job_succeeded(job, value):\n"
+        "    print('SUCCEEDED', job.headers['via'], value)\n")
+    out = run_python(
+        """
+        from tinyq_core import Application
+        from tinyq_memory import drain
+        app = Application("memory://")
+        @app.task()
+        def add(a, b):
+            return a + b
+        add.delay(1, 2)
+        drain(app)
+        """,
+        tmp_path,
+    )
+    assert "SUCCEEDED watchplug 3" in out

@@ -240,6 +240,7 @@ def test_an_unverified_dead_letter_touches_nothing_else_under_its_id(tmp_path: P
 
 
 def test_a_version_1_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> None:
+    """And up to the latest version: the worker registry (2), job progress (3)."""
     from tinyq_sqlite._schema import MIGRATIONS
 
     path = tmp_path / "tinyq.db"
@@ -257,7 +258,9 @@ def test_a_version_1_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> None:
     broker.record_worker("w1", b"record", 60)
     assert broker.worker_records() == [b"record"]
     assert broker.status("old") == "queued" and broker.queues() == ["default"]
+    broker.result_backend().store_progress("old", "default", b"half", 60)
+    assert broker.result_backend().progress("old", "default") == b"half"
     broker.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM tinyq_schema").fetchone() == (2,)
+        assert conn.execute("SELECT version FROM tinyq_schema").fetchone() == (3,)
     conn.close()

@@ -13,6 +13,7 @@ import pytest
 from tinyq_core import Application, JobFailed
 from tinyq_core._current import RunningJob, job_running, running_job
 from tinyq_core._handle import waiting_warning_given
+from tinyq_core.plugin import Job
 from tinyq_memory import MemoryBroker
 
 
@@ -108,13 +109,15 @@ def test_the_running_job_is_set_only_inside_a_job() -> None:
     sync_task.apply_async(job_id="s")
     async_task.apply_async(job_id="a")
     assert app.worker(concurrency=1, queues=["default", "other"]).run(burst=True) == 0
-    assert sorted(seen, key=str) == [RunningJob("a", "other"), RunningJob("s", "default")]
+    assert sorted((j.id, j.queue) for j in seen if j is not None) == [
+        ("a", "other"), ("s", "default")]
     assert running_job() is None
 
 
 def test_job_running_restores_the_outer_value() -> None:
-    with job_running("outer", "q"):
-        with job_running("inner", "q"):
-            assert running_job() == RunningJob("inner", "q")
-        assert running_job() == RunningJob("outer", "q")
+    outer, inner = RunningJob(Job("outer", "t")), RunningJob(Job("inner", "t"))
+    with job_running(outer):
+        with job_running(inner):
+            assert running_job() is inner
+        assert running_job() is outer
     assert running_job() is None

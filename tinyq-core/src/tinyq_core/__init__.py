@@ -10,6 +10,7 @@ This module is the API for application authors. Plugin authors import from
 from typing import Any as _Any
 
 from ._app import Application
+from ._current import RunningJob, current_job
 from ._errors import (
     BrokerError,
     BrokerUnavailable,
@@ -46,6 +47,7 @@ __all__ = [
     "MessageTooLarge",
     "PluginError",
     "Retry",
+    "RunningJob",
     "SerializationError",
     "Task",
     "TaskDecorator",
@@ -54,6 +56,7 @@ __all__ = [
     "UnknownTaskError",
     "Worker",
     "__version__",
+    "current_job",
 ]
 
 # Names that lived here before the API was split by audience; they keep working, from their

@@ -15,7 +15,7 @@ class Backends:
     def __init__(
         self, registry: Registry, broker: str | Broker, results: ResultBackend | None
     ) -> None:
-        self._registry = registry
+        self._registry = self.registry = registry
         self.explicit_results = results  # None: the broker's own backend
         self._results = results
         self._broker: Broker | None = None

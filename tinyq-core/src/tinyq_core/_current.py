@@ -1,20 +1,87 @@
 """The job the worker is running in this context: set by the worker's runner around a task's
 call (a sync task's thread, or an async task and the tasks it starts), unset everywhere else.
-Private: ``JobHandle.result()`` reads it to refuse a job waiting for itself."""
+``current_job()`` returns it to the task; ``JobHandle.result()`` reads it to refuse a job
+waiting for itself."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._types import Job
+
+MAX_PROGRESS_SIZE = 64 * 1024  # bytes of a job's encoded progress
 
 
-class RunningJob(NamedTuple):
-    """The id and queue of the job running in this context."""
+class RunningJob:
+    """The job running in this context, as ``current_job()`` returns it (read-only).
 
-    id: str
-    queue: str
+    * ``id``, ``task_name``, ``queue``: the job's.
+    * ``attempt``: its delivery count, 1 unless a worker died running it before (a retry
+      is a new delivery: it starts at 1 again; ``retries`` counts those).
+    * ``headers``: the message headers its producer set (str to str).
+    * ``enqueued_at``: the Unix time it was enqueued (None from an older producer).
+    """
+
+    # A view of the job the worker decoded, made once per job: cheap to build.
+    __slots__ = ("_job", "_store", "attempt")
+
+    def __init__(
+        self, job: Job, attempt: int = 1, store: Callable[[str, str, Any], None] | None = None
+    ) -> None:
+        self._job, self.attempt, self._store = job, attempt, store
+
+    def __repr__(self) -> str:
+        return (f"<RunningJob {self._job.id} {self._job.task_name} queue={self._job.queue!r} "
+                f"attempt={self.attempt}>")
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def task_name(self) -> str:
+        return self._job.task_name
+
+    @property
+    def queue(self) -> str:
+        return self._job.queue
+
+    @property
+    def retries(self) -> int:
+        return self._job.retries
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return MappingProxyType(self._job.headers)
+
+    @property
+    def enqueued_at(self) -> float | None:
+        return self._job.enqueued_at
+
+    def set_progress(self, value: float | dict[str, Any]) -> None:
+        """Say how far the job got: a number, or a small dict that JSON can encode (at most
+        64 KiB encoded). A producer reads the latest with ``handle.progress()``; it is kept
+        like the job's result (the application's ``result_ttl``)."""
+        check_progress(value)
+        if self._store is None:
+            raise RuntimeError("this job has no progress store (made outside a worker)")
+        self._store(self._job.id, self._job.queue, value)
+
+
+def check_progress(value: Any) -> None:
+    """A clear error for a progress value that is neither a finite number nor a dict."""
+    if type(value) in (int, float):
+        if not math.isfinite(value):
+            raise ValueError(f"progress must be a finite number, not {value!r}")
+    elif not isinstance(value, dict):
+        raise TypeError("progress must be a number or a dict that JSON can encode, not "
+                        f"{type(value).__name__}")
 
 
 # A ContextVar rather than a thread-local: an async job's task copies it when created, and so
@@ -28,10 +95,22 @@ def running_job() -> RunningJob | None:
     return _running_job.get()
 
 
+def current_job() -> RunningJob:
+    """The job this task is running as (its id, queue, attempt, headers, ...; see
+    :class:`RunningJob`). Raises RuntimeError outside a job run by a worker: calling the
+    task directly runs no job."""
+    job = _running_job.get()
+    if job is None:
+        raise RuntimeError(
+            "current_job() is called outside a job: only a task run by a worker has one "
+            "(a task called directly, or code after the job returned, has none)")
+    return job
+
+
 @contextmanager
-def job_running(id: str, queue: str) -> Iterator[None]:
-    """Make ``id`` (on ``queue``) the running job for the block; then restore what was set."""
-    token = _running_job.set(RunningJob(id, queue))
+def job_running(job: RunningJob) -> Iterator[None]:
+    """Make ``job`` the running job for the block; then restore what was set."""
+    token = _running_job.set(job)
     try:
         yield
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ._current import RunningJob, running_job
 from ._types import JobStatus
@@ -56,6 +56,13 @@ class JobHandle(Generic[R]):
         if self.queue is None:
             self.queue = self._producer.find_queue(self.id)
         return self.queue
+
+    def progress(self) -> Any:
+        """The latest progress the job reported with ``current_job().set_progress(...)``
+        (a number or a dict), or None before any (or once it expired with the result).
+        Raises :class:`ConfigurationError` on a result backend that keeps no progress."""
+        queue = self._locate()
+        return None if queue is None else self._producer.progress(self.id, queue)
 
     def result(self, timeout: float | None = None) -> R:
         """Wait up to ``timeout`` seconds (forever when ``None``) and return the job's value.

@@ -50,6 +50,16 @@ class ResultBackend(abc.ABC):
         return {(queue, job_id) for queue, job_id in jobs
                 if self.get(job_id, 0, queue) is not None}
 
+    def store_progress(self, job_id: str, queue: str, body: bytes, ttl: float) -> None:
+        """Optional: keep ``body``, the latest progress of running job ``job_id`` (of
+        ``queue``), replacing the one before, for ``ttl`` seconds. Not implemented: the
+        backend keeps no progress (``set_progress`` and ``progress()`` say so)."""
+        raise NotImplementedError
+
+    def progress(self, job_id: str, queue: str) -> bytes | None:
+        """Optional: the latest progress stored for ``job_id``, or None."""
+        raise NotImplementedError
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections."""
 

@@ -22,6 +22,7 @@ from . import _builtins
 from ._errors import PluginError
 from ._hooks import PROJECT, HookSpecs
 from ._interfaces import Broker, Executor, Serializer
+from ._lifecycle import NO_HOOKS, Hooks
 from ._uri import redact_uri
 
 logger = logging.getLogger("tinyq.plugins")
@@ -60,6 +61,7 @@ class Registry:
         self._kinds: dict[str, dict[str, _Entry]] = {"broker": {}, "serializer": {}, "executor": {}}
         self.broken: dict[str, str] = {}  # plugin name -> why it failed to load
         self._current = "<direct>"
+        self.hooks: Hooks = NO_HOOKS  # the job lifecycle hooks of the plugins (_lifecycle.py)
 
     def _add(self, kind: str, name: str, factory: Callable[..., Any]) -> None:
         table = self._kinds[kind]
@@ -161,7 +163,7 @@ def _entry_point_plugins() -> tuple[list[tuple[str, Any]], dict[str, str]]:
 
 def build_registry(plugins: Iterable[Any] = ()) -> Registry:
     """A registry holding the built-ins, the installed plugins (unless autoload is disabled)
-    and ``plugins`` (modules or objects with a ``tinyq_register`` hook implementation)."""
+    and ``plugins`` (modules or objects implementing any of the hooks in _hooks.py)."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(HookSpecs)
     registry = Registry()
@@ -188,4 +190,5 @@ def build_registry(plugins: Iterable[Any] = ()) -> Registry:
             registry.broken[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
             logger.warning("tinyq plugin %r failed to register: %s", impl.plugin_name, exc)
     registry._current = "<direct>"
+    registry.hooks = Hooks(pm)
     return registry

@@ -16,6 +16,8 @@ from ._codec import Codec, Outcome
 from ._errors import ConfigurationError, EnqueueError, MessageTooLarge, SerializationError
 from ._handle import JobHandle
 from ._interfaces import BrokerAdmin
+from ._progress import ProgressStore
+from ._task import checked_headers
 from ._types import Job, JobStatus, Message
 
 if TYPE_CHECKING:
@@ -46,16 +48,37 @@ class Producer:
         self.max_message_size = max_message_size
         self.strict_queues = strict_queues
         self.durable_enqueue = durable_enqueue
+        self.hooks = backends.registry.hooks
 
     def enqueue(self, jobs: Sequence[Job], durable: bool | None = None) -> list[JobHandle[Any]]:
         """Encode ``jobs`` and add them in one broker operation; one handle each."""
         known = self.known_queues() if self.strict_queues else set()
         now = time.time()
-        messages = [self._message(job if job.enqueued_at is not None else
-                                  attrs.evolve(job, enqueued_at=now), known) for job in jobs]
+        jobs = [job if job.enqueued_at is not None else attrs.evolve(job, enqueued_at=now)
+                for job in jobs]
+        hooks = self.hooks
+        if hooks.before_enqueue:
+            jobs = [self._before_enqueue(job) for job in jobs]
+        messages = [self._message(job, known) for job in jobs]
         handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
-        return self._send(messages, self.durable_enqueue if durable is None else durable,
+        sent = self._send(messages, self.durable_enqueue if durable is None else durable,
                           handles)
+        if hooks.after_enqueue:
+            for job in jobs:
+                hooks.call("tinyq_after_enqueue", job=job)
+        return sent
+
+    def _before_enqueue(self, job: Job) -> Job:
+        """``job`` with the headers the ``tinyq_before_enqueue`` hooks added."""
+        headers = dict(job.headers)
+        self.hooks.call("tinyq_before_enqueue", job=job, headers=headers)
+        if headers == job.headers:
+            return job
+        try:
+            return attrs.evolve(job, headers=checked_headers(headers))
+        except TypeError as exc:  # a plugin's bug: the job goes without its headers
+            self.hooks.failed("tinyq_before_enqueue", "(a plugin)", exc)
+            return job
 
     def _send(
         self, pending: list[Message], durable: bool, handles: list[JobHandle[Any]]
@@ -114,6 +137,10 @@ class Producer:
         """The job's outcome, waiting up to ``timeout`` seconds; None when there is none."""
         result = self.backends.results.get(job_id, timeout, queue)
         return None if result is None else self.codec.decode_result(result.body, job_id)
+
+    def progress(self, job_id: str, queue: str) -> Any:
+        """The latest progress the running job ``job_id`` reported, or None."""
+        return ProgressStore(self.codec, self.backends.results, 0).read(job_id, queue)
 
     def status(self, job_id: str, queue: str) -> JobStatus:
         outcome = self.outcome(job_id, 0, queue)

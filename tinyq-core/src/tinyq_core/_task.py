@@ -37,6 +37,17 @@ class TaskOptions:
     store_result: bool = True
 
 
+def checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` as a dict, or a clear error when a key or value is not a string."""
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of str to str, not {type(headers).__name__}")
+    for key, value in headers.items():
+        if type(key) is not str or type(value) is not str:
+            raise TypeError(f"headers must map str to str: {key!r:.60}: {value!r:.60} is not "
+                            "(convert the value with str())")
+    return dict(headers)
+
+
 def new_job_id() -> str:
     """32 random hex digits, like ``uuid4().hex`` (122 random bits there, 128 here) at a
     fraction of its cost: it runs once per job."""
@@ -114,12 +125,16 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         job_id: str | None = None,
         durable: bool | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JobHandle[R]:
         """Enqueue with options: ``countdown`` seconds from now or at ``eta`` (a datetime, naive
         meaning UTC, or a Unix time), on another ``queue``, under a chosen ``job_id``;
-        ``durable`` overrides the application's ``durable_enqueue`` for this job."""
+        ``durable`` overrides the application's ``durable_enqueue`` for this job;
+        ``headers``, str to str, travel with the job (``current_job().headers``)."""
         due = None if countdown is None and eta is None else _due(countdown, eta)
         job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, due)
+        if headers:
+            job = attrs.evolve(job, headers=checked_headers(headers))
         return self._producer.enqueue([job], durable)[0]
 
     def map(

@@ -128,7 +128,8 @@ class Job:
 
     ``retries`` counts the retries already made; ``eta`` is the Unix time it was due, if delayed;
     ``enqueued_at`` the Unix time the producer sent it (kept across retries; ``None`` for a
-    message from a version that did not record it).
+    message from a version that did not record it); ``headers`` the message headers, str to
+    str, set by the producer (``apply_async(headers=...)`` and ``tinyq_before_enqueue`` hooks).
     """
 
     id: str
@@ -139,6 +140,7 @@ class Job:
     retries: int = 0
     eta: float | None = None
     enqueued_at: float | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
 
     def __repr__(self) -> str:
         # The original tinyq's log format: "<Job: id: ..., task_name: app.add>".

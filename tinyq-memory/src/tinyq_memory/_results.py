@@ -59,6 +59,7 @@ class MemoryResultBackend(_Base, ResultBackend):
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self._results: dict[tuple[str, str], tuple[Result, float]] = {}  # by (queue, job id)
+        self._progress: dict[tuple[str, str], tuple[bytes, float]] = {}  # the same, expiring
 
     def store(self, results: Sequence[Result], ttl: float) -> None:
         with self._cond:
@@ -96,3 +97,19 @@ class MemoryResultBackend(_Base, ResultBackend):
                     del self._results[queue, job_id]
                 if not self._wait(min(deadline, time.monotonic() + 3600)):
                     return None
+
+    def store_progress(self, job_id: str, queue: str, body: bytes, ttl: float) -> None:
+        with self._cond:
+            self._check()
+            self._progress[queue, job_id] = (body, self.clock.time() + ttl)
+
+    def progress(self, job_id: str, queue: str) -> bytes | None:
+        with self._cond:
+            self._check()
+            item = self._progress.get((queue, job_id))
+            if item is None:
+                return None
+            if item[1] > self.clock.time():
+                return item[0]
+            del self._progress[queue, job_id]
+            return None

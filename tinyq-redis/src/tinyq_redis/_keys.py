@@ -42,8 +42,8 @@ def check_prefix(prefix: str) -> None:
 
 
 class Keys:
-    __slots__ = ("dead", "delayed", "jobs", "payloads", "recovered", "results", "stream",
-                 "wake")
+    __slots__ = ("dead", "delayed", "jobs", "payloads", "progresses", "recovered", "results",
+                 "stream", "wake")
 
     def __init__(self, prefix: str, queue: str) -> None:
         tag = f"{{{prefix}:{queue}}}"
@@ -55,6 +55,7 @@ class Keys:
         self.dead = f"{tag}:dead"
         self.recovered = f"{tag}:recovered"  # entry id -> deliveries before it (recover.lua)
         self.results = f"{tag}:result:"
+        self.progresses = f"{tag}:progress:"
 
     @property
     def schedule(self) -> tuple[str, ...]:
@@ -69,6 +70,10 @@ class Keys:
 
     def result(self, job_id: str) -> str:
         return self.results + job_id
+
+    def progress(self, job_id: str) -> str:
+        """A running job's progress: a string key beside its result (the same slot)."""
+        return self.progresses + job_id
 
 
 def queues_key(prefix: str) -> str:

@@ -59,6 +59,15 @@ class RedisResultBackend(ResultBackend):
         with translate_errors(self.where):
             execute(self.client, pipe)
 
+    def store_progress(self, job_id: str, queue: str, body: bytes, ttl: float) -> None:
+        with translate_errors(self.where):
+            self.client.set(self.keys(queue).progress(job_id), body, px=max(1, int(ttl * 1000)))
+
+    def progress(self, job_id: str, queue: str) -> bytes | None:
+        with translate_errors(self.where):
+            body = self.client.get(self.keys(queue).progress(job_id))
+        return None if body is None else _bytes(body)
+
     def stored(self, jobs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         if not jobs:
             return set()

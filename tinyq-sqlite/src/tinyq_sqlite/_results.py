@@ -57,6 +57,7 @@ class SqliteResultBackend(ResultBackend):
             store_results(conn, results, ttl)
             if sweep:
                 conn.execute("DELETE FROM results WHERE expires <= ?", (time.time(),))
+                conn.execute("DELETE FROM progress WHERE expires <= ?", (time.time(),))
 
         self._db.write(work)
         self._wakeups.notify(RESULTS)
@@ -84,6 +85,25 @@ class SqliteResultBackend(ResultBackend):
                 return result
             if not waiter.wait_for_change(deadline):
                 return None
+
+    def store_progress(self, job_id: str, queue: str, body: bytes, ttl: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                """INSERT INTO progress (queue, job_id, body, expires) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (queue, job_id) DO UPDATE
+                   SET body = excluded.body, expires = excluded.expires""",
+                (queue, job_id, body, time.time() + ttl))
+
+        self._db.write(work)
+
+    def progress(self, job_id: str, queue: str) -> bytes | None:
+        def work(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT body FROM progress WHERE queue = ? AND job_id = ? AND expires > ?",
+                (queue, job_id, time.time())).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return self._db.read(work)
 
     def stored(self, jobs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         def work(conn: sqlite3.Connection) -> set[tuple[str, str]]:

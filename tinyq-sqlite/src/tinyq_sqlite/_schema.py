@@ -69,6 +69,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX workers_expiry ON workers (expires);
     """,
+    # 2 -> 3: running jobs' progress (ResultBackend.store_progress), beside their results.
+    """
+    CREATE TABLE progress (
+        queue TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        body BLOB NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (queue, job_id)
+    );
+    CREATE INDEX progress_expiry ON progress (expires);
+    """,
 )
 VERSION = len(MIGRATIONS)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from .._backoff import Backoff
 from .._interfaces import Broker, Executor, ResultBackend
+from .._lifecycle import NO_HOOKS, Hooks
 from .._types import Delivery
 from .health import BrokerHealth
 from .held import HeldJobs, Work
@@ -41,7 +42,9 @@ class Fetcher:
         admit: Callable[[Delivery], Admitted | DeadLetterJob],
         leases: LostLeases,
         replays_in: ResultBackend | None = None,
+        hooks: Hooks = NO_HOOKS,
     ) -> None:
+        self._hooks = hooks
         self._leases = leases
         self._broker, self._queues = broker, list(queues)
         self._cond, self._held, self._outbox = cond, held, outbox
@@ -116,6 +119,9 @@ class Fetcher:
                 logger.error("Dead-lettering message %s from queue %r: %s", delivery.id,
                              delivery.queue, verdict.reason)
                 self._outbox.put(verdict)
+                if self._hooks.settles:
+                    self._hooks.call("tinyq_job_dead_lettered", delivery=delivery, job=None,
+                                     reason=verdict.reason)
                 continue
             if (delivery.queue, delivery.id) in ran:
                 logger.warning("Dropping message %s from queue %r: a replay, job %s has a "
@@ -124,12 +130,20 @@ class Fetcher:
                 self._outbox.put(AckJob(delivery))
                 continue
             work = Work(delivery, verdict.job, verdict.task)
+            if self._hooks.received or self._hooks.recovered:
+                self._receive(work)
             self._held.add(work)
             self._executor.submit(work)
         if deliveries:
             # Let a woken job thread take the GIL now, before this thread builds its next
             # request: the job starts at once instead of after that work.
             time.sleep(0)
+
+    def _receive(self, work: Work) -> None:
+        attempt = work.delivery.attempts
+        self._hooks.call("tinyq_job_received", job=work.job, attempt=attempt)
+        if attempt > 1:  # given back (nack) starts again at 1: only a lost lease counts on
+            self._hooks.call("tinyq_job_recovered", job=work.job, attempt=attempt)
 
     def _ran_already(
         self, deliveries: list[Delivery], verdicts: list[Admitted | DeadLetterJob]

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 from .._codec import Codec
 from .._interfaces import Broker
+from .._lifecycle import NO_HOOKS, Hooks
 from .health import BrokerHealth
 from .held import HOARD_WAIT, HeldJobs
 from .ladder import ShutdownLadder
 from .leases import LostLeases
 from .outbox import Outbox
 from .policy import settle, timed_out
-from .runner import log_settlement
+from .runner import log_settlement, report
 
 logger = logging.getLogger("tinyq.worker")
 
@@ -40,9 +41,11 @@ class Housekeeper:
         health: BrokerHealth,
         deadline_set: threading.Event,
         leases: LostLeases,
+        hooks: Hooks = NO_HOOKS,
     ) -> None:
         self._broker, self._queues = broker, list(queues)
         self._held, self._outbox, self._codec = held, outbox, codec
+        self._hooks = hooks
         self._leases = leases
         self._ladder, self._health = ladder, health
         self.deadline_set = deadline_set  # set by a starting job with a timeout, and at DONE
@@ -84,6 +87,8 @@ class Housekeeper:
             logger.info("Giving back %d unstarted job(s): this worker's slots are busy with "
                         "long jobs, another worker can start them now", len(hoarded))
         for work in hoarded:
+            if self._hooks.given_back:
+                self._hooks.call("tinyq_job_given_back", job=work.job, started=False)
             try:
                 self._broker.nack(work.delivery)
             except Exception as exc:  # not renewed any more: it comes back after its lease
@@ -101,6 +106,9 @@ class Housekeeper:
             settlement = settle(work.delivery, work.job, work.task.options, self._codec, None,
                                 error)
             log_settlement(work, settlement, error)
+            if self._hooks.settles:
+                started = work.started if work.started is not None else time.monotonic()
+                report(self._hooks, work, settlement, None, error, time.monotonic() - started)
             self._outbox.put(settlement, work)
         return next_deadline
 

@@ -10,12 +10,14 @@ from types import TracebackType
 from typing import Any
 
 from .._codec import Codec
-from .._current import job_running
+from .._current import RunningJob, job_running
 from .._errors import JobTimeout, describe_exception
+from .._lifecycle import NO_HOOKS, Hooks
+from .._progress import ProgressStore
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
 from .outbox import Outbox
-from .policy import DeadLetterJob, RetryJob, Settlement, settle, unreportable
+from .policy import AckJob, DeadLetterJob, RetryJob, Settlement, settle, unreportable
 
 logger = logging.getLogger("tinyq.worker")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -38,6 +40,24 @@ def log_settlement(work: Work, settlement: Settlement, error: BaseException | No
             logger.error("Job %r failed: %s", work.job, settlement.error)
 
 
+def report(hooks: Hooks, work: Work, settlement: Settlement, value: Any,
+           error: BaseException | None, duration: float) -> None:
+    """Call the outcome hooks of a settled job (with at least one implemented: the caller
+    tests ``hooks.settles``)."""
+    job = work.job
+    if type(error) is JobTimeout and work.task.options.timeout is not None:
+        hooks.call("tinyq_job_timed_out", job=job, timeout=work.task.options.timeout)
+    if type(settlement) is AckJob:
+        hooks.call("tinyq_job_succeeded", job=job, value=value, duration=duration)
+    elif type(settlement) is RetryJob:
+        hooks.call("tinyq_job_retried", job=job, error=error, delay=settlement.delay)
+    elif type(settlement) is DeadLetterJob:
+        if error is not None:
+            hooks.call("tinyq_job_failed", job=job, error=error)
+        hooks.call("tinyq_job_dead_lettered", delivery=settlement.delivery, job=job,
+                   reason=settlement.reason)
+
+
 def exc_info(error: BaseException | None, level: int) -> ExcInfo | None:
     """``error``'s traceback for the log when ``level`` is enabled (a timeout's error was
     never raised: it has none, and its one line says it all)."""
@@ -57,7 +77,11 @@ class JobRunner:
         codec: Codec,
         deadline_set: threading.Event,
         max_result_size: int | None = None,
+        hooks: Hooks = NO_HOOKS,
+        progress: ProgressStore | None = None,
     ) -> None:
+        self._hooks = hooks
+        self._store_progress = None if progress is None else progress.write
         self._held = held
         self._outbox = outbox
         self._codec = codec
@@ -77,10 +101,14 @@ class JobRunner:
         error: BaseException | None = None
         started = time.monotonic()
         # Left only after leave_user_code, when no timeout can land in the reset any more.
-        with job_running(job.id, job.queue):
+        hooks = self._hooks
+        with job_running(RunningJob(job, work.delivery.attempts, self._store_progress)):
             try:
                 try:
-                    value = self._call(work)
+                    if hooks.run_job:
+                        value = hooks.around({"job": job}, lambda: self._call(work))
+                    else:
+                        value = self._call(work)
                 except BaseException as exc:
                     error = exc
                 finally:
@@ -95,6 +123,8 @@ class JobRunner:
         except BaseException as exc:  # an exotic exception that cannot even be described
             settlement = unreportable(work.delivery, job, self._codec, exc)
         log_settlement(work, settlement, error)
+        if hooks.settles:
+            report(hooks, work, settlement, value, error, time.monotonic() - started)
         self._outbox.put(settlement, work)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Finish run job %r", job)

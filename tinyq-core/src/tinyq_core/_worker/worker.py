@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from .._errors import BrokerError
 from .._interfaces import Broker, Executor, WorkerRegistry
+from .._lifecycle import NO_HOOKS
+from .._progress import ProgressStore
 from .fetcher import Fetcher
 from .health import BrokerHealth
 from .heartbeat import Heartbeat
@@ -81,6 +83,7 @@ class Worker:
         self._ladder = ShutdownLadder(self._cond)
         self._held = HeldJobs(self._cond, concurrency, prefetch, self.executor.inline)
         self._outbox: Outbox | None = None  # made by run()
+        self._hooks = NO_HOOKS  # the application's, from run()
         self.heartbeat: Heartbeat | None = None  # made by run() when the broker has a registry
 
     @property
@@ -133,12 +136,14 @@ class Worker:
         deadline_set = threading.Event()
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
+        hooks = self._hooks = app.registry.hooks
         fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
                           health, self.executor, admission, leases,
-                          app.results if codec.signs else None)
+                          app.results if codec.signs else None, hooks)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
-                             health, deadline_set, leases)
-        runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size)
+                             health, deadline_set, leases, hooks)
+        runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
+                           ProgressStore(codec, app.results, app.result_ttl))
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:
@@ -149,6 +154,7 @@ class Worker:
                                                self.concurrency, self._held, outbox,
                                                self._ladder)
                     helpers.start(self.heartbeat.run, "Heartbeat")
+                hooks.call("tinyq_worker_started", worker=self)
                 fetcher.run(burst)
                 return self._shut_down(broker, outbox)
             finally:
@@ -157,6 +163,7 @@ class Worker:
 
     def _shut_down(self, broker: Broker, outbox: Outbox) -> int:
         """Give back unstarted jobs, let running ones finish (warm) or give them back (cold)."""
+        self._hooks.call("tinyq_worker_stopping", worker=self, cold=self._ladder.cold)
         outbox.fetcher_leaving()
         outbox.flush_with_retries(give_up=self._ladder.cold)
         for work in self.executor.take_pending():
@@ -185,6 +192,8 @@ class Worker:
     def _give_back(self, broker: Broker, work: Work) -> None:
         if not self._held.take_back(work):
             return
+        if self._hooks.given_back:
+            self._hooks.call("tinyq_job_given_back", job=work.job, started=work.started is not None)
         try:
             broker.nack(work.delivery)
         except Exception as exc:  # its lease expires and the broker delivers it again

@@ -27,6 +27,7 @@ from __future__ import annotations
 from ._admin import AdminContract
 from ._delivery import DeliveryContract
 from ._lookup import LookupContract
+from ._progress import ProgressContract
 from ._redelivery import RedeliveryContract
 from ._registry import RegistryContract
 from ._results import ResultsContract
@@ -43,6 +44,7 @@ class BrokerContract(
     WaitingContract,
     SettleContract,
     ResultsContract,
+    ProgressContract,
     AdminContract,
     LookupContract,
     RegistryContract,
