@@ -12,10 +12,11 @@ from ._backends import Backends
 from ._codec import Codec
 from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
 from ._handle import JobHandle
-from ._interfaces import Broker, BrokerAdmin, ResultBackend, Serializer, WorkerRegistry
+from ._interfaces import Broker, BrokerAdmin, ResultBackend, WorkerRegistry
 from ._plugins import Registry, build_registry
 from ._producer import Producer
 from ._registry import decode_workers
+from ._runtime_interfaces import Serializer
 from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, new_job_id
 from ._types import Job, WorkerInfo
 from ._worker import DEFAULT_HEARTBEAT_INTERVAL, Worker

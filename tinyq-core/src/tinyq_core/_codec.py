@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from ._errors import BadMessage, JobFailed, SerializationError, describe_exception
-from ._interfaces import Serializer
+from ._runtime_interfaces import Serializer
 from ._types import Job, Result
 
 _PREFIX = b"tqs2:"

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from ._interfaces import Executor
+from ._runtime_interfaces import Executor
 
 T = TypeVar("T")
 

@@ -1,5 +1,5 @@
-"""The interfaces a plugin can implement: Broker (and its optional tiers BrokerAdmin and
-WorkerRegistry), ResultBackend, Serializer, Executor.
+"""The broker's interfaces a plugin can implement: Broker (and its optional tiers BrokerAdmin
+and WorkerRegistry) and ResultBackend. Serializer and Executor are in _runtime_interfaces.py.
 
 They are deliberately small. A broker moves opaque message bodies with at-least-once delivery;
 everything about tasks, arguments, signing and retries stays in the application and the worker.
@@ -11,8 +11,7 @@ checks for it with ``isinstance``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
 
 from ._errors import ConfigurationError
 from ._types import (
@@ -24,8 +23,6 @@ from ._types import (
     Result,
     SettleRequest,
 )
-
-T = TypeVar("T")
 
 
 class ResultBackend(abc.ABC):
@@ -282,45 +279,3 @@ class WorkerRegistry(abc.ABC):
     @abc.abstractmethod
     def worker_records(self) -> list[bytes]:
         """The records of every worker whose record has not expired, in no set order."""
-
-
-class Serializer(abc.ABC):
-    """Turns a job's envelope (a dict of plain values and task arguments) into bytes and back."""
-
-    name: str = ""
-
-    @abc.abstractmethod
-    def dumps(self, value: Any) -> bytes:
-        """Encode; raise :class:`SerializationError` naming what cannot be encoded."""
-
-    @abc.abstractmethod
-    def loads(self, data: bytes) -> Any:
-        """Decode; raise :class:`SerializationError` on bad input."""
-
-
-class Executor(abc.ABC, Generic[T]):
-    """Runs work items on behalf of the worker.
-
-    The worker never submits more items than ``concurrency`` at a time minus the running ones,
-    so an executor needs no queue of its own beyond hand-off. ``inline`` is true for an
-    executor that runs each item in the submitting thread (``submit`` returns when it is
-    done): the worker then holds one job at a time.
-    """
-
-    inline: bool = False
-
-    @abc.abstractmethod
-    def start(self, concurrency: int, run: Callable[[T], None]) -> None:
-        """Get ready to call ``run(item)`` for submitted items, ``concurrency`` at a time."""
-
-    @abc.abstractmethod
-    def submit(self, item: T) -> None:
-        """Run ``item`` as soon as a slot is free."""
-
-    @abc.abstractmethod
-    def take_pending(self) -> list[T]:
-        """Remove and return the submitted items that have not started yet."""
-
-    @abc.abstractmethod
-    def shutdown(self, wait: bool) -> None:
-        """Stop; with ``wait``, return only when running items have finished."""

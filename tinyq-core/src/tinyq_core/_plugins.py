@@ -21,8 +21,9 @@ import pluggy
 from . import _builtins
 from ._errors import PluginError
 from ._hooks import PROJECT, HookSpecs
-from ._interfaces import Broker, Executor, Serializer
+from ._interfaces import Broker
 from ._lifecycle import NO_HOOKS, Hooks
+from ._runtime_interfaces import Executor, Serializer
 from ._uri import redact_uri
 
 logger = logging.getLogger("tinyq.plugins")

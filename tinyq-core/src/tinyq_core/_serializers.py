@@ -19,7 +19,7 @@ from typing import Any
 import cloudpickle
 
 from ._errors import SerializationError
-from ._interfaces import Serializer
+from ._runtime_interfaces import Serializer
 
 _TAG = "__tq__"
 _TAG_BYTES = b'"__tq__"'

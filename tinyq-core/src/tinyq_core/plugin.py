@@ -18,15 +18,9 @@ from ._errors import (
     SerializationError,
 )
 from ._hooks import hookimpl, hookspec
-from ._interfaces import (
-    Broker,
-    BrokerAdmin,
-    Executor,
-    ResultBackend,
-    Serializer,
-    WorkerRegistry,
-)
+from ._interfaces import Broker, BrokerAdmin, ResultBackend, WorkerRegistry
 from ._plugins import BrokerFactory, ExecutorFactory, Registry, SerializerFactory
+from ._runtime_interfaces import Executor, Serializer
 from ._types import (
     CurrentJob,
     DeadLetter,

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from .._backoff import Backoff
-from .._interfaces import Broker, Executor, ResultBackend
+from .._interfaces import Broker, ResultBackend
 from .._lifecycle import NO_HOOKS, Hooks
+from .._runtime_interfaces import Executor
 from .._types import Delivery
 from .health import BrokerHealth
 from .held import HeldJobs, Work

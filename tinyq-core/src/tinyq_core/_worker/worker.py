@@ -26,9 +26,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from .._errors import BrokerError
-from .._interfaces import Broker, Executor, WorkerRegistry
+from .._interfaces import Broker, WorkerRegistry
 from .._lifecycle import NO_HOOKS
 from .._progress import ProgressStore
+from .._runtime_interfaces import Executor
 from .fetcher import Fetcher
 from .health import BrokerHealth
 from .heartbeat import Heartbeat
