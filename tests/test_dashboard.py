@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import types
 import warnings
 from collections.abc import Iterator
@@ -212,3 +213,25 @@ def test_one_dead_letter_is_deleted_from_its_row(app: Application) -> None:
                                                   "id": doomed})
     assert done.status_code == 303 and "Deleted+1" in done.headers["location"]
     assert [d.message.id for d in app.broker.dead_letters("default")] == [kept]
+
+
+def test_a_running_jobs_progress_is_on_its_page(app: Application) -> None:
+    from tinyq_core import current_job
+
+    from support.worker_thread import running_worker
+
+    reported, finish = threading.Event(), threading.Event()
+
+    @app.task(name="long")
+    def long() -> None:
+        current_job().set_progress({"done": 3, "of": 10})
+        reported.set()
+        finish.wait(10)
+
+    handle = long.delay()
+    with running_worker(app, concurrency=1):
+        assert reported.wait(10)
+        page = client(app).get("/job", params={"id": handle.id}).text
+        finish.set()
+    assert 'class="status">started' in page
+    assert "&#34;done&#34;: 3" in page and "&#34;of&#34;: 10" in page

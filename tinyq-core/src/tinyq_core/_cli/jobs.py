@@ -10,7 +10,7 @@ import attrs
 
 from .._app import Application
 from .._codec import Outcome
-from .._errors import BadMessage
+from .._errors import BadMessage, ConfigurationError
 from .._interfaces import BrokerAdmin
 from .._types import DeadLetter, Delivery, Job, Message
 from .loading import CommandError
@@ -29,6 +29,7 @@ class JobReport:
     attempts: int = 0
     outcome: Outcome | None = None
     dead: DeadLetter | None = None
+    progress: Any = None  # the latest set_progress() of a running job
 
     def as_json(self) -> dict[str, Any]:
         job, outcome, dead = self.job, self.outcome, self.dead
@@ -40,6 +41,7 @@ class JobReport:
             "attempts": self.attempts, "retries": job.retries if job else None,
             "enqueued_at": job.enqueued_at if job else None,
             "due": job.eta if job else None,
+            "progress": self.progress,
             "unreadable": self.unreadable or None,
             "result": outcome.value if outcome and outcome.ok else None,
             "error": outcome.error if outcome and not outcome.ok else None,
@@ -64,6 +66,8 @@ class JobReport:
                      ("enqueued", timestamp(job.enqueued_at))]
             if job.eta is not None:
                 rows.append(("due", timestamp(job.eta)))
+            if self.progress is not None:
+                rows.append(("progress", pretty(self.progress)))
         elif self.unreadable:
             rows.append(("message", f"unreadable: {self.unreadable}"))
         if dead is not None:
@@ -120,7 +124,17 @@ def report(
         except BadMessage as exc:
             unreadable = exc.reason
     attempts = delivery.attempts if delivery else dead.attempts if dead else 0
-    return JobReport(job_id, queue, status, job, unreadable, attempts, outcome, dead)
+    progress = running_progress(app, job_id, queue) if status == "started" else None
+    return JobReport(job_id, queue, status, job, unreadable, attempts, outcome, dead, progress)
+
+
+def running_progress(app: Application, job_id: str, queue: str) -> Any:
+    """What a running job last said of its progress; None when nothing (or its backend keeps
+    none, or it cannot be read: a report is no place to fail)."""
+    try:
+        return app.job(job_id, queue).progress()
+    except (ConfigurationError, BadMessage):
+        return None
 
 
 def find_job(app: Application, admin: BrokerAdmin, job_id: str,
