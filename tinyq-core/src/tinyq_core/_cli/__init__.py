@@ -30,7 +30,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             explicit = bool(argv) and argv[0] == "worker"
             argv = argv[1:] if explicit else argv
             args = worker.build_parser("tinyq worker" if explicit else "tinyq").parse_args(argv)
-            setup_logging(logging.DEBUG if args.verbose else LEVELS[args.log_level])
+            setup_logging(logging.DEBUG if args.verbose else LEVELS[args.log_level],
+                          args.log_format)
             code = worker.run(args, argv)
     except KeyboardInterrupt:  # Ctrl+C in a command that waits (send --wait): no traceback
         code = 130

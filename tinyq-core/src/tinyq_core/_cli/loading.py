@@ -14,6 +14,7 @@ from .._backoff import Backoff
 from .._errors import BrokerUnavailable
 from .._interfaces import BrokerAdmin
 from .._uri import redact_uri
+from .jsonlog import JsonFormatter
 
 logger = logging.getLogger("tinyq.runner")
 
@@ -23,6 +24,7 @@ LOG_FORMAT = (
 )
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "error": logging.ERROR, "critical": logging.CRITICAL}
+LOG_FORMATS = ("text", "json")
 CONNECT_ATTEMPTS = 5  # start-up retries for an unreachable broker, about 3 s in all
 CONNECT_BACKOFF = Backoff(base=0.2, cap=1.6)
 DEFAULT_APP = "app.app"
@@ -32,10 +34,11 @@ class CommandError(Exception):
     """One line for the user; the CLI prints it and exits 1."""
 
 
-def setup_logging(level: int) -> None:
-    """Log lines to stderr, so that stdout holds only a command's output (``--json``)."""
+def setup_logging(level: int, log_format: str = "text") -> None:
+    """Log lines to stderr, so that stdout holds only a command's output (``--json``); as
+    text, or with ``log_format="json"`` one JSON object a line."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

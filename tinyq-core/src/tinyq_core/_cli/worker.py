@@ -11,7 +11,7 @@ from .._app import Application
 from .._supervisor import PROCESSES_ENV, Supervisor, guard_os_exit, watch_parent
 from .._version import __version__
 from .._worker import DEFAULT_HEARTBEAT_INTERVAL
-from .loading import LEVELS, CommandError, describe_broker, load_app, wait_for_broker
+from .loading import LEVELS, LOG_FORMATS, CommandError, describe_broker, load_app, wait_for_broker
 
 logger = logging.getLogger("tinyq.runner")
 
@@ -43,6 +43,8 @@ def build_parser(prog: str = "tinyq") -> argparse.ArgumentParser:
                         help="the Application, as module.attribute (default: app.app)")
     parser.add_argument("-l", "--log-level", default="warn", choices=list(LEVELS),
                         help="log level (default: warn)")
+    parser.add_argument("--log-format", default="text", choices=list(LOG_FORMATS),
+                        help="log lines as text, or one JSON object a line (default: text)")
     parser.add_argument("-p", "--processes", type=int, default=1,
                         help="worker processes, each with -w threads (default: 1)")
     parser.add_argument("-q", "--queue", action="append", dest="queues", metavar="QUEUE",

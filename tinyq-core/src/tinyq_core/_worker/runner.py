@@ -23,6 +23,24 @@ logger = logging.getLogger("tinyq.worker")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
+def job_fields(work: Work, **more: Any) -> dict[str, Any]:
+    """The ``extra=`` of a job's log lines: fields a JSON log (``--log-format json``) shows
+    apart, so that a log search finds every line of one job, task or queue. ``attempt`` is
+    the delivery count, as ``current_job().attempt``; ``retries`` the retries made so far."""
+    job = work.job
+    return {"job_id": job.id, "task": job.task_name, "queue": job.queue,
+            "attempt": work.delivery.attempts, "retries": job.retries, **more}
+
+
+def outcome_of(settlement: Settlement, error: BaseException | None) -> str:
+    """One word for how a run ended, the same the hooks and metrics use."""
+    if type(settlement) is AckJob:
+        return "succeeded"
+    if type(error) is JobTimeout:
+        return "timed_out"
+    return "retried" if type(settlement) is RetryJob else "failed"
+
+
 def log_settlement(work: Work, settlement: Settlement, error: BaseException | None) -> None:
     """The log of a job that failed. Retried: one WARNING line, the traceback only with debug
     logging (a flaky call would otherwise fill the log). Failed for good: ERROR with the
@@ -31,13 +49,16 @@ def log_settlement(work: Work, settlement: Settlement, error: BaseException | No
         logger.warning("Retrying %r in %.2fs (retry %d of %d) after %s", work.job,
                        settlement.delay, work.job.retries + 1, work.task.options.max_retries,
                        "no error" if error is None else describe_exception(error),
-                       exc_info=exc_info(error, logging.DEBUG))
+                       exc_info=exc_info(error, logging.DEBUG),
+                       extra=job_fields(work, outcome=outcome_of(settlement, error)))
     elif type(settlement) is DeadLetterJob:
         try:
             logger.error("Job %r failed: %s", work.job, settlement.error,
-                         exc_info=exc_info(error, logging.ERROR))
+                         exc_info=exc_info(error, logging.ERROR),
+                         extra=job_fields(work, outcome=outcome_of(settlement, error)))
         except BaseException:  # a traceback that cannot be formatted must not cost the job
-            logger.error("Job %r failed: %s", work.job, settlement.error)
+            logger.error("Job %r failed: %s", work.job, settlement.error,
+                         extra=job_fields(work))
 
 
 def report(hooks: Hooks, work: Work, settlement: Settlement, value: Any,
@@ -96,7 +117,7 @@ class JobRunner:
         if work.deadline is not None:
             self._deadline_set.set()
         if logger.isEnabledFor(logging.INFO):
-            logger.info("Got a job: %r", job)
+            logger.info("Got a job: %r", job, extra=job_fields(work))
         value: Any = None
         error: BaseException | None = None
         started = time.monotonic()
@@ -123,11 +144,14 @@ class JobRunner:
         except BaseException as exc:  # an exotic exception that cannot even be described
             settlement = unreportable(work.delivery, job, self._codec, exc)
         log_settlement(work, settlement, error)
+        duration = time.monotonic() - started
         if hooks.settles:
-            report(hooks, work, settlement, value, error, time.monotonic() - started)
+            report(hooks, work, settlement, value, error, duration)
         self._outbox.put(settlement, work)
         if logger.isEnabledFor(logging.INFO):
-            logger.info("Finish run job %r", job)
+            outcome = outcome_of(settlement, error)
+            logger.info("Finish run job %r: %s in %.3fs", job, outcome, duration,
+                        extra=job_fields(work, outcome=outcome, duration=round(duration, 6)))
 
     def _call(self, work: Work) -> Any:
         job, task = work.job, work.task
