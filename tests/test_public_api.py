@@ -45,8 +45,16 @@ def test_core_exports_exactly_the_public_api() -> None:
     for name in CORE_API:
         assert hasattr(tinyq_core, name), name
     public = {n for n in vars(tinyq_core) if not n.startswith("_")}
-    # Submodules: the plugin authors' and the plugin tests' API, and the web dashboard's.
-    assert public - {"testing", "plugin", "dashboard"} == CORE_API - {"__version__"}
+    # Submodules: the plugin authors' and the plugin tests' API, the web dashboard's, and
+    # the first-party integrations (contrib).
+    assert public - {"testing", "plugin", "dashboard", "contrib"} == CORE_API - {"__version__"}
+
+
+def test_prometheus_module_exports_the_plugin_and_the_collector() -> None:
+    pytest.importorskip("prometheus_client")
+    import tinyq_core.contrib.prometheus
+
+    assert tinyq_core.contrib.prometheus.__all__ == ["PrometheusMetrics", "QueueSizeCollector"]
 
 
 def test_dashboard_module_exports_create_app() -> None:

@@ -68,6 +68,13 @@ class Hooks:
         self.before_enqueue = impls["tinyq_before_enqueue"]
         self.after_enqueue = impls["tinyq_after_enqueue"]
 
+    def add_plugin(self, plugin: object, name: str) -> None:
+        """Register one more plugin (the CLI's own, like ``--metrics-port``'s)."""
+        if self._pm is None:
+            raise PluginError("these hooks have no plugin manager to add a plugin to")
+        self._pm.register(plugin, name=name)
+        self.refresh()
+
     def call(self, name: str, **kwargs: Any) -> None:
         """Call every implementation of hook ``name``, each with the arguments it asks for."""
         for plugin, function, argnames in self.impls[name]:

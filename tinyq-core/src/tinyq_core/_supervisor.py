@@ -35,8 +35,10 @@ RESTART_BACKOFF = Backoff(base=1.0, cap=10.0)
 
 
 class Supervisor:
-    def __init__(self, child_args: Sequence[str], processes: int, burst: bool = False) -> None:
+    def __init__(self, child_args: Sequence[str], processes: int, burst: bool = False,
+                 on_exit: Callable[[int], None] | None = None) -> None:
         self.child_args = list(child_args)
+        self.on_exit = on_exit  # called with the pid of every child that exited
         self.processes = processes
         self.burst = burst
         self.children: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process
@@ -86,6 +88,8 @@ class Supervisor:
                 if status is None:
                     continue
                 del self.children[slot]
+                if self.on_exit is not None:
+                    self.on_exit(process.pid)
                 if self.stops or (self.burst and status == 0):
                     if self.forwarded and status == -signal.SIGTERM:
                         status = 0  # ended by our SIGTERM before it set up its handlers

@@ -8,9 +8,10 @@ import os
 from collections.abc import Sequence
 
 from .._app import Application
-from .._supervisor import PROCESSES_ENV, Supervisor, guard_os_exit, watch_parent
+from .._supervisor import PARENT_ENV, PROCESSES_ENV, Supervisor, guard_os_exit, watch_parent
 from .._version import __version__
 from .._worker import DEFAULT_HEARTBEAT_INTERVAL
+from . import metrics
 from .loading import LEVELS, LOG_FORMATS, CommandError, describe_broker, load_app, wait_for_broker
 
 logger = logging.getLogger("tinyq.runner")
@@ -58,6 +59,9 @@ def build_parser(prog: str = "tinyq") -> argparse.ArgumentParser:
                         help="seconds between the worker's records in the worker registry "
                         f"(tinyq info); it is forgotten after three missed (default: "
                         f"{DEFAULT_HEARTBEAT_INTERVAL:g})")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics "
+                        "(needs tinyq-core[prometheus]); with -p N, of all processes")
     return parser
 
 
@@ -73,8 +77,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         app.use_broker(args.uri)
     wait_for_broker(app)
     if args.processes > 1:
-        app.close()
-        return Supervisor(without_processes(argv), args.processes, burst=args.burst).run()
+        return supervise(app, args, argv)
+    if args.metrics_port is not None:
+        if PARENT_ENV in os.environ and metrics.MULTIPROC_ENV in os.environ:
+            metrics.record(app)  # a child of -p N: its supervisor serves the sum
+        else:
+            metrics.serve_worker(app, args.metrics_port)
     log_banner(app, args.queues or ["default"], args.worker_number,
                int(os.environ.get(PROCESSES_ENV, "1")))
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
@@ -85,6 +93,20 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     guard_os_exit()
     try:
         return worker.run(burst=args.burst)
+    finally:
+        app.close()
+
+
+def supervise(app: Application, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``-p N``: the children run the jobs; this parent keeps the app only to count the
+    queues for ``--metrics-port``."""
+    child_args = without_processes(argv)
+    if args.metrics_port is None:
+        app.close()
+        return Supervisor(child_args, args.processes, burst=args.burst).run()
+    try:
+        with metrics.serve_supervisor(app, args.metrics_port) as on_exit:
+            return Supervisor(child_args, args.processes, args.burst, on_exit).run()
     finally:
         app.close()
 
