@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from redis_server import RedisServer
+from redis_server import RedisServer, free_port
 from support.project import AppProject
 from support.waiting import wait_until
 
@@ -70,12 +69,6 @@ def need_browser() -> Any:
             pytest.fail(missing + "; CI must not skip the browser tests", pytrace=False)
         pytest.skip(missing)
     return sync_playwright
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
