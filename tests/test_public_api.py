@@ -30,7 +30,8 @@ PLUGIN_API = {
     "ExecutorFactory", "Job", "JobStatus", "Message", "PluginError", "Registry", "Result",
     "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
-    "CurrentJob", "QueueCounts",
+    "CurrentJob", "QueueCounts", "CancelRequests", "CancelState", "ScheduleRecords",
+    "UniqueLocks",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import os
-import sys
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._backends import Backends
+from ._broker_choice import chosen_broker, module_name
 from ._codec import Codec
 from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
 from ._handle import JobHandle
@@ -17,7 +17,7 @@ from ._plugins import Registry, build_registry
 from ._producer import Producer
 from ._registry import decode_workers
 from ._runtime_interfaces import Serializer
-from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, new_job_id
+from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, as_seconds, new_job_id
 from ._types import Job, WorkerInfo
 from ._worker import DEFAULT_HEARTBEAT_INTERVAL, Worker
 
@@ -27,35 +27,6 @@ R = TypeVar("R")
 DEFAULT_RESULT_TTL = 24 * 3600.0
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # bytes of an encoded job
 DEFAULT_MAX_RESULT_SIZE = DEFAULT_MAX_MESSAGE_SIZE  # bytes of an encoded result
-
-
-def _module_name(fn: Callable[..., Any]) -> str:
-    """The importable module of ``fn``: a script run as ``python app.py`` is ``app``, so a
-    producer script and a worker that imports it agree on task names."""
-    module = fn.__module__
-    if module == "__main__":
-        main = sys.modules.get("__main__")
-        spec = getattr(main, "__spec__", None)
-        if spec is not None and spec.name:
-            return str(spec.name)
-        path = getattr(main, "__file__", None)
-        if path:
-            return str(path).replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
-    return module
-
-
-DEFAULT_BROKER = "sqlite:///tinyq.db"
-
-
-def chosen_broker(broker: str | Broker | None) -> str | Broker:
-    """The broker an Application uses: ``$TINYQ_URL`` over a URI written in code, so one
-    variable points producers and workers alike at the same server; else that URI; else a
-    SQLite file in the working directory, so a first run needs no server. A Broker instance
-    is kept: the code built that object (its client, its options, the reference it holds)
-    and no URI can stand in for it."""
-    if isinstance(broker, Broker):
-        return broker
-    return os.environ.get("TINYQ_URL") or broker or DEFAULT_BROKER
 
 
 class Application:
@@ -178,6 +149,13 @@ class Application:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | None = None,
         store_result: bool = True,
+        expires: float | timedelta | None = None,
+        unique: bool = False,
+        unique_for: float | timedelta = 0.0,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str | None = None,
+        catch_up: bool = True,
     ) -> TaskDecorator: ...
 
     def task(
@@ -192,10 +170,21 @@ class Application:
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | None = None,
         store_result: bool = True,
+        expires: float | timedelta | None = None,
+        unique: bool = False,
+        unique_for: float | timedelta = 0.0,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str | None = None,
+        catch_up: bool = True,
     ) -> Any:
         """Register a function as a task: ``@app.task()`` or ``@app.task(name=..., ...)``.
 
-        The name defaults to ``module.qualname``; registering a name twice is an error."""
+        The name defaults to ``module.qualname``; registering a name twice is an error.
+        ``expires``: seconds after enqueue its jobs may still start (docs/tasks.md);
+        ``unique``: one job per arguments at a time, its lock kept ``unique_for`` seconds
+        after it finished; ``cron`` or ``every`` run it periodically, with ``tz`` and
+        ``catch_up`` as for :meth:`schedule` (docs/scheduling.md)."""
         options = TaskOptions(
             queue=queue,
             max_retries=max_retries,
@@ -204,10 +193,13 @@ class Application:
             retry_on=tuple(retry_on),
             timeout=timeout,
             store_result=store_result,
+            expires=as_seconds(expires),
+            unique=unique,
+            unique_for=as_seconds(unique_for) or 0.0,
         )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            task_name = name or f"{_module_name(func)}.{func.__qualname__}"
+            task_name = name or f"{module_name(func)}.{func.__qualname__}"
             if task_name in self.tasks:
                 raise DuplicateTaskError(
                     f"a task named {task_name!r} is already registered on this application; "
@@ -216,9 +208,37 @@ class Application:
             kind = AsyncTask if inspect.iscoroutinefunction(func) else Task
             task: Task[Any, Any] = kind(self, self._producer, func, task_name, options)
             self.tasks[task_name] = task
+            if cron is not None or every is not None:
+                self.schedule(task, cron=cron, every=every, tz=tz, catch_up=catch_up)
             return task
 
         return register(fn) if fn is not None else register
+
+    def schedule(
+        self,
+        task: Task[..., Any] | str,
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str | None = None,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        catch_up: bool = True,
+    ) -> Any:
+        """Run ``task`` periodically: on a ``cron`` expression (5 fields, or 6 with seconds
+        first) in time zone ``tz`` (an IANA name; UTC by default), or ``every`` so many
+        seconds. ``name`` tells schedules of one task apart (default: the task's name).
+        Every worker runs the scheduler (``--no-scheduler`` opts out) and exactly one job is
+        enqueued per tick. After an outage, one catch-up run at start (``catch_up=False``:
+        none). See docs/scheduling.md."""
+        raise NotImplementedError("schedules: issue 15, in progress")
+
+    def cancel(self, job_id: str, queue: str | None = None, *, grace: float | None = None) -> Any:
+        """Cancel job ``job_id``: a waiting one never runs; a running one is asked to stop
+        (``current_job().cancelled``), and interrupted after ``grace`` seconds when given.
+        See docs/tasks.md."""
+        raise NotImplementedError("cancel: issue 15, in progress")
 
     def send(self, task_name: str, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         """Enqueue a job by task name, without importing the task's code. The job goes to the

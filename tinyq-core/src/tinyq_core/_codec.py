@@ -195,6 +195,12 @@ class Codec:
             envelope["at"] = job.enqueued_at
         if job.headers:  # inside the signed payload: a header is as trusted as the arguments
             envelope["headers"] = job.headers
+        if job.expires is not None:
+            envelope["exp"] = job.expires
+        if job.unique_key is not None:
+            envelope["uk"] = job.unique_key
+            if job.unique_for:
+                envelope["uf"] = job.unique_for
         return self.encode(envelope, _context("job", job.id, job.queue))
 
     def decode_job(self, body: bytes, queue: str, job_id: str = "") -> Job:
@@ -211,6 +217,8 @@ class Codec:
             args, kwargs = envelope.get("args", ()), envelope.get("kwargs", {})
             retries, eta = envelope.get("retries", 0), envelope.get("eta")
             at, headers = envelope.get("at"), envelope.get("headers", {})
+            expires, unique_key = envelope.get("exp"), envelope.get("uk")
+            unique_for = envelope.get("uf", 0.0)
         except KeyError as exc:
             raise BadMessage(f"malformed: missing field {exc.args[0]!r}") from None
         # The common case in one cheap test; the field-by-field search only for the reason.
@@ -223,8 +231,12 @@ class Codec:
             and (eta is None or type(eta) in (float, int))
             and (at is None or type(at) in (float, int))
             and type(headers) is dict
+            and (expires is None or type(expires) in (float, int))
+            and (unique_key is None or type(unique_key) is str)
+            and type(unique_for) in (float, int)
         ):
-            _reject_fields(job_id, name, args, kwargs, retries, eta, at, headers)
+            _reject_fields(job_id, name, args, kwargs, retries, eta, at, headers, expires,
+                           unique_key, unique_for)
         if self._keys and job_id != stored_id:  # a key holder's bug, not an attack
             raise BadMessage(f"malformed: it carries the id {job_id[:100]!r}, not the id it "
                              "is stored under")
@@ -234,13 +246,16 @@ class Codec:
             raise BadMessage("malformed: field 'headers' has a key or value that is not a "
                              "string")
         return Job(id=job_id, task_name=name, args=tuple(args), kwargs=kwargs, queue=queue,
-                   retries=retries, eta=eta, enqueued_at=at, headers=headers)
+                   retries=retries, eta=eta, enqueued_at=at, headers=headers,
+                   expires=expires, unique_key=unique_key, unique_for=unique_for)
 
 
 def _reject_fields(*values: Any) -> None:
     maybe_time = (float, int, type(None))
-    kinds = ((str,), (str,), (list, tuple), (dict,), (int,), maybe_time, maybe_time, (dict,))
-    names = ("id", "task", "args", "kwargs", "retries", "eta", "at", "headers")
+    kinds = ((str,), (str,), (list, tuple), (dict,), (int,), maybe_time, maybe_time, (dict,),
+             maybe_time, (str, type(None)), (float, int))
+    names = ("id", "task", "args", "kwargs", "retries", "eta", "at", "headers", "exp", "uk",
+             "uf")
     for name, value, kind in zip(names, values, kinds, strict=True):
         if type(value) not in kind:
             raise BadMessage(f"malformed: field {name!r} has type {type(value).__name__}")

@@ -7,7 +7,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import attrs
@@ -35,6 +35,9 @@ class TaskOptions:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     timeout: float | None = None
     store_result: bool = True
+    expires: float | None = None  # seconds after enqueue the job may still start
+    unique: bool = False
+    unique_for: float = 0.0  # seconds a unique job keeps its lock after it finished
 
 
 def checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -46,6 +49,11 @@ def checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
             raise TypeError(f"headers must map str to str: {key!r:.60}: {value!r:.60} is not "
                             "(convert the value with str())")
     return dict(headers)
+
+
+def as_seconds(value: float | timedelta | None) -> float | None:
+    """A duration given as seconds or a timedelta, in seconds."""
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 def new_job_id() -> str:
@@ -126,11 +134,16 @@ class Task(Generic[P, R]):
         job_id: str | None = None,
         durable: bool | None = None,
         headers: Mapping[str, str] | None = None,
+        expires: float | timedelta | datetime | None = None,
+        unique_for: float | timedelta | None = None,
+        unique_key: str | None = None,
     ) -> JobHandle[R]:
         """Enqueue with options: ``countdown`` seconds from now or at ``eta`` (a datetime, naive
         meaning UTC, or a Unix time), on another ``queue``, under a chosen ``job_id``;
         ``durable`` overrides the application's ``durable_enqueue`` for this job;
-        ``headers``, str to str, travel with the job (``current_job().headers``)."""
+        ``headers``, str to str, travel with the job (``current_job().headers``).
+        ``expires`` (seconds from now, or a datetime): a job not started by then never runs.
+        ``unique_for`` / ``unique_key`` make the job unique (see docs/tasks.md)."""
         due = None if countdown is None and eta is None else _due(countdown, eta)
         job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, due)
         if headers:

@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 import attrs
 
-JobStatus = Literal["queued", "scheduled", "started", "succeeded", "failed", "unknown"]
+JobStatus = Literal[
+    "queued", "scheduled", "started", "succeeded", "failed", "cancelled", "expired", "unknown"
+]
 WorkerState = Literal["running", "stopping"]
 
 
@@ -130,6 +132,9 @@ class Job:
     ``enqueued_at`` the Unix time the producer sent it (kept across retries; ``None`` for a
     message from a version that did not record it); ``headers`` the message headers, str to
     str, set by the producer (``apply_async(headers=...)`` and ``tinyq_before_enqueue`` hooks).
+    ``expires``: the Unix time after which the job must not start (``None``: never).
+    ``unique_key``: the lock a unique job holds (``None``: not unique); ``unique_for``: the
+    seconds it keeps the lock after it finished.
     """
 
     id: str
@@ -141,6 +146,9 @@ class Job:
     eta: float | None = None
     enqueued_at: float | None = None
     headers: dict[str, str] = attrs.field(factory=dict)
+    expires: float | None = None
+    unique_key: str | None = None
+    unique_for: float = 0.0
 
     def __repr__(self) -> str:
         # The original tinyq's log format: "<Job: id: ..., task_name: app.add>".

@@ -8,6 +8,7 @@ Application authors need none of this: they import from ``tinyq_core``. Plugin t
 ``tinyq_core.testing``.
 """
 
+from ._control_interfaces import CancelRequests, CancelState, ScheduleRecords, UniqueLocks
 from ._errors import (
     BadMessage,
     BrokerError,
@@ -43,6 +44,8 @@ __all__ = [
     "BrokerError",
     "BrokerFactory",
     "BrokerUnavailable",
+    "CancelRequests",
+    "CancelState",
     "ConfigurationError",
     "CurrentJob",
     "DeadLetter",
@@ -58,10 +61,12 @@ __all__ = [
     "Registry",
     "Result",
     "ResultBackend",
+    "ScheduleRecords",
     "SerializationError",
     "Serializer",
     "SerializerFactory",
     "SettleRequest",
+    "UniqueLocks",
     "WorkerInfo",
     "WorkerRegistry",
     "WorkerState",

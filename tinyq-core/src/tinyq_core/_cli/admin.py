@@ -10,7 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._app import DEFAULT_BROKER, Application
+from .._app import Application
+from .._broker_choice import DEFAULT_BROKER
 from .._interfaces import BrokerAdmin
 from . import dashboard
 from .dead import DEAD_ACTIONS
