@@ -262,5 +262,5 @@ def test_a_version_1_file_is_migrated_keeping_its_jobs(tmp_path: Path) -> None:
     assert broker.result_backend().progress("old", "default") == b"half"
     broker.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM tinyq_schema").fetchone() == (3,)
+        assert conn.execute("SELECT version FROM tinyq_schema").fetchone() == (VERSION,)
     conn.close()

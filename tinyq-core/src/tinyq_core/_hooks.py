@@ -101,3 +101,13 @@ class HookSpecs:
     def tinyq_job_given_back(self, job: Job, started: bool) -> None:
         """The worker gave the job back to the broker at shutdown, unfinished: ``started``
         False for a prefetched job, True for a running one (a cold stop)."""
+
+    @hookspec
+    def tinyq_job_cancelled(self, job: Job, started: bool) -> None:
+        """The job was cancelled (``h.cancel()``): ``started`` False when it was stopped
+        before it ran (prefetched, or delivered again after its cancel), True when it was
+        running. It is acknowledged, not retried; its result says "cancelled"."""
+
+    @hookspec
+    def tinyq_job_expired(self, job: Job) -> None:
+        """The job reached the worker after its ``expires`` time and was not run."""

@@ -24,12 +24,14 @@ LIFECYCLE_HOOKS = (
     "tinyq_before_enqueue", "tinyq_after_enqueue", "tinyq_worker_started",
     "tinyq_worker_stopping", "tinyq_job_received", "tinyq_job_recovered", "tinyq_run_job",
     "tinyq_job_succeeded", "tinyq_job_timed_out", "tinyq_job_retried", "tinyq_job_failed",
-    "tinyq_job_dead_lettered", "tinyq_job_given_back",
+    "tinyq_job_dead_lettered", "tinyq_job_given_back", "tinyq_job_cancelled",
+    "tinyq_job_expired",
 )
 
 # Called when a job's outcome is decided (one of them, two for a timeout or a failure).
 SETTLEMENT_HOOKS = ("tinyq_job_succeeded", "tinyq_job_timed_out", "tinyq_job_retried",
-                    "tinyq_job_failed", "tinyq_job_dead_lettered")
+                    "tinyq_job_failed", "tinyq_job_dead_lettered", "tinyq_job_cancelled",
+                    "tinyq_job_expired")
 
 Impl = tuple[str, Callable[..., Any], tuple[str, ...]]  # (plugin name, function, arg names)
 

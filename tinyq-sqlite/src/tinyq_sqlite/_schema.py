@@ -80,6 +80,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX progress_expiry ON progress (expires);
     """,
+    # 3 -> 4: periodic schedules' last ticks (ScheduleRecords), cancel requests
+    # (CancelRequests) and unique jobs' locks (UniqueLocks).
+    """
+    CREATE TABLE schedule_ticks (
+        queue TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        tick REAL NOT NULL,                     -- the last tick enqueued (Unix time)
+        PRIMARY KEY (queue, schedule)
+    );
+    CREATE TABLE cancel_requests (
+        queue TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        grace REAL,                             -- NULL: never interrupted
+        expires REAL NOT NULL,
+        PRIMARY KEY (queue, job_id)
+    );
+    CREATE TABLE unique_locks (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        owner TEXT NOT NULL,                    -- the job id holding it
+        keep_until REAL,                        -- held until then once its job finished
+        expires REAL NOT NULL,                  -- the record's bound (UniqueLocks ttl)
+        PRIMARY KEY (queue, key)
+    );
+    """,
 )
 VERSION = len(MIGRATIONS)
 
