@@ -43,7 +43,15 @@ class HookSpecs:
 
     @hookspec
     def tinyq_after_enqueue(self, job: Job) -> None:
-        """In the producer, once the broker took ``job`` (its ``headers`` as sent)."""
+        """In the producer, once the broker took ``job`` (its ``headers`` as sent); for a
+        job that went in on ``EnqueueError.retry()``, at that retry."""
+
+    @hookspec
+    def tinyq_enqueue_failed(self, job: Job, error: BaseException) -> None:
+        """In the producer, after ``tinyq_before_enqueue``: ``job`` did not go in, because of
+        ``error`` (refused by the broker, not encodable, an unknown queue), which the caller
+        gets next. A later ``EnqueueError.retry()`` may still send it (``tinyq_after_enqueue``
+        then)."""
 
     # -- worker ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from ._errors import JobTimeout, PluginError
 logger = logging.getLogger("tinyq.plugins")
 
 LIFECYCLE_HOOKS = (
-    "tinyq_before_enqueue", "tinyq_after_enqueue", "tinyq_worker_started",
+    "tinyq_before_enqueue", "tinyq_after_enqueue", "tinyq_enqueue_failed", "tinyq_worker_started",
     "tinyq_worker_stopping", "tinyq_job_received", "tinyq_job_recovered", "tinyq_run_job",
     "tinyq_job_succeeded", "tinyq_job_timed_out", "tinyq_job_retried", "tinyq_job_failed",
     "tinyq_job_dead_lettered", "tinyq_job_given_back", "tinyq_job_cancelled",
@@ -69,6 +69,7 @@ class Hooks:
         self.settles = any(impls[name] for name in SETTLEMENT_HOOKS)
         self.before_enqueue = impls["tinyq_before_enqueue"]
         self.after_enqueue = impls["tinyq_after_enqueue"]
+        self.enqueue_failed = impls["tinyq_enqueue_failed"]
 
     def add_plugin(self, plugin: object, name: str) -> None:
         """Register one more plugin (the CLI's own, like ``--metrics-port``'s)."""

@@ -6,7 +6,7 @@ Tasks and job handles talk to this object only, not to the Application.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -59,14 +59,26 @@ class Producer:
         hooks = self.hooks
         if hooks.before_enqueue:
             jobs = [self._before_enqueue(job) for job in jobs]
-        messages = [self._message(job, known) for job in jobs]
+        try:
+            messages = [self._message(job, known) for job in jobs]
+        except BaseException as exc:
+            self._announce(jobs, (), exc)
+            raise
         handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
-        sent = self._send(messages, self.durable_enqueue if durable is None else durable,
-                          handles)
-        if hooks.after_enqueue:
-            for job in jobs:
-                hooks.call("tinyq_after_enqueue", job=job)
-        return sent
+        return self._send(messages, self.durable_enqueue if durable is None else durable,
+                          handles, jobs)
+
+    def _announce(self, jobs: Sequence[Job], went_in: Container[str],
+                  error: BaseException | None = None) -> None:
+        """``tinyq_after_enqueue`` for the jobs in ``went_in``; with ``error``,
+        ``tinyq_enqueue_failed`` for the others."""
+        hooks = self.hooks
+        for job in jobs:
+            if job.id in went_in:
+                if hooks.after_enqueue:
+                    hooks.call("tinyq_after_enqueue", job=job)
+            elif error is not None and hooks.enqueue_failed:
+                hooks.call("tinyq_enqueue_failed", job=job, error=error)
 
     def _before_enqueue(self, job: Job) -> Job:
         """``job`` with the headers the ``tinyq_before_enqueue`` hooks added."""
@@ -81,12 +93,16 @@ class Producer:
             return job
 
     def _send(
-        self, pending: list[Message], durable: bool, handles: list[JobHandle[Any]]
+        self, pending: list[Message], durable: bool, handles: list[JobHandle[Any]],
+        jobs: list[Job],
     ) -> list[JobHandle[Any]]:
-        """Enqueue ``pending``, the messages of the call of ``handles`` not in yet (all at
-        first), and return ``handles``. A refusal becomes an EnqueueError that sends the rest
-        again: ``pending`` shrinks in place, so a retry of any error of the call (an older one
-        too) sends only what is still missing."""
+        """Enqueue ``pending``, the messages of the call of ``handles`` (and ``jobs``) not in
+        yet (all at first), and return ``handles``. A refusal becomes an EnqueueError that
+        sends the rest again: ``pending`` shrinks in place, so a retry of any error of the
+        call (an older one too) sends only what is still missing. The enqueue hooks are
+        called for the jobs of this attempt, the retry's too."""
+        trying = {m.id for m in pending} if self.hooks.after_enqueue or \
+            self.hooks.enqueue_failed else set()
         try:
             if durable:
                 self.backends.broker.enqueue(pending, durable=True)
@@ -94,6 +110,8 @@ class Producer:
                 self.backends.broker.enqueue(pending)
         except EnqueueError as exc:
             went_in = set(exc.enqueued_ids)
+            if trying:
+                self._announce([j for j in jobs if j.id in trying], went_in, exc)
             pending[:] = [m for m in pending if m.id not in went_in]
             missing = {m.id for m in pending}
             enqueued = [h for h in handles if h.id not in missing]
@@ -106,8 +124,14 @@ class Producer:
                 "twice)",
                 enqueued=enqueued,
                 not_enqueued=[h for h in handles if h.id in missing],
-                retry=lambda: self._send(pending, durable, handles),
+                retry=lambda: self._send(pending, durable, handles, jobs),
             ) from exc
+        except BaseException as exc:
+            if trying:
+                self._announce([j for j in jobs if j.id in trying], (), exc)
+            raise
+        if trying:
+            self._announce([j for j in jobs if j.id in trying], trying)
         pending.clear()
         return handles
 
