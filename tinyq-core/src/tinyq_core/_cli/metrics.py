@@ -1,4 +1,5 @@
-"""``tinyq --metrics-port PORT``: Prometheus metrics of the worker, served over HTTP.
+"""``tinyq --metrics-port PORT [--metrics-host HOST]``: Prometheus metrics of the worker,
+served over HTTP (on every interface unless HOST names one).
 
 With one process the worker serves its own metrics. With ``-p N`` the supervisor points every
 child at a fresh directory (``PROMETHEUS_MULTIPROC_DIR``, prometheus_client's multiprocess
@@ -24,6 +25,7 @@ from .loading import CommandError
 logger = logging.getLogger("tinyq.runner")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DEFAULT_HOST = "0.0.0.0"  # every interface: Prometheus scrapes from another machine
 MISSING = ("--metrics-port needs prometheus_client, which is not installed: "
            "pip install 'tinyq-core[prometheus]'")
 
@@ -44,14 +46,15 @@ def record(app: Application) -> None:
     app.registry.hooks.add_plugin(prometheus().PrometheusMetrics(), "tinyq-prometheus")
 
 
-def serve(port: int, registry: Any) -> None:
+def serve(port: int, registry: Any, host: str = DEFAULT_HOST) -> None:
     from prometheus_client import start_http_server
     try:
-        start_http_server(port, registry=registry)
+        start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
-        raise CommandError(f"cannot serve metrics on port {port}: {exc.strerror or exc} "
-                           "(pick another --metrics-port)") from exc
-    logger.info("Serving Prometheus metrics on http://0.0.0.0:%d/metrics", port)
+        where = f"port {port}" if host == DEFAULT_HOST else f"{host} port {port}"
+        raise CommandError(f"cannot serve metrics on {where}: {exc.strerror or exc} "
+                           "(pick another --metrics-port or --metrics-host)") from exc
+    logger.info("Serving Prometheus metrics on http://%s:%d/metrics", host, port)
 
 
 def add_queue_sizes(app: Application, registry: Any) -> None:
@@ -61,16 +64,17 @@ def add_queue_sizes(app: Application, registry: Any) -> None:
         registry.register(prometheus().QueueSizeCollector(broker, app.known_queues))
 
 
-def serve_worker(app: Application, port: int) -> None:
+def serve_worker(app: Application, port: int, host: str = DEFAULT_HOST) -> None:
     """``-p 1``: this worker records and serves its own metrics."""
     record(app)
     from prometheus_client import REGISTRY
     add_queue_sizes(app, REGISTRY)
-    serve(port, REGISTRY)
+    serve(port, REGISTRY, host)
 
 
 @contextlib.contextmanager
-def serve_supervisor(app: Application, port: int) -> Iterator[Callable[[int], None]]:
+def serve_supervisor(app: Application, port: int,
+                     host: str = DEFAULT_HOST) -> Iterator[Callable[[int], None]]:
     """``-p N``: the aggregate of the children, served while the block runs; yields the
     callback to call with a child's pid once it exited."""
     prometheus()  # fail early, with the line saying what to install
@@ -81,7 +85,7 @@ def serve_supervisor(app: Application, port: int) -> Iterator[Callable[[int], No
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
         add_queue_sizes(app, registry)
-        serve(port, registry)
+        serve(port, registry, host)
         yield lambda pid: multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
     finally:
         os.environ.pop(MULTIPROC_ENV, None)

@@ -60,8 +60,11 @@ def build_parser(prog: str = "tinyq") -> argparse.ArgumentParser:
                         f"(tinyq info); it is forgotten after three missed (default: "
                         f"{DEFAULT_HEARTBEAT_INTERVAL:g})")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
-                        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics "
+                        help="serve Prometheus metrics on http://HOST:PORT/metrics "
                         "(needs tinyq-core[prometheus]); with -p N, of all processes")
+    parser.add_argument("--metrics-host", default=metrics.DEFAULT_HOST, metavar="HOST",
+                        help="the address --metrics-port listens on, like 127.0.0.1 "
+                        f"(default: {metrics.DEFAULT_HOST}, every interface)")
     return parser
 
 
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if PARENT_ENV in os.environ and metrics.MULTIPROC_ENV in os.environ:
             metrics.record(app)  # a child of -p N: its supervisor serves the sum
         else:
-            metrics.serve_worker(app, args.metrics_port)
+            metrics.serve_worker(app, args.metrics_port, args.metrics_host)
     log_banner(app, args.queues or ["default"], args.worker_number,
                int(os.environ.get(PROCESSES_ENV, "1")))
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
@@ -105,7 +108,7 @@ def supervise(app: Application, args: argparse.Namespace, argv: Sequence[str]) -
         app.close()
         return Supervisor(child_args, args.processes, burst=args.burst).run()
     try:
-        with metrics.serve_supervisor(app, args.metrics_port) as on_exit:
+        with metrics.serve_supervisor(app, args.metrics_port, args.metrics_host) as on_exit:
             return Supervisor(child_args, args.processes, args.burst, on_exit).run()
     finally:
         app.close()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..plugin import BrokerAdmin, Delivery, Job, QueueCounts, hookimpl
@@ -106,30 +106,64 @@ class PrometheusMetrics:
 class QueueSizeCollector(Collector):
     """``tinyq_queue_messages{queue, state}`` read from ``admin.counts()`` at scrape time.
     The cost is bounded: ``queues()`` names the queues (a few exact reads each), and a result
-    younger than ``max_age`` seconds is served again, so a burst of scrapes costs one read."""
+    younger than ``max_age`` seconds is served again, so a burst of scrapes costs one read.
+
+    So is the time: the read runs in a helper thread (one at most, the next read starts only
+    once it returned) and a scrape waits for it ``timeout`` seconds at most. A read that fails
+    or is late leaves the gauge without samples in that scrape and counts one in
+    ``tinyq_queue_size_errors_total``; the other metrics are served as usual."""
 
     def __init__(self, admin: BrokerAdmin, queues: Callable[[], Iterable[str]],
-                 max_age: float = 1.0) -> None:
+                 max_age: float = 1.0, timeout: float = 2.0) -> None:
         self._admin, self._queues, self._max_age = admin, queues, max_age
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._read_at = -max_age
         self._counts: dict[str, QueueCounts] = {}
+        self._errors = 0
+        self._reader: threading.Thread | None = None
+        self._done = threading.Event()
+        self._result: tuple[dict[str, QueueCounts], BaseException | None] = ({}, None)
+
+    def _fetch(self, done: threading.Event) -> None:
+        try:
+            self._result = ({q: self._admin.counts(q) for q in self._queues()}, None)
+        except Exception as exc:
+            self._result = ({}, exc)
+        done.set()
 
     def _read(self) -> dict[str, QueueCounts]:
-        with self._lock:
-            if time.monotonic() - self._read_at >= self._max_age:
-                try:
-                    self._counts = {q: self._admin.counts(q) for q in self._queues()}
-                except Exception as exc:  # a broker outage leaves the gauges out, not /metrics
-                    logger.warning("Queue sizes not read for /metrics: %s", exc)
-                    self._counts = {}
-                self._read_at = time.monotonic()
-            return self._counts
+        with self._lock:  # one scrape reads; the others then find its result fresh
+            if time.monotonic() - self._read_at < self._max_age:
+                return self._counts
+            if self._reader is None or not self._reader.is_alive():
+                self._done = threading.Event()
+                self._reader = threading.Thread(target=self._fetch, args=(self._done,),
+                                                name="tinyq-queue-sizes", daemon=True)
+                self._reader.start()
+            if self._done.wait(self._timeout):
+                counts, error = self._result
+            else:  # still reading: this scrape goes on without the sizes
+                counts, error = {}, TimeoutError(f"no answer within {self._timeout:g}s")
+            if error is not None:  # a broker outage leaves the gauges out, not /metrics
+                self._errors += 1
+                logger.warning("Queue sizes not read for /metrics: %s", error)
+            self._counts, self._read_at = counts, time.monotonic()
+            return counts
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         family = GaugeMetricFamily("tinyq_queue_messages", "Messages of a queue by state "
                                    "(ready, scheduled, leased, dead)", labels=("queue", "state"))
         for queue, counts in sorted(self._read().items()):
             for state in ("ready", "scheduled", "leased", "dead"):
                 family.add_metric((queue, state), getattr(counts, state))
         yield family
+        yield CounterMetricFamily("tinyq_queue_size_errors", "Scrapes whose queue sizes "
+                                  "could not be read (the broker failed or was late)",
+                                  value=self._errors)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait for a read still running (bounded by ``timeout``)."""
+        reader = self._reader
+        if reader is not None:
+            reader.join(timeout)
