@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=`` (the
-# worker's job fields: job_id, task, queue, attempt, outcome, duration) and is kept.
+# worker's job fields: job_id, task, queue, attempt, outcome, duration) and is kept. The
+# outcome is a word of _outcomes.OUTCOMES, the vocabulary of the metrics too.
 STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 

@@ -18,6 +18,15 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .._outcomes import (
+    CANCELLED,
+    DEAD_LETTERED,
+    EXPIRED,
+    FAILED,
+    RETRIED,
+    SUCCEEDED,
+    TIMED_OUT,
+)
 from ..plugin import BrokerAdmin, Delivery, Job, QueueCounts, hookimpl
 
 __all__ = ["PrometheusMetrics", "QueueSizeCollector"]
@@ -35,7 +44,8 @@ class PrometheusMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
         labels = ("task", "queue")
-        self.jobs = Counter("tinyq_jobs", "Job runs ended, by outcome (a timed-out or failed "
+        # outcome: a word of _outcomes.OUTCOMES, as in the worker's log lines.
+        self.jobs = Counter("tinyq_jobs", "Jobs ended, by outcome (a timed-out or failed "
                             "run is also counted as retried or dead_lettered)",
                             (*labels, "outcome"), registry=registry)
         self.run_seconds = Histogram("tinyq_job_run_seconds", "Time a job's task ran",
@@ -82,25 +92,33 @@ class PrometheusMetrics:
 
     @hookimpl
     def tinyq_job_succeeded(self, job: Job) -> None:
-        self._count(job, "succeeded")
+        self._count(job, SUCCEEDED)
 
     @hookimpl
     def tinyq_job_failed(self, job: Job) -> None:
-        self._count(job, "failed")
+        self._count(job, FAILED)
 
     @hookimpl
     def tinyq_job_retried(self, job: Job) -> None:
-        self._count(job, "retried")
+        self._count(job, RETRIED)
 
     @hookimpl
     def tinyq_job_timed_out(self, job: Job) -> None:
-        self._count(job, "timed_out")
+        self._count(job, TIMED_OUT)
+
+    @hookimpl
+    def tinyq_job_cancelled(self, job: Job) -> None:
+        self._count(job, CANCELLED)
+
+    @hookimpl
+    def tinyq_job_expired(self, job: Job) -> None:
+        self._count(job, EXPIRED)
 
     @hookimpl
     def tinyq_job_dead_lettered(self, delivery: Delivery, job: Job | None) -> None:
         # A message that never decoded has no task: counted under task "".
         self.jobs.labels("" if job is None else job.task_name, delivery.queue,
-                         "dead_lettered").inc()
+                         DEAD_LETTERED).inc()
 
 
 class QueueSizeCollector(Collector):
