@@ -223,3 +223,31 @@ def test_a_job_that_never_ran_still_ends_its_trace(
         assert (span.attributes or {})["tinyq.job.outcome"] == outcome
         assert span.parent is not None
         assert span.parent.span_id == req.get_span_context().span_id
+
+
+def test_the_tracing_example_of_observability_md_runs() -> None:
+    """Run in a process of its own: it sets the global tracer provider, once per process."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from support.environment import child_env
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "observability.md").read_text()
+    [block] = [b for b in re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+               if "OpenTelemetryPlugin()" in b]
+    code = block.replace('"redis://localhost:6379/0"', '"memory://"') + (
+        "\n@app.task(name='add')\ndef add(m, n):\n    return m + n\n\n"
+        "from tinyq_memory import drain\nadd.delay(1, 2)\ndrain(app)\nprovider.shutdown()\n")
+    done = subprocess.run([sys.executable, "-c", code], env=child_env({}), text=True,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert '"name": "send default"' in done.stdout
+    assert '"name": "process default"' in done.stdout
+
+
+def test_the_module_exports_the_plugin() -> None:
+    import tinyq_core.contrib.otel
+
+    assert tinyq_core.contrib.otel.__all__ == ["OpenTelemetryPlugin"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Generator
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -121,24 +122,28 @@ class OpenTelemetryPlugin:
 
     @hookimpl(wrapper=True)
     def tinyq_run_job(self, job: Job) -> Generator[None, Any, Any]:
-        span = self._start_process(job, current_job().attempt)  # the delivery count
-        run = _Run(span)
-        with self._lock:
-            self._running[job.id] = run
-            overflow = self._running.popitem(last=False)[1] \
-                if len(self._running) > MAX_OPEN else None
-        if overflow is not None:
-            overflow.span.end()
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
+        run: _Run | None = None
+        token: Token[otel_context.Context] | None = None
+        try:  # from the start: a job's timeout can land in this code too
+            run = _Run(self._start_process(job, current_job().attempt))
+            with self._lock:
+                self._running[job.id] = run
+                overflow = self._running.popitem(last=False)[1] \
+                    if len(self._running) > MAX_OPEN else None
+            if overflow is not None:
+                overflow.span.end()
+            token = otel_context.attach(trace.set_span_in_context(run.span))
             return (yield)  # the task's own spans are children of the process span
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            if run is not None:
+                run.span.record_exception(exc)
+                run.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
         finally:
-            otel_context.detach(token)
-            self._end(job, run, left=True)
+            if token is not None:
+                otel_context.detach(token)
+            if run is not None:
+                self._end(job, run, left=True)
 
     def _end(self, job: Job, run: _Run, *, left: bool = False, settled: bool = False) -> None:
         with self._lock:
