@@ -58,9 +58,19 @@ class PrometheusMetrics:
                                registry=registry, multiprocess_mode="livesum")
         self.up = Gauge("tinyq_worker_up", "Worker processes running (1 each)",
                         registry=registry, multiprocess_mode="livesum")
+        # The labelled children by (metric, labels): prometheus_client's labels() validates
+        # and locks at every call, a quarter of this plugin's cost per job.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:  # two threads racing here get the same child from labels()
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def _count(self, job: Job, outcome: str) -> None:
-        self.jobs.labels(job.task_name, job.queue, outcome).inc()
+        self._child(self.jobs, job.task_name, job.queue, outcome).inc()
 
     @hookimpl
     def tinyq_worker_started(self) -> None:
@@ -76,17 +86,17 @@ class PrometheusMetrics:
         # the backoff, so only first runs are measured.
         if job.enqueued_at is not None and job.retries == 0:
             wait = max(0.0, time.time() - job.enqueued_at)
-            self.wait_seconds.labels(job.task_name, job.queue).observe(wait)
+            self._child(self.wait_seconds, job.task_name, job.queue).observe(wait)
 
     @hookimpl(wrapper=True)
     def tinyq_run_job(self, job: Job) -> Generator[None, Any, Any]:
-        in_flight = self.in_flight.labels(job.task_name, job.queue)
+        in_flight = self._child(self.in_flight, job.task_name, job.queue)
         in_flight.inc()
         started = time.perf_counter()
         try:
             return (yield)
         finally:
-            self.run_seconds.labels(job.task_name, job.queue).observe(
+            self._child(self.run_seconds, job.task_name, job.queue).observe(
                 time.perf_counter() - started)
             in_flight.dec()
 
