@@ -91,3 +91,13 @@ def test_a_broker_error_calls_enqueue_failed(
     with pytest.raises(ConnectionError):
         f.apply_async(job_id="y")
     assert recorder.calls == [("failed:ConnectionError", "y")]
+
+
+def test_every_lifecycle_hook_is_in_the_tables_of_hooks_md() -> None:
+    from pathlib import Path
+
+    from tinyq_core._lifecycle import LIFECYCLE_HOOKS
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "hooks.md").read_text()
+    missing = [name for name in LIFECYCLE_HOOKS if f"| `{name}` |" not in text]
+    assert not missing
