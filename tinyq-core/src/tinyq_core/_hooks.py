@@ -50,8 +50,8 @@ class HookSpecs:
     def tinyq_enqueue_failed(self, job: Job, error: BaseException) -> None:
         """In the producer, after ``tinyq_before_enqueue``: ``job`` did not go in, because of
         ``error`` (refused by the broker, not encodable, an unknown queue), which the caller
-        gets next. A later ``EnqueueError.retry()`` may still send it (``tinyq_after_enqueue``
-        then)."""
+        gets next (or an ``EnqueueError`` made from it, when part of a ``map()`` went in). A
+        later ``EnqueueError.retry()`` may still send it (``tinyq_after_enqueue`` then)."""
 
     # -- worker ------------------------------------------------------------------------------
 
