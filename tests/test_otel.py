@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tinyq_core import Application, EnqueueError, Retry
 from tinyq_core.contrib.otel import OpenTelemetryPlugin
 from tinyq_core.plugin import Job
-from tinyq_memory import MemoryBroker, drain
+from tinyq_memory import FakeClock, MemoryBroker, drain
 
 from support.waiting import wait_until
 
@@ -251,3 +251,23 @@ def test_the_module_exports_the_plugin() -> None:
     import tinyq_core.contrib.otel
 
     assert tinyq_core.contrib.otel.__all__ == ["OpenTelemetryPlugin"]
+
+
+def test_a_run_after_a_worker_died_shows_its_attempt(
+    tinyq_broker: MemoryBroker, tinyq_clock: FakeClock, provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    app = Application(tinyq_broker, plugins=[OpenTelemetryPlugin(provider)])
+
+    @app.task()
+    def job() -> str:
+        return "ok"
+
+    job.delay()
+    tinyq_broker.reserve(["default"], 1, 0)  # a worker that took it, then died
+    tinyq_clock.advance(tinyq_broker.visibility_timeout + 1)
+    assert tinyq_broker.recover(["default"]) == 1
+    drain(app)
+    [span] = spans(exporter, "process default")
+    assert (span.attributes or {})["tinyq.job.attempt"] == 2
+    assert (span.attributes or {})["tinyq.job.outcome"] == "succeeded"
