@@ -19,6 +19,7 @@ from ._interfaces import BrokerAdmin
 from ._progress import ProgressStore
 from ._task import checked_headers
 from ._types import Job, JobStatus, Message
+from ._unique import enqueue_unique, unique_jobs
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -56,10 +57,14 @@ class Producer:
         now = time.time()
         jobs = [job if job.enqueued_at is not None else attrs.evolve(job, enqueued_at=now)
                 for job in jobs]
+        jobs = unique_jobs(jobs, self._tasks, self.codec.serializer)
         hooks = self.hooks
         if hooks.before_enqueue:
             jobs = [self._before_enqueue(job) for job in jobs]
         messages = [self._message(job, known) for job in jobs]
+        if any(job.unique_key is not None for job in jobs):  # one lock each: see _unique.py
+            return enqueue_unique(self, jobs, messages,
+                                  self.durable_enqueue if durable is None else durable)
         handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
         sent = self._send(messages, self.durable_enqueue if durable is None else durable,
                           handles)

@@ -1,0 +1,60 @@
+"""Unique jobs on the worker side: a finished job whose lock is kept ``unique_for`` seconds
+after it finished tells the broker so once its outcome is sent (a lock with nothing to keep
+frees itself when its message is acknowledged or dead-lettered: the broker checks)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+
+from .._control_interfaces import UniqueLocks
+from .._interfaces import Broker
+from .._types import Job
+
+if TYPE_CHECKING:
+    from .policy import Settlement
+
+logger = logging.getLogger("tinyq.worker")
+
+S = TypeVar("S")
+
+
+@attrs.frozen
+class KeptLock:
+    """Lock ``key`` of ``queue``, held by job ``owner``: keep it ``keep_for`` seconds more."""
+
+    queue: str
+    key: str
+    owner: str
+    keep_for: float
+
+
+def keeping_lock(settlement: S, job: Job) -> S:
+    """``settlement`` carrying ``job``'s lock to keep, when the job is unique with a
+    ``unique_for`` and the settlement finishes it (a retry keeps the lock anyway: the message
+    is still in the queue, delayed)."""
+    if job.unique_key is None or job.unique_for <= 0 or not hasattr(settlement, "unique"):
+        return settlement
+    lock = KeptLock(job.queue, job.unique_key, job.id, job.unique_for)
+    return attrs.evolve(settlement, unique=lock)  # type: ignore[misc]
+
+
+def keep_locks(broker: Broker, sent: Sequence[Settlement]) -> None:
+    """After ``sent`` reached the broker: keep each finished unique job's lock for its
+    ``unique_for``. A failure is logged and leaves the lock to free itself at once: the job
+    is settled, and must not be reported again for this."""
+    for settlement in sent:
+        lock = getattr(settlement, "unique", None)
+        if lock is None:
+            continue
+        if not isinstance(broker, UniqueLocks):
+            return
+        try:
+            broker.release_unique(lock.queue, lock.key, lock.owner, lock.keep_for)
+        except Exception as exc:
+            logger.error("Could not keep the unique lock of job %s (queue %r) for %gs: "
+                         "another job with its key may start before then: %s",
+                         lock.owner, lock.queue, lock.keep_for, exc)
