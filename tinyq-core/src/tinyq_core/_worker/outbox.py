@@ -47,9 +47,9 @@ class Sender:
         self.leases = leases
 
     def __call__(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
+        keep_locks(self.broker, batch)  # before the acks: the lock never frees in between
         deliveries = self._send(batch, count, timeout)
         self.leases.settled([s.delivery for s in batch])
-        keep_locks(self.broker, batch)
         return deliveries
 
     def _send(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:

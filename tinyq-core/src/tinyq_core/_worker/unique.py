@@ -1,6 +1,7 @@
 """Unique jobs on the worker side: a finished job whose lock is kept ``unique_for`` seconds
-after it finished tells the broker so once its outcome is sent (a lock with nothing to keep
-frees itself when its message is acknowledged or dead-lettered: the broker checks)."""
+after it finished tells the broker so just before its outcome is sent, while its message
+still holds the lock, so that no other job with its key slips in between (a lock with nothing
+to keep frees itself when its message is acknowledged or dead-lettered: the broker checks)."""
 
 from __future__ import annotations
 
@@ -42,11 +43,11 @@ def keeping_lock(settlement: S, job: Job) -> S:
     return attrs.evolve(settlement, unique=lock)  # type: ignore[misc]
 
 
-def keep_locks(broker: Broker, sent: Sequence[Settlement]) -> None:
-    """After ``sent`` reached the broker: keep each finished unique job's lock for its
-    ``unique_for``. A failure is logged and leaves the lock to free itself at once: the job
-    is settled, and must not be reported again for this."""
-    for settlement in sent:
+def keep_locks(broker: Broker, batch: Sequence[Settlement]) -> None:
+    """Before ``batch`` is sent: keep each finished unique job's lock for its ``unique_for``
+    from now (a batch sent again keeps them again). A failure is logged, and the lock then
+    frees when the job's message is acknowledged: the outcome is what must get through."""
+    for settlement in batch:
         lock = getattr(settlement, "unique", None)
         if lock is None:
             continue
