@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from test_contract_tiers import RequiredOnlyBroker
 
-from tinyq_core import Application, ConfigurationError, JobFailed, JobHandle
+from tinyq_core import Application, ConfigurationError, EnqueueError, JobFailed, JobHandle
 from tinyq_core._unique import arguments_digest
 from tinyq_core.plugin import Broker, Job, Serializer, hookimpl
 from tinyq_memory import FakeClock, MemoryBroker, drain
@@ -246,6 +246,26 @@ def test_map_sends_each_item_through_its_lock(app: Application) -> None:
     assert app.broker.size("default") == 3
     drain(app)
     assert [h.result(timeout=0) for h in handles] == [1, 4, 1, 9, 4]
+
+
+def test_a_refused_unique_map_retries_the_rest(app: Application) -> None:
+    @app.task(unique=True)
+    def square(n: int) -> int:
+        return n * n
+
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    broker.set_capacity(2)
+    with pytest.raises(EnqueueError) as refused:
+        square.map([1, 2, 1, 3, 4])
+    assert [h.id for h in refused.value.enqueued][2] == refused.value.enqueued[0].id
+    assert len(refused.value.not_enqueued) == 2  # 3 and 4 did not fit
+    broker.set_capacity(None)
+    handles = refused.value.retry()
+    assert len(handles) == 5 and handles[:3] == refused.value.enqueued
+    assert broker.size("default") == 4
+    drain(app)
+    assert [h.result(timeout=0) for h in handles] == [1, 4, 1, 9, 16]
 
 
 def test_send_by_name_follows_the_registered_task(app: Application) -> None:

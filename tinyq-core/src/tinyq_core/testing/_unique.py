@@ -68,6 +68,17 @@ class UniqueContract(ContractBase):
         broker.nack(delivery, delay=3600)  # a retry: the job is delayed, still holding it
         assert unique.enqueue_unique(new_message(queue), other_key, TTL) == retried.id
 
+    def test_the_lock_holds_once_a_delayed_message_falls_due(
+        self, broker: Broker, unique: UniqueLocks
+    ) -> None:
+        queue, key = new_queue(), new_key()
+        soon = new_message(queue, due=self.now(broker) + 1.0)
+        unique.enqueue_unique(soon, key, TTL)
+        self.advance(broker, 1.5)
+        broker.move_due([queue])  # delayed -> waiting: still the holder
+        assert unique.enqueue_unique(new_message(queue), key, TTL) == soon.id
+        assert self.reserve_all(broker, queue) == [soon.id]
+
     def test_the_lock_frees_when_its_message_is_dead_lettered(
         self, broker: Broker, unique: UniqueLocks
     ) -> None:
