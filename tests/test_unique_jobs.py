@@ -5,7 +5,9 @@ kept ``unique_for`` after it finished, and 8 producer threads racing for one loc
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +182,7 @@ def test_apply_async_unique_for_makes_any_task_unique(
 
     assert plain.delay(1).id != plain.delay(1).id  # not unique by default
     first = plain.apply_async((5,), unique_for=30)
-    assert plain.apply_async((5,), unique_for=30).id == first.id
+    assert plain.apply_async((5,), unique_for=timedelta(seconds=30)).id == first.id
     assert plain.delay(5).id != first.id  # without the option it is not checked
     drain(app)
     assert plain.apply_async((5,), unique_for=30).id == first.id
@@ -337,3 +339,25 @@ def test_eight_concurrent_producers_enqueue_one_job(any_app: Application) -> Non
     assert len({h.id for h in handles}) == 1
     assert any_app.broker.size("default") == 1
     assert any_app.broker.status(handles[0].id, "default") == "queued"
+
+
+def test_unique_for_with_a_worker_on_sqlite(tmp_path: Path) -> None:
+    """The SQLite broker on the real clock: the lock kept 1 s after the job finished."""
+    app = Application(f"sqlite:///{tmp_path}/jobs.db")
+
+    @app.task(unique=True, unique_for=1)
+    def stamp(n: int) -> float:
+        return time.time()  # when it finished: the lock is kept 1 s from a moment after
+
+    try:
+        with running_worker(app):
+            first = stamp.delay(1)
+            finished = first.result(timeout=10)
+            again = stamp.delay(1)
+            if time.time() - finished < 0.8:  # a slow machine may be past it already
+                assert again.id == first.id
+            wait_until(lambda: stamp.delay(1).id != first.id, 10, interval=0.05,
+                       message="the kept lock to end")
+            assert time.time() - finished > 0.95
+    finally:
+        app.close()
