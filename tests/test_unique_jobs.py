@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 from test_contract_tiers import RequiredOnlyBroker
 
-from tinyq_core import Application, ConfigurationError, EnqueueError, JobFailed, JobHandle
+from tinyq_core import (
+    Application,
+    BrokerUnavailable,
+    ConfigurationError,
+    EnqueueError,
+    JobFailed,
+    JobHandle,
+)
 from tinyq_core._unique import arguments_digest
 from tinyq_core.plugin import Broker, Job, Serializer, hookimpl
 from tinyq_memory import FakeClock, MemoryBroker, drain
@@ -361,3 +368,50 @@ def test_unique_for_with_a_worker_on_sqlite(tmp_path: Path) -> None:
             assert time.time() - finished > 0.95
     finally:
         app.close()
+
+
+class ReleaseWatcher(MemoryBroker):
+    """Records the status of each lock's owner when the worker keeps its lock, and can fail
+    those calls as a broker down for a moment would."""
+
+    def __init__(self, clock: FakeClock, fail: bool) -> None:
+        super().__init__(clock=clock)
+        self.fail = fail
+        self.seen: list[str] = []
+
+    def release_unique(self, queue: str, key: str, owner: str, keep_for: float = 0.0) -> None:
+        self.seen.append(self.status(owner, queue))
+        if self.fail:
+            raise BrokerUnavailable("down for a moment")
+        super().release_unique(queue, key, owner, keep_for)
+
+
+def test_the_lock_is_kept_before_the_job_is_acknowledged(clock: FakeClock) -> None:
+    broker = ReleaseWatcher(clock, fail=False)
+    app = Application(broker)
+
+    @app.task(unique=True, unique_for=10)
+    def job() -> int:
+        return 1
+
+    first = job.delay()
+    drain(app)
+    assert broker.seen == ["started"]  # still leased: no moment without the lock
+    assert job.delay().id == first.id
+
+
+def test_a_failed_keep_is_logged_and_the_job_still_settles(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = ReleaseWatcher(clock, fail=True)
+    app = Application(broker)
+
+    @app.task(unique=True, unique_for=10)
+    def job() -> int:
+        return 1
+
+    first = job.delay()
+    drain(app)
+    assert first.result(timeout=0) == 1
+    assert "Could not keep the unique lock" in caplog.text
+    assert job.delay().id != first.id  # not kept: freed by the ack
