@@ -130,6 +130,9 @@ def test_a_second_enqueue_while_queued_returns_the_first_handle(
     assert recorder.enqueued == [first.id]  # tinyq_after_enqueue: only the job that went in
     assert drain(app) == 1
     assert second.result(timeout=0) == 3
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    assert broker._locks == {}  # the finished job's lock record is gone, not left as garbage
 
 
 def test_a_scheduled_job_holds_the_lock(app: Application, clock: FakeClock) -> None:

@@ -92,6 +92,9 @@ def test_the_running_job_answers_until_it_finished(project: AppProject) -> None:
     after = gated.delay(1)  # unique_for 0: the lock freed with the ack
     assert after.id != running.id
     assert after.result(timeout=30) == 1
+    # The finished jobs' lock keys are deleted, not left to their 30-day ttl.
+    locks = f"{{{project.ns}:default}}:unique:*"
+    wait_until(lambda: project.redis.keys(locks) == [], 10, message="the locks deleted")
     project.stop(worker)
     assert worker.returncode == 0, project.output(worker)
 
