@@ -16,6 +16,7 @@ from tinyq_core.testing._progress import ProgressContract
 from tinyq_core.testing._registry import RegistryContract
 from tinyq_core.testing._results import ResultsContract
 from tinyq_core.testing._support import ContractBase
+from tinyq_core.testing._unique import UniqueContract
 from tinyq_core.testing.contract import REQUIRED_TIER
 from tinyq_memory import FakeClock, MemoryBroker, MemoryResultBackend
 
@@ -95,7 +96,7 @@ def _tests_of(part: type) -> dict[str, list[str]]:
 def test_the_contract_is_made_of_the_tiers() -> None:
     assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract,
                                              LookupContract, RegistryContract,
-                                             ProgressContract}
+                                             ProgressContract, UniqueContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:
@@ -115,6 +116,13 @@ def test_every_registry_test_takes_the_registry_fixture() -> None:
     registry = _tests_of(RegistryContract)
     assert len(registry) >= 4
     assert [name for name, args in registry.items() if "registry" not in args] == []
+
+
+def test_every_unique_test_takes_the_unique_fixture() -> None:
+    # The fixture is what skips them for a broker without the UniqueLocks tier.
+    unique = _tests_of(UniqueContract)
+    assert len(unique) >= 8
+    assert [name for name, args in unique.items() if "unique" not in args] == []
 
 
 def test_the_admin_fixture_skips_for_a_broker_without_the_tier() -> None:

@@ -19,6 +19,7 @@ from ._interfaces import BrokerAdmin
 from ._progress import ProgressStore
 from ._task import checked_headers
 from ._types import Job, JobStatus, Message
+from ._unique import enqueue_unique, unique_jobs
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -56,19 +57,23 @@ class Producer:
         now = time.time()
         jobs = [job if job.enqueued_at is not None else attrs.evolve(job, enqueued_at=now)
                 for job in jobs]
+        jobs = unique_jobs(jobs, self._tasks, self.codec.serializer)
         hooks = self.hooks
         if hooks.before_enqueue:
             jobs = [self._before_enqueue(job) for job in jobs]
         try:
             messages = [self._message(job, known) for job in jobs]
         except BaseException as exc:
-            self._announce(jobs, (), exc)
+            self.announce_enqueued(jobs, (), exc)
             raise
+        if any(job.unique_key is not None for job in jobs):  # one lock each: see _unique.py
+            return enqueue_unique(self, jobs, messages,
+                                  self.durable_enqueue if durable is None else durable)
         handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
         return self._send(messages, self.durable_enqueue if durable is None else durable,
                           handles, jobs)
 
-    def _announce(self, jobs: Sequence[Job], went_in: Container[str],
+    def announce_enqueued(self, jobs: Sequence[Job], went_in: Container[str],
                   error: BaseException | None = None) -> None:
         """``tinyq_after_enqueue`` for the jobs in ``went_in``; with ``error``,
         ``tinyq_enqueue_failed`` for the others."""
@@ -111,7 +116,7 @@ class Producer:
         except EnqueueError as exc:
             went_in = set(exc.enqueued_ids)
             if trying:
-                self._announce([j for j in jobs if j.id in trying], went_in, exc)
+                self.announce_enqueued([j for j in jobs if j.id in trying], went_in, exc)
             pending[:] = [m for m in pending if m.id not in went_in]
             missing = {m.id for m in pending}
             enqueued = [h for h in handles if h.id not in missing]
@@ -128,10 +133,10 @@ class Producer:
             ) from exc
         except BaseException as exc:
             if trying:
-                self._announce([j for j in jobs if j.id in trying], (), exc)
+                self.announce_enqueued([j for j in jobs if j.id in trying], (), exc)
             raise
         if trying:
-            self._announce([j for j in jobs if j.id in trying], trying)
+            self.announce_enqueued([j for j in jobs if j.id in trying], trying)
         pending.clear()
         return handles
 

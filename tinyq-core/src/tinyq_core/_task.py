@@ -15,6 +15,7 @@ import attrs
 from ._errors import SerializationError
 from ._handle import JobHandle
 from ._types import Job
+from ._unique import unique_job
 
 if TYPE_CHECKING:
     from ._app import Application
@@ -148,6 +149,8 @@ class Task(Generic[P, R]):
         job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, due)
         if headers:
             job = attrs.evolve(job, headers=checked_headers(headers))
+        job = unique_job(job, self.options, self._producer.codec.serializer,
+                         as_seconds(unique_for), unique_key)
         return self._producer.enqueue([job], durable)[0]
 
     def map(

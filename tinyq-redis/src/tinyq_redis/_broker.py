@@ -69,6 +69,7 @@ from ._registry import RedisRegistry
 from ._reserve import RedisReserve
 from ._results import RedisResultBackend
 from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute
+from ._unique import RedisUniqueLocks
 
 RECOVER_BATCH = 200  # expired leases recovered per script call (each call: a few ms)
 RECOVER_SCAN = 1000  # pending entries read per call, most often the whole pending list
@@ -76,7 +77,8 @@ MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 
 
-class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, Broker):
+class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUniqueLocks,
+                  Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(

@@ -22,6 +22,7 @@ from .held import HeldJobs, Work
 from .leases import LostLeases
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement
 from .sift import Sifter
+from .unique import drop_locks, keep_locks
 
 FLUSH_ATTEMPTS = 5  # at shutdown, before leaving outcomes to lease expiry
 FLUSH_BACKOFF = Backoff(base=0.2, cap=1.0)
@@ -46,8 +47,10 @@ class Sender:
         self.leases = leases
 
     def __call__(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
+        keep_locks(self.broker, batch)  # before the acks: the lock never frees in between
         deliveries = self._send(batch, count, timeout)
         self.leases.settled([s.delivery for s in batch])
+        drop_locks(self.broker, batch)
         return deliveries
 
     def _send(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:

@@ -14,6 +14,7 @@ from .._backoff import Backoff
 from .._codec import Codec, Outcome, Unverified
 from .._errors import BadMessage, JobTimeout, Retry, describe_exception
 from .._types import Delivery, Job, Result
+from .unique import KeptLock, keeping_lock
 
 if TYPE_CHECKING:
     from .._task import Task, TaskOptions
@@ -25,6 +26,7 @@ class AckJob:
 
     delivery: Delivery
     result: Result | None = None
+    unique: KeptLock | None = None  # a unique job's lock, kept a while after (unique.py)
 
 
 @attrs.frozen
@@ -48,6 +50,7 @@ class DeadLetterJob:
     reason: str
     error: str = ""
     verified: bool = True
+    unique: KeptLock | None = None  # a unique job's lock, kept a while after (unique.py)
 
 
 Settlement = AckJob | RetryJob | DeadLetterJob
@@ -142,7 +145,21 @@ def settle(
     max_result_size: int | None = None,
 ) -> Settlement:
     """Turn a job's return value or exception into what the broker must be told. A result
-    over ``max_result_size`` bytes fails the job at once: retrying cannot make it smaller."""
+    over ``max_result_size`` bytes fails the job at once: retrying cannot make it smaller.
+    A finished unique job's settlement carries its lock, to keep (see unique.py)."""
+    return keeping_lock(
+        _settle(delivery, job, options, codec, value, error, max_result_size), job)
+
+
+def _settle(
+    delivery: Delivery,
+    job: Job,
+    options: TaskOptions,
+    codec: Codec,
+    value: Any,
+    error: BaseException | None,
+    max_result_size: int | None = None,
+) -> Settlement:
     if error is None:
         if not options.store_result:
             return AckJob(delivery)

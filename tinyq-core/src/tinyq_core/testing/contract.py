@@ -19,7 +19,7 @@ The tests live in one module per part, all composed here: the required tier (``B
 methods only: _delivery, _redelivery, _waiting, _settle), the result backend (_results,
 skipped without one), the admin tier (_admin and _lookup, skipped unless the broker is a
 ``BrokerAdmin``) and the worker registry (_registry, skipped unless it is a
-``WorkerRegistry``).
+``WorkerRegistry``) and the unique locks (_unique, skipped unless it is a ``UniqueLocks``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ._redelivery import RedeliveryContract
 from ._registry import RegistryContract
 from ._results import ResultsContract
 from ._settle import SettleContract
+from ._unique import UniqueContract
 from ._waiting import WaitingContract
 
 # The parts of the required tier: their tests use nothing but Broker's methods.
@@ -48,6 +49,7 @@ class BrokerContract(
     AdminContract,
     LookupContract,
     RegistryContract,
+    UniqueContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real
