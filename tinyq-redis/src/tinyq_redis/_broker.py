@@ -68,7 +68,7 @@ from ._memory import check_eviction
 from ._registry import RedisRegistry
 from ._reserve import RedisReserve
 from ._results import RedisResultBackend
-from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute
+from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute, load_all
 from ._unique import RedisUniqueLocks
 
 RECOVER_BATCH = 200  # expired leases recovered per script call (each call: a few ms)
@@ -144,6 +144,7 @@ class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUn
             return
         if not self._server_checked:  # a worker's or an admin call's first use
             self.check_server()
+        load_all(self.client)  # first use, or the server lost its data (scripts too)
         pipe = self._pipeline()
         for queue in missing:
             # From id 0: messages enqueued before any worker existed are delivered too.

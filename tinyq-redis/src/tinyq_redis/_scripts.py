@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.cluster import ClusterPipeline
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 INCLUDE = "-- #include "
@@ -45,6 +45,20 @@ class Lua:
         except NoScriptError:
             client.script_load(self.text)
             return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+def load_all(client: Any) -> None:
+    """Load every script in one round trip (on a Cluster, on every primary). A worker does so
+    before its first pipelined read and again after the server lost its data: a pipeline's
+    script that meets NOSCRIPT runs again only after the pipeline's blocking read returned."""
+    if isinstance(client, RedisCluster):  # SCRIPT LOAD goes to every primary, not pipelined
+        for lua in Lua.by_sha.values():
+            client.script_load(lua.text)
+        return
+    pipe = client.pipeline(transaction=False)
+    for lua in Lua.by_sha.values():
+        pipe.script_load(lua.text)
+    pipe.execute()
 
 
 def _commands(pipe: Any) -> list[tuple[Any, ...]]:
