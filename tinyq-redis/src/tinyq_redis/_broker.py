@@ -68,6 +68,7 @@ from ._memory import check_eviction
 from ._registry import RedisRegistry
 from ._reserve import RedisReserve
 from ._results import RedisResultBackend
+from ._schedules import RedisSchedules
 from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute
 
 RECOVER_BATCH = 200  # expired leases recovered per script call (each call: a few ms)
@@ -76,7 +77,8 @@ MOVE_BATCH = 1000
 TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 10)
 
 
-class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, Broker):
+class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisSchedules,
+                  Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(
