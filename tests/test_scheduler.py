@@ -1,0 +1,198 @@
+"""The worker's scheduler on the memory broker: start, catch-up, stalls, outages and races,
+with a fake clock (the scheduler's ``step``) and for real (a worker thread)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tinyq_core import Application, current_job
+from tinyq_core._schedules import SCHEDULE_HEADER, Schedule
+from tinyq_core._worker.ladder import ShutdownLadder
+from tinyq_core._worker.scheduler import ON_TIME, Scheduler
+from tinyq_memory import MemoryBroker
+
+from support.waiting import wait_until
+from support.worker_thread import running_worker
+
+HOUR = 3600.0
+T0 = 1_800_000_000.0  # a multiple of an hour: every=HOUR ticks there
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def app() -> Iterator[Application]:
+    app = Application("memory://")
+    yield app
+    app.close()
+
+
+def scheduler_of(app: Application, clock: Clock) -> Scheduler:
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    return Scheduler(broker, list(app.schedule_registry), app._producer,
+                     ShutdownLadder(threading.Condition()), clock)
+
+
+def queued(app: Application, queue: str = "default") -> list[str]:
+    """The ids of the jobs waiting in ``queue``, taken out."""
+    return [d.id for d in app.broker.reserve([queue], 1000, 0)]
+
+
+def hourly(app: Application, catch_up: bool = True) -> Schedule:
+    return app.schedule("job", every=HOUR, name="hourly", catch_up=catch_up)
+
+
+def test_a_new_schedule_does_not_run_at_start_and_then_runs_each_tick(app: Application) -> None:
+    hourly(app)
+    clock = Clock(T0 + 600)
+    scheduler = scheduler_of(app, clock)
+    assert scheduler.step() == pytest.approx(HOUR - 600)  # sleeps until the next tick
+    assert queued(app) == []
+    assert app.broker.last_ticks("default", ["hourly"]) == {"hourly": T0}  # recorded
+    clock.now = T0 + HOUR
+    assert scheduler.step() == pytest.approx(HOUR)
+    clock.now = T0 + 2 * HOUR + 0.2
+    scheduler.step()
+    assert queued(app) == [f"hourly@{int((T0 + HOUR) * 1000)}",
+                           f"hourly@{int((T0 + 2 * HOUR) * 1000)}"]
+
+
+def test_a_stall_over_several_ticks_claims_the_latest_only(app: Application) -> None:
+    hourly(app)
+    clock = Clock(T0 + 1)
+    scheduler = scheduler_of(app, clock)
+    scheduler.step()
+    clock.now = T0 + 5 * HOUR + 30  # the thread did not run for five ticks
+    scheduler.step()
+    assert queued(app) == [f"hourly@{int((T0 + 5 * HOUR) * 1000)}"]
+
+
+@pytest.mark.parametrize("catch_up, runs", [(True, 1), (False, 0)])
+def test_after_an_outage_one_catch_up_run_or_none(
+    app: Application, catch_up: bool, runs: int
+) -> None:
+    hourly(app, catch_up)
+    clock = Clock(T0 + 1)
+    scheduler_of(app, clock).step()  # a worker ran, then every worker stopped
+    clock.now = T0 + 10 * HOUR + 600  # ten ticks missed
+    scheduler_of(app, clock).step()  # a worker starts again
+    assert queued(app) == [f"hourly@{int((T0 + 10 * HOUR) * 1000)}"] * runs
+    assert app.broker.last_ticks("default", ["hourly"]) == {"hourly": T0 + 10 * HOUR}
+    scheduler_of(app, clock).step()  # another worker starting: nothing more
+    assert queued(app) == []
+
+
+def test_without_catch_up_a_tick_due_just_now_still_runs(app: Application) -> None:
+    # A worker starting as a tick falls due must not record it without its job: the workers
+    # already running would have claimed it with its job a moment later.
+    hourly(app, catch_up=False)
+    clock = Clock(T0 + 1)
+    scheduler_of(app, clock).step()
+    clock.now = T0 + HOUR + ON_TIME / 2
+    scheduler_of(app, clock).step()
+    assert queued(app) == [f"hourly@{int((T0 + HOUR) * 1000)}"]
+
+
+def test_racing_schedulers_enqueue_one_job_per_tick(app: Application) -> None:
+    app.schedule("job", every=1, name="second")
+    clock = Clock(T0 + 0.5)
+    schedulers = [scheduler_of(app, clock) for _ in range(3)]
+    for _ in range(100):
+        for scheduler in schedulers:
+            scheduler.step()
+        clock.now += 0.25
+    expected = [f"second@{int((T0 + s) * 1000)}" for s in range(1, 26)]
+    assert queued(app) == expected
+
+
+def test_an_outage_is_logged_once_and_the_tick_is_claimed_after_it(
+    app: Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    hourly(app)
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    clock = Clock(T0 + 1)
+    scheduler = scheduler_of(app, clock)
+    scheduler.step()
+    broker.set_available(False)
+    with caplog.at_level(logging.INFO, logger="tinyq.worker"):
+        clock.now = T0 + HOUR
+        for _ in range(5):
+            assert scheduler.step() <= 1.0  # tried again within a second, not at the next tick
+            clock.now += 0.5
+        broker.set_available(True)
+        clock.now += 1.0
+        scheduler.step()
+    assert caplog.text.count("could not reach the broker") == 1
+    assert "reaches the broker again" in caplog.text
+    assert queued(app) == [f"hourly@{int((T0 + HOUR) * 1000)}"]
+
+
+def test_an_outage_at_start_is_retried(app: Application) -> None:
+    hourly(app)
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    broker.set_available(False)
+    clock = Clock(T0 + 1)
+    scheduler = scheduler_of(app, clock)
+    assert scheduler.step() == 1.0
+    broker.set_available(True)
+    scheduler.step()
+    assert broker.last_ticks("default", ["hourly"]) == {"hourly": T0}
+
+
+def test_app_schedules_lists_next_run_and_last_tick(app: Application) -> None:
+    hourly(app)
+    app.schedule("job", cron="0 3 * * *", tz="Europe/Berlin", name="nightly")
+    [before_hourly, before_nightly] = app.schedules()
+    assert before_hourly.schedule.name == "hourly" and before_hourly.last_tick is None
+    assert before_nightly.schedule.spec == "cron 0 3 * * * Europe/Berlin"
+    scheduler_of(app, Clock(T0 + 1)).step()
+    hourly_info = app.schedules()[0]
+    assert hourly_info.last_tick == T0
+    assert hourly_info.next_run is not None and hourly_info.next_run % HOUR == 0
+
+
+# -- a real worker --------------------------------------------------------------------------
+
+def test_a_worker_runs_a_schedule_and_tells_the_job_its_schedule() -> None:
+    app = Application("memory://")
+    seen: list[tuple[str, str]] = []
+
+    @app.task(name="beat", every=0.2)
+    def beat() -> None:
+        job = current_job()
+        seen.append((job.id, job.headers[SCHEDULE_HEADER]))
+
+    with running_worker(app, concurrency=2):
+        wait_until(lambda: len(seen) >= 3, 10, message="three runs")
+    ids = [job_id for job_id, _ in seen]
+    assert len(set(ids)) == len(ids)
+    assert {header for _, header in seen} == {"beat"}
+    assert all(job_id.startswith("beat@") for job_id in ids)
+
+
+def test_a_worker_without_its_scheduler_enqueues_nothing() -> None:
+    app = Application("memory://")
+
+    @app.task(name="beat", every=0.1)
+    def beat() -> None: ...
+
+    with running_worker(app, scheduler=False) as worker:
+        wait_until(lambda: worker.heartbeat is not None, message="the worker to start")
+        threading.Event().wait(0.6)
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    assert broker.last_ticks("default", ["beat"]) == {}
+    assert worker.processed == 0
