@@ -13,6 +13,7 @@ from tinyq_core import Application, current_job
 from tinyq_core._schedules import SCHEDULE_HEADER, Schedule
 from tinyq_core._worker.ladder import ShutdownLadder
 from tinyq_core._worker.scheduler import ON_TIME, Scheduler
+from tinyq_core.plugin import Job, hookimpl
 from tinyq_memory import MemoryBroker
 
 from support.waiting import wait_until
@@ -162,6 +163,34 @@ def test_app_schedules_lists_next_run_and_last_tick(app: Application) -> None:
     hourly_info = app.schedules()[0]
     assert hourly_info.last_tick == T0
     assert hourly_info.next_run is not None and hourly_info.next_run % HOUR == 0
+
+
+def test_enqueue_hooks_see_a_ticks_job_once() -> None:
+    after: list[str] = []
+
+    class Plugin:
+        @hookimpl
+        def tinyq_before_enqueue(self, job: Job, headers: dict[str, str]) -> None:
+            headers["seen-by"] = job.headers[SCHEDULE_HEADER]
+
+        @hookimpl
+        def tinyq_after_enqueue(self, job: Job) -> None:
+            after.append(job.id)
+
+    app = Application("memory://", plugins=[Plugin()])
+    hourly(app)
+    clock = Clock(T0 + 1)
+    first, second = scheduler_of(app, clock), scheduler_of(app, clock)
+    first.step()
+    clock.now = T0 + HOUR
+    first.step()
+    second.step()  # loses the tick: no enqueue, no hook
+    job_id = f"hourly@{int((T0 + HOUR) * 1000)}"
+    assert after == [job_id]
+    [delivery] = app.broker.reserve(["default"], 10, 0)
+    job = app.codec.decode_job(delivery.message.body, "default", job_id)
+    assert job.headers["seen-by"] == "hourly"
+    assert job.enqueued_at is not None
 
 
 # -- a real worker --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from .._control_interfaces import ScheduleRecords
+from .._errors import BrokerError
 from .._interfaces import Broker
 from ._support import SHORT_WAIT, ContractBase, new_message, new_queue
 
@@ -116,3 +117,20 @@ class ScheduleContract(ContractBase):
         assert errors == []
         assert len(won) == 1
         assert self.reserve_all(broker, queue) == won
+
+    def test_a_durable_claim_records_and_enqueues(
+        self, broker: Broker, schedules: ScheduleRecords
+    ) -> None:
+        """``durable=True`` returns True, or (``durable_enqueue_refused``) raises BrokerError
+        with the tick recorded and its message enqueued on the server that took them."""
+        queue, name = new_queue(), new_schedule()
+        message = new_message(queue)
+        try:
+            won = schedules.claim_tick(queue, name, TICK, message, durable=True)
+        except BrokerError:
+            assert self.durable_enqueue_refused, "a durable claim raised BrokerError"
+        else:
+            assert not self.durable_enqueue_refused, "a durable claim returned"
+            assert won is True
+        assert schedules.last_ticks(queue, [name]) == {name: TICK}
+        assert self.reserve_all(broker, queue) == [message.id]
