@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tinyq_core import Application, ConfigurationError, SerializationError
 from tinyq_core._schedules import SCHEDULE_HEADER, TICK_HEADER
 from tinyq_core._ticks import CronTicks, EveryTicks, ticks_of
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def utc(*fields: int) -> float:
@@ -184,3 +189,15 @@ def test_a_ticks_job_is_named_after_the_schedule_and_the_tick() -> None:
     assert job.id == "minutely@1700000040000"
     assert (job.task_name, job.kwargs, job.queue) == ("t", {"n": 1}, "default")
     assert job.headers == {SCHEDULE_HEADER: "minutely", TICK_HEADER: "1700000040.0"}
+
+
+def test_the_first_example_of_scheduling_md_registers_what_it_says() -> None:
+    text = (DOCS / "scheduling.md").read_text()
+    block = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)[0]
+    namespace: dict[str, Any] = {"__name__": "app"}
+    exec(block.replace('Application("redis://")', 'Application("memory://")'), namespace)
+    schedules = {s.name: s for s in namespace["app"].schedule_registry}
+    assert sorted(schedules) == ["app.nightly_report", "app.poll_feeds", "app.sync_accounts",
+                                 "billing.close_month", "weekly-report"]
+    assert schedules["weekly-report"].args == ("weekly",)
+    assert schedules["app.nightly_report"].catch_up is False

@@ -10,7 +10,7 @@ from typing import Any
 from .._app import Application
 from .._control_interfaces import ScheduleRecords
 from .._schedules import ScheduleInfo
-from .output import print_out, table, timestamp
+from .output import print_out, table
 
 NOTE_NONE = "No schedules on this application (@app.task(cron=... | every=...), app.schedule)."
 
@@ -22,15 +22,15 @@ def as_json(info: ScheduleInfo) -> dict[str, Any]:
             "last_tick": info.last_tick}
 
 
-def until(when: float | None) -> str:
-    """A future Unix time as local ``YYYY-MM-DD HH:MM:SS``."""
+def local(when: float | None) -> str:
+    """A Unix time as local ``YYYY-MM-DD HH:MM:SS`` (one width: the columns line up)."""
     return "-" if when is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
 
 
 def run_schedules(app: Application, args: argparse.Namespace) -> int:
     infos = app.schedules()
     rows = [(i.schedule.name, i.schedule.task_name, i.schedule.queue, i.schedule.spec,
-             until(i.next_run), timestamp(i.last_tick)) for i in infos]
+             local(i.next_run), local(i.last_tick)) for i in infos]
     text = (table(("NAME", "TASK", "QUEUE", "WHEN", "NEXT RUN", "LAST TICK"), rows)
             if infos else NOTE_NONE)
     if infos and not isinstance(app.broker, ScheduleRecords):
