@@ -13,7 +13,7 @@ from tinyq_core import Application, current_job
 from tinyq_core._schedules import SCHEDULE_HEADER, Schedule
 from tinyq_core._worker.ladder import ShutdownLadder
 from tinyq_core._worker.scheduler import ON_TIME, Scheduler
-from tinyq_core.plugin import Job, hookimpl
+from tinyq_core.plugin import Job, Message, hookimpl
 from tinyq_memory import MemoryBroker
 
 from support.waiting import wait_until
@@ -191,6 +191,22 @@ def test_enqueue_hooks_see_a_ticks_job_once() -> None:
     job = app.codec.decode_job(delivery.message.body, "default", job_id)
     assert job.headers["seen-by"] == "hourly"
     assert job.enqueued_at is not None
+
+
+def test_a_durable_application_claims_durably() -> None:
+    claims: list[bool] = []
+
+    class Recording(MemoryBroker):
+        def claim_tick(self, queue: str, schedule: str, tick: float,
+                       message: Message | None = None, *, durable: bool = False) -> bool:
+            claims.append(durable)
+            return super().claim_tick(queue, schedule, tick, message, durable=durable)
+
+    app = Application(Recording(), durable_enqueue=True)
+    hourly(app)
+    scheduler = scheduler_of(app, Clock(T0 + 1))
+    scheduler.step()
+    assert claims == [True]
 
 
 # -- a real worker --------------------------------------------------------------------------
