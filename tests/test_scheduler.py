@@ -3,18 +3,22 @@ with a fake clock (the scheduler's ``step``) and for real (a worker thread)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import pytest
+from test_contract_tiers import RequiredOnlyBroker
 
 from tinyq_core import Application, current_job
+from tinyq_core._cli.schedules import run_schedules
 from tinyq_core._schedules import SCHEDULE_HEADER, Schedule
 from tinyq_core._worker.ladder import ShutdownLadder
 from tinyq_core._worker.scheduler import ON_TIME, Scheduler
 from tinyq_core.plugin import Job, Message, hookimpl
-from tinyq_memory import MemoryBroker
+from tinyq_memory import FakeClock, MemoryBroker
 
 from support.waiting import wait_until
 from support.worker_thread import running_worker
@@ -115,6 +119,24 @@ def test_racing_schedulers_enqueue_one_job_per_tick(app: Application) -> None:
         clock.now += 0.25
     expected = [f"second@{int((T0 + s) * 1000)}" for s in range(1, 26)]
     assert queued(app) == expected
+
+
+@pytest.mark.parametrize("cron, runs", [("30 2 * * *", 1), ("0 * * * *", 7)])
+def test_a_scheduler_across_the_fall_back_night(app: Application, cron: str, runs: int) -> None:
+    # Europe/Berlin, 2024-10-27: 03:00 CEST -> 02:00 CET. From 23:10 to 05:10 local, a
+    # scheduler looking every minute; the hour from 02:00 to 03:00 happens twice.
+    app.schedule("job", cron=cron, tz="Europe/Berlin", name="night")
+    start = datetime(2024, 10, 26, 21, 10, tzinfo=timezone.utc).timestamp()
+    clock = Clock(start)
+    scheduler = scheduler_of(app, clock)
+    while clock.now < start + 7 * HOUR:
+        scheduler.step()
+        clock.now += 60
+    ids = queued(app)
+    assert len(ids) == len(set(ids)) == runs
+    if cron == "30 2 * * *":  # once, at the first 02:30 (00:30 UTC)
+        first = datetime(2024, 10, 27, 0, 30, tzinfo=timezone.utc).timestamp()
+        assert ids == [f"night@{int(first * 1000)}"]
 
 
 def test_an_outage_is_logged_once_and_the_tick_is_claimed_after_it(
@@ -241,3 +263,39 @@ def test_a_worker_without_its_scheduler_enqueues_nothing() -> None:
     assert isinstance(broker, MemoryBroker)
     assert broker.last_ticks("default", ["beat"]) == {}
     assert worker.processed == 0
+
+
+# -- tinyq schedules, in this process ------------------------------------------------------
+
+def test_tinyq_schedules_prints_a_table_a_note_or_a_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = argparse.Namespace(json=False)
+    empty = Application("memory://")
+    assert run_schedules(empty, args) == 0
+    assert "No schedules on this application" in capsys.readouterr().out
+
+    app = Application("memory://")
+    hourly(app)
+    run_schedules(app, args)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "TASK", "QUEUE", "WHEN", "NEXT", "RUN", "LAST", "TICK"]
+    assert lines[1].split()[:5] == ["hourly", "job", "default", "every", "3600s"]
+    assert lines[1].endswith(" -")  # no tick recorded yet
+
+    bare = Application(RequiredOnlyBroker(FakeClock()))
+    hourly(bare)
+    run_schedules(bare, args)
+    assert "keeps no schedule records: workers do not run these" in capsys.readouterr().out
+
+
+def test_a_broker_without_schedule_records_runs_workers_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Application(RequiredOnlyBroker(FakeClock()))
+    hourly(app)
+    with caplog.at_level(logging.WARNING, logger="tinyq.worker"):
+        with running_worker(app):
+            wait_until(lambda: "keeps no schedule records" in caplog.text,
+                       message="the warning")
+    assert "1 schedule(s) not run: the broker RequiredOnlyBroker" in caplog.text

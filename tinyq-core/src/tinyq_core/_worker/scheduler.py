@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tinyq.worker")
 
-ON_TIME = 5.0  # seconds: at start, a tick this recent is today's run, not a missed one
+ON_TIME = 5.0  # seconds: at start, a tick this recent is on time, not a missed one
 OUTAGE_RETRY = 1.0  # seconds before a failed claim is tried again (if still the latest tick)
 MAX_SLEEP = 60.0  # seconds: look at the wall clock again at least this often (clock steps)
 
@@ -49,6 +49,9 @@ def scheduler_of(app: Application, ladder: ShutdownLadder) -> Callable[[], None]
 
 
 class Scheduler:
+    """Claims the ticks of ``schedules`` as they fall due, on the wall ``clock``; ends at a
+    stop. ``step`` is one look (the tests drive it with a fake clock)."""
+
     def __init__(
         self,
         broker: ScheduleRecords,
