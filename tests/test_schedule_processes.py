@@ -1,6 +1,6 @@
 """Periodic schedules run by real ``tinyq`` worker processes on a real redis-server: one job
 per tick from three racing schedulers (one of them SIGKILLed), catch-up after an outage,
-``--no-scheduler``, and ``tinyq schedules``."""
+``--no-scheduler``, and ``tinyq schedules``; and two workers racing on one SQLite file."""
 
 from __future__ import annotations
 
@@ -139,3 +139,40 @@ def test_a_worker_without_its_scheduler_enqueues_nothing(project: AppProject) ->
     assert worker.returncode == 0, out
     assert project.redis.llen(f"{project.ns}:runs") == 0
     assert project.redis.hgetall(ticks_key(project)) == {}
+
+
+SQLITE_APP = """
+import os
+import tinyq_sqlite.plugin
+from tinyq_core import Application, current_job
+
+app = Application(os.environ["TINYQ_URL"], plugins=[tinyq_sqlite.plugin])
+
+@app.task(name="beat", every=1)
+def beat():
+    with open(os.environ["RUNS"], "a") as f:  # one O_APPEND write a run
+        f.write(current_job().headers["tinyq-tick"] + "\\n")
+"""
+
+
+def test_two_workers_on_one_sqlite_file_enqueue_one_job_per_second(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.log"
+    env = {"TINYQ_URL": f"sqlite:///{tmp_path}/tinyq.db", "RUNS": str(runs)}
+    (tmp_path / "app").mkdir()
+    with AppProject(tmp_path / "app", SQLITE_APP, env=env) as project:
+        workers = [project.worker("-w", "2") for _ in range(2)]
+
+        def ticks() -> list[float]:
+            return [float(t) for t in runs.read_text().split()] if runs.exists() else []
+
+        wait_until(lambda: ticks(), 30, message="the first beat")
+        first = ticks()[0]
+        wait_until(lambda: max(ticks()) >= first + 6, 20, message="six seconds of beats")
+        for worker in workers:
+            out = project.stop(worker)
+            assert worker.returncode == 0, out
+        window = [t for t in ticks() if t < first + 6]
+        assert sorted(window) == [first + s for s in range(6)]  # each once, none missed
+        claims = Counter(int(ms) / 1000 for w in workers
+                         for ms in CLAIMED.findall(project.output(w)))
+        assert [claims[first + s] for s in range(6)] == [1] * 6

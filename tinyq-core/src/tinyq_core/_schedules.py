@@ -43,7 +43,7 @@ class Schedule:
     every: float | None = None
     tz: str | None = None
     args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+    kwargs: Mapping[str, Any] = attrs.field(factory=dict, hash=False)  # a dict: unhashable
     catch_up: bool = True
     _ticks: Ticks = attrs.field(init=False, eq=False, repr=False)
 
