@@ -155,11 +155,12 @@ def test_task_options_and_app_schedule_register_schedules() -> None:
         return kind
 
     weekly = app.schedule(report, cron="0 4 * * MON", args=("weekly",), name="report-weekly")
-    [first, second] = list(app.schedule_registry)
+    [first, second] = list(app.schedule_registry)[:2]
     assert (first.name, first.task_name, first.queue, first.cron, first.tz, first.catch_up) == (
         "report", "report", "reports", "0 3 * * *", "Europe/Berlin", False)
     assert second is weekly and weekly.args == ("weekly",) and weekly.queue == "reports"
-    by_name = app.schedule("elsewhere.task", every=10)  # by name: the default queue
+    assert app.schedule("report", every=10, name="by-name").queue == "reports"  # the task's
+    by_name = app.schedule("elsewhere.task", every=10)  # not registered: the default queue
     assert (by_name.task_name, by_name.queue) == ("elsewhere.task", "default")
 
 

@@ -114,8 +114,8 @@ class Schedules:
     ) -> Schedule:
         """Register a schedule of ``task`` (a Task, or a task name: its queue then is the
         registered task's, else ``"default"``); a name taken already is an error."""
+        known = tasks.get(task) if isinstance(task, str) else task
         task_name = task if isinstance(task, str) else task.name
-        known = tasks.get(task_name)
         queue = known.options.queue if known is not None else "default"
         schedule = Schedule(name or task_name, task_name, queue, cron=cron,
                             every=as_seconds(every), tz=tz, args=tuple(args),
