@@ -15,6 +15,7 @@ from tinyq_core.testing._lookup import LookupContract
 from tinyq_core.testing._progress import ProgressContract
 from tinyq_core.testing._registry import RegistryContract
 from tinyq_core.testing._results import ResultsContract
+from tinyq_core.testing._schedules import ScheduleContract
 from tinyq_core.testing._support import ContractBase
 from tinyq_core.testing._unique import UniqueContract
 from tinyq_core.testing.contract import REQUIRED_TIER
@@ -96,7 +97,8 @@ def _tests_of(part: type) -> dict[str, list[str]]:
 def test_the_contract_is_made_of_the_tiers() -> None:
     assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract,
                                              LookupContract, RegistryContract,
-                                             ProgressContract, UniqueContract}
+                                             ProgressContract, UniqueContract,
+                                             ScheduleContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:
@@ -123,6 +125,12 @@ def test_every_unique_test_takes_the_unique_fixture() -> None:
     unique = _tests_of(UniqueContract)
     assert len(unique) >= 8
     assert [name for name, args in unique.items() if "unique" not in args] == []
+
+
+def test_every_schedule_test_takes_the_schedules_fixture() -> None:
+    tests = _tests_of(ScheduleContract)
+    assert len(tests) >= 6
+    assert [name for name, args in tests.items() if "schedules" not in args] == []
 
 
 def test_the_admin_fixture_skips_for_a_broker_without_the_tier() -> None:

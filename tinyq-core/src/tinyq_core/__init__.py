@@ -27,6 +27,7 @@ from ._errors import (
     UnknownTaskError,
 )
 from ._handle import JobHandle
+from ._schedules import Schedule, ScheduleInfo
 from ._task import AsyncTask, Task, TaskDecorator, TaskOptions
 from ._types import JobStatus
 from ._version import __version__
@@ -48,6 +49,8 @@ __all__ = [
     "PluginError",
     "Retry",
     "RunningJob",
+    "Schedule",
+    "ScheduleInfo",
     "SerializationError",
     "Task",
     "TaskDecorator",

@@ -17,6 +17,7 @@ from ._plugins import Registry, build_registry
 from ._producer import Producer
 from ._registry import decode_workers
 from ._runtime_interfaces import Serializer
+from ._schedules import Schedule, ScheduleInfo, Schedules
 from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, as_seconds, new_job_id
 from ._types import Job, WorkerInfo
 from ._worker import DEFAULT_HEARTBEAT_INTERVAL, Worker
@@ -67,6 +68,7 @@ class Application:
         self.registry: Registry = build_registry(plugins)
         self.declared_queues = {"default", *queues}
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.schedule_registry = Schedules()  # app.schedule(); run by every worker's scheduler
         self.result_ttl = result_ttl
         self.max_result_size = max_result_size
         self.executor_name = executor
@@ -225,14 +227,20 @@ class Application:
         kwargs: Mapping[str, Any] | None = None,
         name: str | None = None,
         catch_up: bool = True,
-    ) -> Any:
+    ) -> Schedule:
         """Run ``task`` periodically: on a ``cron`` expression (5 fields, or 6 with seconds
         first) in time zone ``tz`` (an IANA name; UTC by default), or ``every`` so many
         seconds. ``name`` tells schedules of one task apart (default: the task's name).
         Every worker runs the scheduler (``--no-scheduler`` opts out) and exactly one job is
         enqueued per tick. After an outage, one catch-up run at start (``catch_up=False``:
         none). See docs/scheduling.md."""
-        raise NotImplementedError("schedules: issue 15, in progress")
+        return self.schedule_registry.add(task, self.tasks, self.codec, cron=cron, every=every,
+                                          tz=tz, args=tuple(args), kwargs=kwargs, name=name,
+                                          catch_up=catch_up)
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """The schedules, by name, with their next run and the last tick the broker recorded."""
+        return self.schedule_registry.infos(self.broker)
 
     def cancel(self, job_id: str, queue: str | None = None, *, grace: float | None = None) -> Any:
         """Cancel job ``job_id``: a waiting one never runs; a running one is asked to stop
@@ -295,10 +303,11 @@ class Application:
         shutdown_timeout: float | None = None,
         executor: str | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        scheduler: bool = True,
     ) -> Worker:
         """A worker for this application; ``run()`` it (``burst=True`` to stop when idle).
         It records itself in the broker's worker registry every ``heartbeat_interval``
-        seconds (see :meth:`workers`)."""
+        seconds (see :meth:`workers`) and, with ``scheduler``, enqueues the schedules."""
         return Worker(
             self,
             concurrency=concurrency,
@@ -307,5 +316,6 @@ class Application:
             shutdown_timeout=shutdown_timeout,
             executor=executor or self.executor_name,
             heartbeat_interval=heartbeat_interval,
+            scheduler=scheduler,
         )
 

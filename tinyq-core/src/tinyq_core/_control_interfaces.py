@@ -26,13 +26,21 @@ class ScheduleRecords(abc.ABC):
 
     @abc.abstractmethod
     def claim_tick(
-        self, queue: str, schedule: str, tick: float, message: Message | None = None
+        self,
+        queue: str,
+        schedule: str,
+        tick: float,
+        message: Message | None = None,
+        *,
+        durable: bool = False,
     ) -> bool:
         """In one atomic step: when no tick is recorded for ``schedule`` (a name, unique in
-        ``queue``) or the recorded one is earlier than ``tick`` (a Unix time), record
-        ``tick`` and enqueue ``message`` (when given: a message of ``queue``) as
-        :meth:`Broker.enqueue` would, and return True. Otherwise change nothing and return
-        False. The record does not expire (it is the schedule's state, like a queue name)."""
+        ``queue``) or the recorded one is earlier than ``tick`` (a Unix time, kept to the
+        millisecond), record ``tick`` and enqueue ``message`` (when given: a message of
+        ``queue``, due now) as :meth:`Broker.enqueue` would, and return True. Otherwise
+        change nothing and return False. The record does not expire (it is the schedule's
+        state, like a queue name). ``durable`` as for :meth:`Broker.enqueue`: a claim won
+        returns once a replica has the record and the message."""
 
     @abc.abstractmethod
     def last_ticks(self, queue: str, schedules: Sequence[str]) -> dict[str, float]:

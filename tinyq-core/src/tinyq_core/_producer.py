@@ -85,6 +85,13 @@ class Producer:
             elif error is not None and hooks.enqueue_failed:
                 hooks.call("tinyq_enqueue_failed", job=job, error=error)
 
+    def message_of(self, job: Job) -> tuple[Job, Message]:
+        """``job`` as :meth:`enqueue` would send it (stamped, with the hooks' headers) and its
+        message, for a caller that enqueues it through another broker call (a schedule's)."""
+        job = job if job.enqueued_at is not None else attrs.evolve(job, enqueued_at=time.time())
+        job = self._before_enqueue(job) if self.hooks.before_enqueue else job
+        return job, self._message(job, self.known_queues() if self.strict_queues else set())
+
     def _before_enqueue(self, job: Job) -> Job:
         """``job`` with the headers the ``tinyq_before_enqueue`` hooks added."""
         headers = dict(job.headers)

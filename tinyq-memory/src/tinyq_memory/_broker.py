@@ -31,10 +31,12 @@ from ._admin import MemoryAdmin, _Lease
 from ._clock import Clock
 from ._registry import MemoryRegistry
 from ._results import MemoryResultBackend, _Base
+from ._schedules import MemorySchedules
 from ._unique import MemoryUniqueLocks
 
 
-class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, _Base, Broker):
+class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedules, _Base,
+                   Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:
@@ -49,6 +51,7 @@ class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, _Base, Broker
         self._status: dict[tuple[str, str], JobStatus] = {}  # (queue, job id)
         self._known: set[str] = set()  # every queue a message was sent to (admin queues())
         self._workers = {}
+        self._ticks = {}
         self._keys = itertools.count(1)
         self._results = MemoryResultBackend(self.clock)
         self._interrupts = 0  # counts interrupt_reserves() calls

@@ -21,13 +21,14 @@ def drain(
     one job at a time in this thread; return how many jobs ran.
 
     On a memory broker with a :class:`FakeClock`, delayed jobs (countdown, eta, retry backoff)
-    are run too: the clock is moved to each one's due time in turn, so nothing sleeps."""
+    are run too: the clock is moved to each one's due time in turn, so nothing sleeps.
+    Periodic schedules do not tick here (the workers run without their scheduler)."""
     own = (task.options.queue for task in app.tasks.values())
     names = list(queues or dict.fromkeys(["default", *own]))
     broker = app.broker
     total = 0
     for _ in range(max_rounds):
-        worker = app.worker(concurrency=1, queues=names, executor="inline")
+        worker = app.worker(concurrency=1, queues=names, executor="inline", scheduler=False)
         worker.run(burst=True)
         total += worker.processed
         if not (advance_clock and isinstance(broker, MemoryBroker)):

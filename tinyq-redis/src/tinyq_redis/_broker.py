@@ -68,6 +68,7 @@ from ._memory import check_eviction
 from ._registry import RedisRegistry
 from ._reserve import RedisReserve
 from ._results import RedisResultBackend
+from ._schedules import RedisSchedules
 from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute, load_all
 from ._unique import RedisUniqueLocks
 
@@ -78,7 +79,7 @@ TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 
 
 
 class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUniqueLocks,
-                  Broker):
+                  RedisSchedules, Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(

@@ -16,6 +16,7 @@ from ._admin import AdminMixin
 from ._db import Database, StoreFull
 from ._options import Options, parse
 from ._results import SqliteResultBackend, store_results
+from ._schedules import SqliteSchedules
 from ._unique import SqliteUniqueLocks
 from ._waiting import JOBS, RESULTS, Wakeups
 
@@ -27,7 +28,7 @@ _ADD_JOB = """INSERT OR IGNORE INTO jobs (queue, id, body, state, due)
     WHERE queue = ? AND job_id = ? AND expires > ?)"""
 
 
-class SqliteBroker(AdminMixin, SqliteUniqueLocks, Broker):
+class SqliteBroker(AdminMixin, SqliteUniqueLocks, SqliteSchedules, Broker):
     """Broker and result backend on one SQLite file; see docs/sqlite.md. Connects lazily."""
 
     def __init__(self, uri: str) -> None:

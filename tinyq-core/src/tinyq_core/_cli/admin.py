@@ -1,5 +1,5 @@
-"""The admin commands: ``tinyq info|job|dead|purge|send|dashboard``, each with ``-u``,
-``-a``, ``-v`` and ``--json``. They print their output on stdout (one JSON document with
+"""The admin commands: ``tinyq info|job|dead|purge|send|schedules|dashboard``, each with
+``-u``, ``-a``, ``-v`` and ``--json``. They print their output on stdout (one JSON document with
 ``--json``) and their errors and log lines on stderr."""
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from .info import run_info
 from .jobs import find_job
 from .loading import CommandError, admin_of, load_admin_app, setup_logging, wait_for_broker
 from .output import confirm, print_out
+from .schedules import run_schedules
 from .send import send
 
-COMMANDS = ("info", "job", "dead", "purge", "send", "dashboard")
+COMMANDS = ("info", "job", "dead", "purge", "send", "schedules", "dashboard")
 DEFAULT_FILE = DEFAULT_BROKER.removeprefix("sqlite:///")
 
 
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     send_cmd.add_argument("--queue", help="the queue (default: the task's, else default)")
     send_cmd.add_argument("--wait", type=float, metavar="SECONDS",
                           help="wait up to SECONDS for the result and print it")
+    commands.add_parser("schedules", parents=[common],
+                        help="periodic schedules: next run, last tick")
     board_cmd = commands.add_parser("dashboard", parents=[common],
                                     help="serve the web dashboard")
     dashboard.add_arguments(board_cmd)
@@ -109,6 +112,8 @@ def check_default_file(app: Application) -> None:
 def run(app: Application, args: argparse.Namespace) -> int:
     if args.command == "send":
         return send(app, args)
+    if args.command == "schedules":
+        return run_schedules(app, args)
     admin = admin_of(app, f"{args.command} {getattr(args, 'action', '')}".strip())
     if args.command == "dead":
         return DEAD_ACTIONS[args.action](app, admin, args)

@@ -23,6 +23,7 @@ admin commands (each with its own --help):
   tinyq dead     dead letters: ls, show, requeue, purge
   tinyq purge    delete the waiting jobs of a queue
   tinyq send     enqueue a job by task name
+  tinyq schedules  periodic schedules: next run, last tick
 """
 
 MEMORY_WARNING = ("a memory:// broker lives in this process only: producers in other "
@@ -59,6 +60,9 @@ def build_parser(prog: str = "tinyq") -> argparse.ArgumentParser:
                         help="seconds between the worker's records in the worker registry "
                         f"(tinyq info); it is forgotten after three missed (default: "
                         f"{DEFAULT_HEARTBEAT_INTERVAL:g})")
+    parser.add_argument("--no-scheduler", action="store_true",
+                        help="do not enqueue the application's periodic schedules (cron=, "
+                        "every=) from this worker")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics on http://HOST:PORT/metrics "
                         "(needs tinyq-core[prometheus]); with -p N, of all processes")
@@ -89,9 +93,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     outcomelog.record(app)
     log_banner(app, args.queues or ["default"], args.worker_number,
                int(os.environ.get(PROCESSES_ENV, "1")))
+    if app.schedule_registry:
+        logger.info("Schedules: %s (%s)", ", ".join(s.name for s in app.schedule_registry),
+                    "not run here: --no-scheduler" if args.no_scheduler else "run here")
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
                         shutdown_timeout=args.shutdown_timeout,
-                        heartbeat_interval=args.heartbeat_interval)
+                        heartbeat_interval=args.heartbeat_interval,
+                        scheduler=not args.no_scheduler)
     worker.install_signal_handlers()
     watch_parent(worker.stop)
     guard_os_exit()

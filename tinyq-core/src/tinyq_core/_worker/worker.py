@@ -40,6 +40,7 @@ from .leases import LostLeases
 from .outbox import Outbox, Sender
 from .policy import admit
 from .runner import JobRunner
+from .scheduler import scheduler_of
 from .sift import Sifter
 from .threads import ThreadGroup
 
@@ -68,12 +69,14 @@ class Worker:
         shutdown_timeout: float | None = None,
         executor: str = "thread",
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        scheduler: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if not heartbeat_interval > 0:
             raise ValueError("heartbeat_interval must be more than 0 seconds")
         self.heartbeat_interval = heartbeat_interval
+        self.scheduler = scheduler  # run the app's schedules (see scheduler.py)
         self.app = app
         self.concurrency = concurrency
         self.queues = list(queues or ["default"])
@@ -155,6 +158,8 @@ class Worker:
                                                self.concurrency, self._held, outbox,
                                                self._ladder)
                     helpers.start(self.heartbeat.run, "Heartbeat")
+                if self.scheduler and app.schedule_registry:
+                    helpers.start(scheduler_of(app, self._ladder), "Scheduler")
                 hooks.call("tinyq_worker_started", worker=self)
                 fetcher.run(burst)
                 return self._shut_down(broker, outbox)

@@ -18,8 +18,9 @@ queue names and job ids, so a shared server does not leak state from one test in
 The tests live in one module per part, all composed here: the required tier (``Broker``
 methods only: _delivery, _redelivery, _waiting, _settle), the result backend (_results,
 skipped without one), the admin tier (_admin and _lookup, skipped unless the broker is a
-``BrokerAdmin``) and the worker registry (_registry, skipped unless it is a
-``WorkerRegistry``) and the unique locks (_unique, skipped unless it is a ``UniqueLocks``).
+``BrokerAdmin``), the worker registry (_registry, skipped unless it is a
+``WorkerRegistry``), the unique locks (_unique, skipped unless it is a ``UniqueLocks``) and
+the schedule records (_schedules, skipped unless it is a ``ScheduleRecords``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ._progress import ProgressContract
 from ._redelivery import RedeliveryContract
 from ._registry import RegistryContract
 from ._results import ResultsContract
+from ._schedules import ScheduleContract
 from ._settle import SettleContract
 from ._unique import UniqueContract
 from ._waiting import WaitingContract
@@ -50,6 +52,7 @@ class BrokerContract(
     LookupContract,
     RegistryContract,
     UniqueContract,
+    ScheduleContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real
