@@ -202,3 +202,17 @@ def test_the_first_example_of_scheduling_md_registers_what_it_says() -> None:
                                  "billing.close_month", "weekly-report"]
     assert schedules["weekly-report"].args == ("weekly",)
     assert schedules["app.nightly_report"].catch_up is False
+
+
+def test_a_task_whose_schedule_is_refused_is_not_registered() -> None:
+    app = Application("memory://")
+    with pytest.raises(ConfigurationError):
+        @app.task(name="nightly", cron="not a cron")
+        def nightly() -> None: ...
+
+    assert "nightly" not in app.tasks  # the decorator failed: nothing half-registered
+
+    @app.task(name="nightly", cron="0 3 * * *")  # so the corrected code can register it
+    def nightly_again() -> None: ...
+
+    assert [s.name for s in app.schedules()] == ["nightly"]

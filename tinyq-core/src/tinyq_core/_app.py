@@ -211,7 +211,11 @@ class Application:
             task: Task[Any, Any] = kind(self, self._producer, func, task_name, options)
             self.tasks[task_name] = task
             if cron is not None or every is not None:
-                self.schedule(task, cron=cron, every=every, tz=tz, catch_up=catch_up)
+                try:
+                    self.schedule(task, cron=cron, every=every, tz=tz, catch_up=catch_up)
+                except BaseException:  # the decorator failed: leave nothing half-registered
+                    del self.tasks[task_name]
+                    raise
             return task
 
         return register(fn) if fn is not None else register
