@@ -215,4 +215,4 @@ def test_a_task_whose_schedule_is_refused_is_not_registered() -> None:
     @app.task(name="nightly", cron="0 3 * * *")  # so the corrected code can register it
     def nightly_again() -> None: ...
 
-    assert [s.name for s in app.schedules()] == ["nightly"]
+    assert [info.schedule.name for info in app.schedules()] == ["nightly"]
