@@ -21,7 +21,7 @@ CORE_API = {
     "DuplicateTaskError", "EnqueueError", "JobFailed", "JobHandle", "JobStatus", "JobTimeout",
     "MessageTooLarge", "PluginError", "Retry", "SerializationError", "Task", "TaskDecorator",
     "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__",
-    "RunningJob", "current_job",
+    "RunningJob", "current_job", "CancelOutcome", "Cancelled", "JobCancelled", "JobExpired",
 }
 # For plugin authors.
 PLUGIN_API = {

@@ -85,7 +85,7 @@ class Application:
         self._producer = Producer(
             self._backends, self.codec, self.tasks, self.known_queues,
             max_message_size=max_message_size, strict_queues=strict_queues,
-            durable_enqueue=durable_enqueue,
+            durable_enqueue=durable_enqueue, result_ttl=result_ttl,
         )
 
     def __repr__(self) -> str:
@@ -237,8 +237,8 @@ class Application:
     def cancel(self, job_id: str, queue: str | None = None, *, grace: float | None = None) -> Any:
         """Cancel job ``job_id``: a waiting one never runs; a running one is asked to stop
         (``current_job().cancelled``), and interrupted after ``grace`` seconds when given.
-        See docs/tasks.md."""
-        raise NotImplementedError("cancel: issue 15, in progress")
+        Returns a :data:`CancelOutcome`. See docs/tasks.md."""
+        return self._producer.cancel(job_id, queue, grace)
 
     def send(self, task_name: str, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         """Enqueue a job by task name, without importing the task's code. The job goes to the
