@@ -71,8 +71,6 @@ class CancelWatcher:
                 self.poll()
             except Exception as exc:
                 self._health.failed(exc)
-        if self._ladder.cold:  # jobs given back keep their requests for their next worker
-            return
         try:
             self._forget_settled(set())
         except Exception as exc:  # the requests expire by themselves
@@ -115,8 +113,9 @@ class CancelWatcher:
         self._outbox.put(settlement, work)
 
     def _forget_settled(self, held: set[Work]) -> None:
-        """Delete the requests of flagged jobs no longer held (settled, or given back)."""
-        settled = [w for w in self._flagged if w not in held]
+        """Delete the requests of flagged jobs settled (no longer held). A job given back
+        (a cold stop) keeps its request, for the worker it goes to next."""
+        settled = [w for w in self._flagged if w not in held and w.settled]
         self._flagged = [w for w in self._flagged if w in held]
         for work in settled:
             self._broker.forget_cancel_request(work.job.queue, work.job.id)

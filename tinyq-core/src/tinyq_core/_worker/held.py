@@ -59,6 +59,7 @@ class Work:
     in_user_code: bool = False
     finished: bool = False  # its outcome was decided (by the job, a timeout, or a give-back)
     cancelled: bool = False  # its cancel request reached this worker (current_job() reads it)
+    settled: bool = False  # its settlement went to the outbox (not given back)
     stop_async: Callable[[], None] | None = None  # cancels an async job's task on its loop
 
 

@@ -114,6 +114,7 @@ class Outbox:
         (and counted as processed). Sends at once unless the fetcher will."""
         with self._cond:
             if work is not None:
+                work.settled = True
                 self._held.release(work)
                 self.processed += 1
                 if type(settlement) is not AckJob:

@@ -1,0 +1,282 @@
+"""Cancelling jobs (issue 15 item 2) on the memory broker: before they start, while they run
+(sync cooperative, sync forced after a grace, async), after they finished; never retried."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tinyq_core import (
+    Application,
+    Cancelled,
+    ConfigurationError,
+    JobCancelled,
+    JobFailed,
+    current_job,
+    hookimpl,
+)
+from tinyq_core._control_interfaces import CancelRequests
+from tinyq_memory import FakeClock, MemoryBroker
+
+from support.waiting import wait_until
+from support.worker_thread import running_worker
+from test_contract_tiers import RequiredOnlyBroker
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+
+    @hookimpl
+    def tinyq_job_cancelled(self, job: Any, started: bool) -> None:
+        self.calls.append(("cancelled", job.id, started))
+
+    @hookimpl
+    def tinyq_job_succeeded(self, job: Any) -> None:
+        self.calls.append(("succeeded", job.id, None))
+
+    @hookimpl
+    def tinyq_job_retried(self, job: Any) -> None:
+        self.calls.append(("retried", job.id, None))
+
+
+def test_a_waiting_job_is_removed_and_never_runs() -> None:
+    recorder = Recorder()
+    app = Application(MemoryBroker(), plugins=[recorder])
+    ran: list[int] = []
+
+    @app.task(name="t.work")
+    def work(n: int) -> int:
+        ran.append(n)
+        return n
+
+    h, other = work.delay(1), work.delay(2)
+    later = work.apply_async((3,), countdown=3600)
+    assert h.status() == "queued"
+    assert h.cancel() == "cancelled"
+    assert later.cancel() == "cancelled"  # a delayed job too
+    assert (h.status(), later.status()) == ("cancelled", "cancelled")
+    with pytest.raises(JobCancelled, match="Cancelled: cancelled before it started"):
+        h.result(0)
+    with pytest.raises(JobFailed):  # except JobFailed catches it too
+        later.result(0)
+    assert app.worker().run(burst=True) == 0
+    assert ran == [2]
+    assert other.result(0) == 2
+    assert h.cancel() == "finished"  # its outcome stands: cancelling again changes nothing
+    assert ("cancelled", h.id, False) not in recorder.calls  # no worker saw it
+
+
+def test_app_cancel_by_id_finds_the_queue() -> None:
+    app = Application(MemoryBroker())
+
+    @app.task(name="t.other", queue="other")
+    def other() -> None: ...
+
+    h = other.delay()
+    assert app.cancel(h.id) == "cancelled"
+    assert app.job(h.id).status() == "cancelled"
+    assert app.cancel("no-such-job") == "unknown"
+    assert app.cancel(h.id, "other") == "finished"
+
+
+def test_cancelling_a_finished_job_is_a_no_op_that_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Application(MemoryBroker())
+
+    @app.task(name="t.add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    h = add.delay(1, 2)
+    app.worker().run(burst=True)
+    with caplog.at_level("INFO", logger="tinyq"):
+        assert h.cancel() == "finished"
+    assert "has finished already" in caplog.text
+    assert h.status() == "succeeded"
+    assert h.result(0) == 3
+
+
+def test_a_broker_without_the_tier_cannot_cancel() -> None:
+    app = Application(RequiredOnlyBroker(FakeClock()))
+    with pytest.raises(ConfigurationError, match="cannot cancel jobs"):
+        app.cancel("x", "default")
+
+
+def test_with_another_result_backend_the_cancelled_outcome_is_stored_there() -> None:
+    results = MemoryBroker().result_backend()
+    app = Application(MemoryBroker(), result_backend=results)
+
+    @app.task(name="t.noop")
+    def noop() -> None: ...
+
+    h = noop.delay()
+    assert h.cancel() == "cancelled"
+    assert results.get(h.id, 0, "default") is not None
+    assert h.status() == "cancelled"
+
+
+def _started(app: Application, flag: threading.Event) -> None:
+    wait_until(flag.is_set, message="the job to start")
+
+
+@pytest.mark.parametrize("style", ["returns", "check_cancelled"])
+def test_a_running_sync_job_stops_cooperatively(style: str) -> None:
+    recorder = Recorder()
+    app = Application(MemoryBroker(), plugins=[recorder])
+    started = threading.Event()
+    seen: list[bool] = []
+
+    @app.task(name="t.loop", max_retries=3)
+    def loop() -> str:
+        started.set()
+        job = current_job()
+        seen.append(job.cancelled)
+        while True:
+            if style == "check_cancelled":
+                job.check_cancelled()
+            elif job.cancelled:
+                raise Cancelled("stopping")  # or any failure: still "cancelled"
+            time.sleep(0.02)
+
+    with running_worker(app, concurrency=2) as worker:
+        h = loop.delay()
+        _started(app, started)
+        assert h.status() == "started"
+        assert h.cancel() == "cancelling"
+        with pytest.raises(JobCancelled):
+            h.result(5)
+    assert seen == [False]
+    assert h.status() == "cancelled"
+    assert recorder.calls == [("cancelled", h.id, True)]  # never retried
+    assert worker._outbox is not None and worker._outbox.cancelled == 1
+    assert app.broker.cancel_requests("default", [h.id]) == {}  # forgotten once settled
+
+
+def test_a_cancelled_job_that_returns_a_value_keeps_its_success() -> None:
+    app = Application(MemoryBroker())
+    started, release = threading.Event(), threading.Event()
+
+    @app.task(name="t.finish")
+    def finish() -> str:
+        started.set()
+        release.wait(10)
+        wait_until(lambda: current_job().cancelled, message="the flag")
+        return "done anyway"
+
+    with running_worker(app):
+        h = finish.delay()
+        _started(app, started)
+        assert h.cancel() == "cancelling"
+        release.set()
+        assert h.result(5) == "done anyway"
+    assert h.status() == "succeeded"
+
+
+def test_a_sync_job_that_ignores_the_request_is_interrupted_after_its_grace() -> None:
+    recorder = Recorder()
+    app = Application(MemoryBroker(), plugins=[recorder])
+    started = threading.Event()
+    interrupted: list[BaseException] = []
+
+    @app.task(name="t.stubborn", max_retries=2)
+    def stubborn() -> None:
+        started.set()
+        try:
+            while True:
+                time.sleep(0.01)  # never looks at current_job().cancelled
+        except BaseException as exc:
+            interrupted.append(exc)
+            raise
+
+    with running_worker(app):
+        h = stubborn.delay()
+        _started(app, started)
+        assert h.cancel(grace=0.2) == "cancelling"
+        with pytest.raises(JobCancelled, match="interrupted after its grace"):
+            h.result(5)
+    wait_until(lambda: interrupted, message="the interrupt to land")
+    assert type(interrupted[0]) is Cancelled
+    assert recorder.calls == [("cancelled", h.id, True)]
+
+
+def test_an_async_job_is_cancelled_through_asyncio() -> None:
+    recorder = Recorder()
+    app = Application(MemoryBroker(), plugins=[recorder])
+    started = threading.Event()
+    events: list[str] = []
+
+    @app.task(name="t.sleeper", max_retries=2)
+    async def sleeper() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    with running_worker(app):
+        h = sleeper.delay()
+        _started(app, started)
+        assert h.cancel() == "cancelling"
+        with pytest.raises(JobCancelled):
+            h.result(5)
+    assert events == ["cancelled"]
+    assert recorder.calls == [("cancelled", h.id, True)]
+
+
+def test_a_prefetched_job_flagged_before_it_starts_never_runs() -> None:
+    recorder = Recorder()
+    broker = MemoryBroker()
+    app = Application(broker, plugins=[recorder])
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    @app.task(name="t.block")
+    def block() -> None:
+        started.set()
+        release.wait(10)
+
+    @app.task(name="t.next")
+    def after() -> None:
+        ran.append("next")
+
+    with running_worker(app, concurrency=1, prefetch=1):
+        first = block.delay()
+        _started(app, started)
+        second = after.delay()
+        wait_until(lambda: broker.status(second.id) == "started", message="the prefetch")
+        assert second.cancel() == "cancelling"  # leased: the worker holds it
+        wait_until(lambda: second.status() == "cancelled", message="the flag")
+        release.set()
+        assert first.result(5) is None
+    assert ran == []
+    assert ("cancelled", second.id, False) in recorder.calls
+
+
+def test_a_failing_job_cancelled_meanwhile_is_not_retried() -> None:
+    broker = MemoryBroker()
+    app = Application(broker)
+    started, release = threading.Event(), threading.Event()
+
+    @app.task(name="t.flaky", max_retries=5, retry_backoff=0.01)
+    def flaky() -> None:
+        started.set()
+        release.wait(10)
+        raise RuntimeError("boom")
+
+    # The request lands while the job runs, but the watcher (polling once a second) may not
+    # have flagged it yet: the retry path asks the broker once itself.
+    with running_worker(app):
+        h = flaky.delay()
+        _started(app, started)
+        assert isinstance(broker, CancelRequests)
+        assert h.cancel() == "cancelling"
+        release.set()
+        with pytest.raises(JobCancelled):
+            h.result(5)
