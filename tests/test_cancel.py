@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from test_contract_tiers import RequiredOnlyBroker
 
 from tinyq_core import (
     Application,
@@ -17,14 +18,12 @@ from tinyq_core import (
     JobCancelled,
     JobFailed,
     current_job,
-    hookimpl,
 )
-from tinyq_core._control_interfaces import CancelRequests
+from tinyq_core.plugin import CancelRequests, hookimpl
 from tinyq_memory import FakeClock, MemoryBroker
 
 from support.waiting import wait_until
 from support.worker_thread import running_worker
-from test_contract_tiers import RequiredOnlyBroker
 
 
 class Recorder:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tinyq_core import Application, JobExpired, JobFailed, hookimpl
+from tinyq_core import Application, JobExpired, JobFailed
+from tinyq_core.plugin import hookimpl
 from tinyq_memory import FakeClock, MemoryBroker
 
 
