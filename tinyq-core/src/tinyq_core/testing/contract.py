@@ -18,13 +18,14 @@ queue names and job ids, so a shared server does not leak state from one test in
 The tests live in one module per part, all composed here: the required tier (``Broker``
 methods only: _delivery, _redelivery, _waiting, _settle), the result backend (_results,
 skipped without one), the admin tier (_admin and _lookup, skipped unless the broker is a
-``BrokerAdmin``) and the worker registry (_registry, skipped unless it is a
-``WorkerRegistry``).
+``BrokerAdmin``), the worker registry (_registry, skipped unless it is a
+``WorkerRegistry``) and cancel requests (_cancel, skipped unless it is a ``CancelRequests``).
 """
 
 from __future__ import annotations
 
 from ._admin import AdminContract
+from ._cancel import CancelContract
 from ._delivery import DeliveryContract
 from ._lookup import LookupContract
 from ._progress import ProgressContract
@@ -48,6 +49,7 @@ class BrokerContract(
     AdminContract,
     LookupContract,
     RegistryContract,
+    CancelContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real
