@@ -56,12 +56,12 @@ class CancelWatcher:
         health: BrokerHealth,
         deadline_set: threading.Event,
         hooks: Hooks = NO_HOOKS,
-        interval: float = POLL_INTERVAL,
+        interval: float | None = None,
     ) -> None:
         self._broker, self._held, self._outbox, self._codec = broker, held, outbox, codec
         self._ladder, self._health, self._hooks = ladder, health, hooks
         self._deadline_set = deadline_set  # wakes the housekeeper for a grace's deadline
-        self.interval = interval
+        self.interval = POLL_INTERVAL if interval is None else interval
         self._flagged: list[Work] = []  # flagged here, their requests not deleted yet
 
     def run(self) -> None:

@@ -97,6 +97,14 @@ class PrometheusMetrics:
         self._count(job, "timed_out")
 
     @hookimpl
+    def tinyq_job_cancelled(self, job: Job) -> None:
+        self._count(job, "cancelled")
+
+    @hookimpl
+    def tinyq_job_expired(self, job: Job) -> None:
+        self._count(job, "expired")
+
+    @hookimpl
     def tinyq_job_dead_lettered(self, delivery: Delivery, job: Job | None) -> None:
         # A message that never decoded has no task: counted under task "".
         self.jobs.labels("" if job is None else job.task_name, delivery.queue,
