@@ -54,6 +54,7 @@ def test_expiry_on_the_fake_clock(caplog: pytest.LogCaptureFixture) -> None:
     assert "t.report" in lines[0].getMessage()
     assert sorted(recorder.expired) == sorted([stale.id, explicit.id])
     assert worker._outbox is not None and worker._outbox.expired == 2
+    assert worker.heartbeat is not None and worker.heartbeat.info().expired == 2
     assert worker.processed == 3
 
 
