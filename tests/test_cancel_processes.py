@@ -1,7 +1,8 @@
 """Cancelling across processes on Redis (issue 15 item 2): a real worker process runs a job
 that loops checking ``current_job().cancelled``; this process cancels it; the worker stops it
 within about a second, its outcome is "cancelled" and it is not retried (max_retries set).
-Also: a job whose worker was SIGKILLed after its cancel is not run on by the next worker."""
+Also: a job whose worker was SIGKILLed after its cancel is not run on by the next worker; and
+expiry for real (item 3): a short expiry, a worker started late."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyq_core import JobCancelled
+from tinyq_core import JobCancelled, JobExpired
 
 from redis_server import RedisServer
 from support.project import AppProject
@@ -110,3 +111,17 @@ def test_a_cancelled_job_redelivered_after_its_worker_died_is_cancelled_again(
     assert h.status() == "cancelled"
     out = project.stop(second)
     assert second.returncode == 0, out
+
+
+def test_a_job_expires_before_a_late_worker_starts(project: AppProject) -> None:
+    loop = project.app.tasks["loop"]
+    stale = loop.apply_async(("stale",), expires=0.5)
+    time.sleep(1.0)
+    worker = project.worker("-w", "1")
+    with pytest.raises(JobExpired, match="not started by its expiry time"):
+        stale.result(timeout=20)
+    assert stale.status() == "expired"
+    assert project.redis.llen(f"{project.ns}:started:stale") == 0  # never ran
+    out = project.stop(worker)
+    assert worker.returncode == 0, out
+    assert out.count("expired") == 1 and stale.id in out  # logged once

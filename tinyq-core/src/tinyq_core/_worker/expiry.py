@@ -31,8 +31,8 @@ def expired_settlement(work: Work, codec: Codec, now: float) -> AckJob:
     assert job.expires is not None
     late = now - job.expires
     stamp = datetime.fromtimestamp(job.expires, timezone.utc).isoformat(timespec="seconds")
-    logger.warning("Job %r (task %s) expired %.1fs before it could start (expires %s): not run",
-                   job, job.task_name, late, stamp,
+    logger.warning("Job %r (task %s) expired: not started by %s, reached a worker %.1fs "
+                   "late; not run", job, job.task_name, stamp, late,
                    extra={"job_id": job.id, "task": job.task_name, "queue": job.queue,
                           "outcome": "expired"})
     outcome = Outcome.expired(f"not started by its expiry time {stamp} ({late:.1f}s late)")
