@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from ._backends import Backends
 from ._broker_choice import chosen_broker, module_name
+from ._cancelling import CancelOutcome
 from ._codec import Codec
 from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
 from ._handle import JobHandle
@@ -234,7 +235,9 @@ class Application:
         none). See docs/scheduling.md."""
         raise NotImplementedError("schedules: issue 15, in progress")
 
-    def cancel(self, job_id: str, queue: str | None = None, *, grace: float | None = None) -> Any:
+    def cancel(
+        self, job_id: str, queue: str | None = None, *, grace: float | None = None
+    ) -> CancelOutcome:
         """Cancel job ``job_id``: a waiting one never runs; a running one is asked to stop
         (``current_job().cancelled``), and interrupted after ``grace`` seconds when given.
         Returns a :data:`CancelOutcome`. See docs/tasks.md."""
