@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -284,3 +285,28 @@ def test_a_failing_job_cancelled_meanwhile_is_not_retried(
         release.set()
         with pytest.raises(JobCancelled):
             h.result(5)
+
+
+def test_on_sqlite_a_waiting_job_is_removed_and_a_running_one_stopped(tmp_path: Path) -> None:
+    """The same paths through the SQLite broker's tier (one file, as two processes share)."""
+    app = Application(f"sqlite:///{tmp_path}/tinyq.db")
+    started = threading.Event()
+
+    @app.task(name="t.loop", max_retries=2)
+    def loop() -> None:
+        started.set()
+        while True:
+            current_job().check_cancelled()
+            time.sleep(0.02)
+
+    waiting = loop.apply_async(countdown=3600)
+    assert waiting.cancel() == "cancelled"
+    assert waiting.status() == "cancelled"
+    with running_worker(app):
+        h = loop.delay()
+        _started(app, started)
+        assert h.cancel() == "cancelling"
+        with pytest.raises(JobCancelled):
+            h.result(5)
+    assert h.status() == "cancelled"
+    app.close()
