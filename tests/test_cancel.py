@@ -126,7 +126,7 @@ def _started(app: Application, flag: threading.Event) -> None:
     wait_until(flag.is_set, message="the job to start")
 
 
-@pytest.mark.parametrize("style", ["returns", "check_cancelled"])
+@pytest.mark.parametrize("style", ["returns", "raises", "check_cancelled"])
 def test_a_running_sync_job_stops_cooperatively(style: str) -> None:
     recorder = Recorder()
     app = Application(MemoryBroker(), plugins=[recorder])
@@ -134,15 +134,17 @@ def test_a_running_sync_job_stops_cooperatively(style: str) -> None:
     seen: list[bool] = []
 
     @app.task(name="t.loop", max_retries=3)
-    def loop() -> str:
+    def loop() -> None:
         started.set()
         job = current_job()
         seen.append(job.cancelled)
         while True:
             if style == "check_cancelled":
                 job.check_cancelled()
+            elif job.cancelled and style == "returns":
+                return None  # a bare return: "cancelled" too
             elif job.cancelled:
-                raise Cancelled("stopping")  # or any failure: still "cancelled"
+                raise RuntimeError("stopping")  # any failure: "cancelled", not retried
             time.sleep(0.02)
 
     with running_worker(app, concurrency=2) as worker:

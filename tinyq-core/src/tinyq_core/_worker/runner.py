@@ -168,9 +168,11 @@ class JobRunner:
                         extra=job_fields(work, outcome=outcome, duration=round(duration, 6)))
 
     def _settle(self, work: Work, value: Any, error: BaseException | None) -> Settlement:
-        """What the broker is told; a cancelled job that did not return a value ends as
-        cancelled, however it ended, and is never retried."""
+        """What the broker is told; a cancelled job that did not return a value (it raised,
+        or returned None) ends as cancelled, and is never retried."""
         job = work.job
+        if work.cancelled and error is None and value is None:
+            return cancelled_settlement(work, self._codec, "stopped after its cancel")
         settlement = settle(work.delivery, job, work.task.options, self._codec, value, error,
                             self._max_result_size)
         if error is None:
