@@ -156,13 +156,13 @@ class Worker:
             try:
                 helpers.start(keeper.run, "Housekeeper")
                 helpers.start(Mover(broker, self.queues, self._ladder, health).run, "Mover")
-                if cancels is not None:
-                    helpers.start(cancels.run, "CancelWatcher")
                 if isinstance(broker, WorkerRegistry):
                     self.heartbeat = Heartbeat(broker, self.heartbeat_interval, self.queues,
                                                self.concurrency, self._held, outbox,
                                                self._ladder)
                     helpers.start(self.heartbeat.run, "Heartbeat")
+                if cancels is not None:
+                    helpers.start(cancels.run, "CancelWatcher")
                 hooks.call("tinyq_worker_started", worker=self)
                 fetcher.run(burst)
                 return self._shut_down(broker, outbox)
