@@ -5,9 +5,12 @@ prefetched job, the retry path; the memory broker, and the SQLite one end to end
 from __future__ import annotations
 
 import asyncio
+import re
+import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_cancel import Recorder
@@ -213,3 +216,26 @@ def test_on_sqlite_a_waiting_job_is_removed_and_a_running_one_stopped(tmp_path: 
     app.close()
 
 
+
+
+def test_the_reindex_example_of_tasks_md_stops_when_cancelled() -> None:
+    fence = re.compile(r"^ *```python\n(.*?)^ *```", re.MULTILINE | re.DOTALL)  # in a list
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tasks.md").read_text()
+    [block] = [textwrap.dedent(b) for b in fence.findall(text)
+               if textwrap.dedent(b).startswith("@app.task()\ndef reindex")]
+    app = Application(MemoryBroker())
+    indexed: list[int] = []
+
+    def index(i: int) -> None:
+        indexed.append(i)
+        time.sleep(0.01)
+
+    namespace: dict[str, Any] = {"app": app, "current_job": current_job, "index": index}
+    exec(block, namespace)
+    with running_worker(app):
+        h = namespace["reindex"].delay(list(range(100_000)))
+        wait_until(lambda: indexed, message="the job to start")
+        assert h.cancel() == "cancelling"
+        with pytest.raises(JobCancelled):
+            h.result(5)
+    assert 0 < len(indexed) < 100_000
