@@ -11,6 +11,7 @@ import pytest
 from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
 from tinyq_core.testing._admin import AdminContract
+from tinyq_core.testing._cancel import CancelContract
 from tinyq_core.testing._lookup import LookupContract
 from tinyq_core.testing._progress import ProgressContract
 from tinyq_core.testing._registry import RegistryContract
@@ -98,7 +99,7 @@ def test_the_contract_is_made_of_the_tiers() -> None:
     assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract,
                                              LookupContract, RegistryContract,
                                              ProgressContract, UniqueContract,
-                                             ScheduleContract}
+                                             ScheduleContract, CancelContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:

@@ -137,6 +137,7 @@ def test_the_plugin_counts_every_outcome_in_process() -> None:
         await asyncio.sleep(5)
 
     ok.delay(), flaky.delay(), slow.delay()
+    ok.apply_async(expires=-1)  # expired before any worker saw it
     drain(app)
     app.close()
 
@@ -146,6 +147,7 @@ def test_the_plugin_counts_every_outcome_in_process() -> None:
         return value or 0.0
 
     assert count("ok", "succeeded") == 1 and count("ok", "failed") == 0
+    assert count("ok", "expired") == 1
     assert count("flaky", "retried") == 1 and count("flaky", "failed") == 1
     assert count("flaky", "dead_lettered") == 1
     assert count("slow", "timed_out") == 1 and count("slow", "dead_lettered") == 1

@@ -22,6 +22,7 @@ CORE_API = {
     "MessageTooLarge", "PluginError", "Retry", "SerializationError", "Task", "TaskDecorator",
     "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__",
     "RunningJob", "current_job", "Schedule", "ScheduleInfo",
+    "CancelOutcome", "Cancelled", "JobCancelled", "JobExpired",
 }
 # For plugin authors.
 PLUGIN_API = {

@@ -139,7 +139,8 @@ def test_records_decode_tolerantly() -> None:
     info = WorkerInfo(id="h:1:ab", host="h", pid=1, version="0.1.0", queues=("a",),
                       concurrency=2, started_at=1.0, heartbeat_at=2.0, processed=3,
                       failed=1, state="stopping",
-                      jobs=(CurrentJob(id="j", task="t", queue="a", started_at=1.5),))
+                      jobs=(CurrentJob(id="j", task="t", queue="a", started_at=1.5),),
+                      cancelled=1, expired=1)
     newer = json.loads(encode_worker(info))
     newer.update(id="a:2:cd", host="a", pid=2, future_field=[1, 2])  # from a newer worker
     del newer["processed"]  # an older one: the default

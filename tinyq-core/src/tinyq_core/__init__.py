@@ -10,13 +10,17 @@ This module is the API for application authors. Plugin authors import from
 from typing import Any as _Any
 
 from ._app import Application
+from ._cancelling import CancelOutcome
 from ._current import RunningJob, current_job
 from ._errors import (
     BrokerError,
     BrokerUnavailable,
+    Cancelled,
     ConfigurationError,
     DuplicateTaskError,
     EnqueueError,
+    JobCancelled,
+    JobExpired,
     JobFailed,
     JobTimeout,
     MessageTooLarge,
@@ -38,9 +42,13 @@ __all__ = [
     "AsyncTask",
     "BrokerError",
     "BrokerUnavailable",
+    "CancelOutcome",
+    "Cancelled",
     "ConfigurationError",
     "DuplicateTaskError",
     "EnqueueError",
+    "JobCancelled",
+    "JobExpired",
     "JobFailed",
     "JobHandle",
     "JobStatus",

@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from ._backends import Backends
 from ._broker_choice import chosen_broker, module_name
+from ._cancelling import CancelOutcome
 from ._codec import Codec
 from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
 from ._handle import JobHandle
@@ -87,7 +88,7 @@ class Application:
         self._producer = Producer(
             self._backends, self.codec, self.tasks, self.known_queues,
             max_message_size=max_message_size, strict_queues=strict_queues,
-            durable_enqueue=durable_enqueue,
+            durable_enqueue=durable_enqueue, result_ttl=result_ttl,
         )
 
     def __repr__(self) -> str:
@@ -246,11 +247,13 @@ class Application:
         """The schedules, by name, with their next run and the last tick the broker recorded."""
         return self.schedule_registry.infos(self.broker)
 
-    def cancel(self, job_id: str, queue: str | None = None, *, grace: float | None = None) -> Any:
+    def cancel(
+        self, job_id: str, queue: str | None = None, *, grace: float | None = None
+    ) -> CancelOutcome:
         """Cancel job ``job_id``: a waiting one never runs; a running one is asked to stop
         (``current_job().cancelled``), and interrupted after ``grace`` seconds when given.
-        See docs/tasks.md."""
-        raise NotImplementedError("cancel: issue 15, in progress")
+        Returns a :data:`CancelOutcome`. See docs/tasks.md."""
+        return self._producer.cancel(job_id, queue, grace)
 
     def send(self, task_name: str, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         """Enqueue a job by task name, without importing the task's code. The job goes to the

@@ -8,7 +8,9 @@ message never reaches the serializer. Bodies signed before the binding (``tqs1:`
 
 A job's outcome travels as the result envelope :class:`Outcome`, written by the worker and read
 by job handles; this module is its only owner. On the wire it is ``{"ok": true, "value": v}``
-or ``{"ok": false, "type": ..., "error": ..., "traceback": ...}``.
+or ``{"ok": false, "type": ..., "error": ..., "traceback": ...}``, plus ``"kind":
+"cancelled"`` or ``"expired"`` for a job that was cancelled or expired (a reader that does
+not know the field sees a failure of type ``Cancelled`` / ``Expired``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from typing import Any
 
 import attrs
 
-from ._errors import BadMessage, JobFailed, SerializationError, describe_exception
+from ._errors import (
+    BadMessage,
+    JobCancelled,
+    JobExpired,
+    JobFailed,
+    SerializationError,
+    describe_exception,
+)
 from ._runtime_interfaces import Serializer
 from ._types import Job, Result
 
@@ -52,13 +61,16 @@ def _keys(secret_key: str | bytes | Sequence[str | bytes] | None) -> list[bytes]
 @attrs.frozen
 class Outcome:
     """How a job ended: ``ok`` with its return ``value``, or a failure with the exception's
-    ``type`` name, ``error`` (``"Type: message"``) and remote ``traceback`` text."""
+    ``type`` name, ``error`` (``"Type: message"``) and remote ``traceback`` text. ``kind``
+    tells a failure that is a cancellation (``"cancelled"``) or an expiry (``"expired"``)
+    from one that raised (``""``)."""
 
     ok: bool
     value: Any = None
     type: str = ""
     error: str = ""
     traceback: str = ""
+    kind: str = ""
 
     @classmethod
     def success(cls, value: Any) -> Outcome:
@@ -73,12 +85,21 @@ class Outcome:
         text = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
         return cls.failure(type(exc).__name__, describe_exception(exc), text)
 
+    @classmethod
+    def cancelled(cls, why: str, traceback: str = "") -> Outcome:
+        return cls(False, None, "Cancelled", f"Cancelled: {why}", traceback, "cancelled")
+
+    @classmethod
+    def expired(cls, why: str) -> Outcome:
+        return cls(False, None, "Expired", f"Expired: {why}", "", "expired")
+
     def unwrap(self) -> Any:
-        """The value, or :class:`JobFailed` carrying the failure."""
+        """The value, or :class:`JobFailed` carrying the failure (:class:`JobCancelled`,
+        :class:`JobExpired` for those kinds)."""
         if self.ok:
             return self.value
-        raise JobFailed(self.error or "job failed", exc_type=self.type,
-                        traceback=self.traceback)
+        error = {"cancelled": JobCancelled, "expired": JobExpired}.get(self.kind, JobFailed)
+        raise error(self.error or "job failed", exc_type=self.type, traceback=self.traceback)
 
 
 class Codec:
@@ -147,6 +168,8 @@ class Codec:
                                           f"SerializationError: the return value: {exc}")
         envelope = {"ok": False, "type": outcome.type, "error": outcome.error,
                     "traceback": outcome.traceback}
+        if outcome.kind:
+            envelope["kind"] = outcome.kind
         return Result(job_id, self.encode(envelope, _context("result", job_id)), queue,
                       ok=False)
 
@@ -162,9 +185,11 @@ class Codec:
             return Outcome.success(envelope)
         if envelope.get("ok"):
             return Outcome.success(envelope.get("value"))
-        return Outcome.failure(str(envelope.get("type", "")),
-                               str(envelope.get("error", "job failed")),
-                               str(envelope.get("traceback", "")))
+        kind = envelope.get("kind", "")
+        return Outcome(False, None, str(envelope.get("type", "")),
+                       str(envelope.get("error", "job failed")),
+                       str(envelope.get("traceback", "")),
+                       kind if kind in ("cancelled", "expired") else "")
 
     # -- progress ----------------------------------------------------------------------------
 

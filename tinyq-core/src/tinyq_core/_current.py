@@ -10,12 +10,20 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._errors import Cancelled
 
 if TYPE_CHECKING:
     from ._types import Job
 
 MAX_PROGRESS_SIZE = 64 * 1024  # bytes of a job's encoded progress
+
+
+class CancelFlag(Protocol):
+    """What the worker sets when a job's cancel request reaches it (its held job)."""
+
+    cancelled: bool
 
 
 class RunningJob:
@@ -26,15 +34,32 @@ class RunningJob:
       is a new delivery: it starts at 1 again; ``retries`` counts those).
     * ``headers``: the message headers its producer set (str to str).
     * ``enqueued_at``: the Unix time it was enqueued (None from an older producer).
+    * ``cancelled``: whether the job was cancelled while it runs (see ``check_cancelled``).
     """
 
     # A view of the job the worker decoded, made once per job: cheap to build.
-    __slots__ = ("_job", "_store", "attempt")
+    __slots__ = ("_flag", "_job", "_store", "attempt")
 
     def __init__(
-        self, job: Job, attempt: int = 1, store: Callable[[str, str, Any], None] | None = None
+        self,
+        job: Job,
+        attempt: int = 1,
+        store: Callable[[str, str, Any], None] | None = None,
+        flag: CancelFlag | None = None,
     ) -> None:
-        self._job, self.attempt, self._store = job, attempt, store
+        self._job, self.attempt, self._store, self._flag = job, attempt, store, flag
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled (``h.cancel()``): the worker learns it within
+        about a second. A long sync task checks it now and then and returns (or calls
+        :meth:`check_cancelled`)."""
+        return self._flag is not None and self._flag.cancelled
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`~tinyq_core.Cancelled` if the job was cancelled; else nothing."""
+        if self._flag is not None and self._flag.cancelled:
+            raise Cancelled(f"job {self._job.id} was cancelled")
 
     def __repr__(self) -> str:
         return (f"<RunningJob {self._job.id} {self._job.task_name} queue={self._job.queue!r} "

@@ -107,8 +107,24 @@ class JobFailed(TinyqError):
         self.traceback = traceback
 
 
+class JobCancelled(JobFailed):
+    """The job was cancelled (``h.cancel()``, ``app.cancel()``): removed before it ran, or
+    stopped while it ran. A :class:`JobFailed`, so ``except JobFailed`` catches it too."""
+
+
+class JobExpired(JobFailed):
+    """The job reached a worker after its ``expires`` time and never ran. A
+    :class:`JobFailed`, so ``except JobFailed`` catches it too."""
+
+
 class JobTimeout(TinyqError):
     """Raised inside a task that ran longer than its ``timeout``."""
+
+
+class Cancelled(TinyqError):
+    """Raised inside a cancelled task: by ``current_job().check_cancelled()``, or into a sync
+    job's thread once the ``grace`` given to ``cancel()`` ran out. Let it propagate (a task
+    may also just return); the job is then acknowledged as cancelled, never retried."""
 
 
 class Retry(Exception):

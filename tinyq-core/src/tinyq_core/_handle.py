@@ -11,6 +11,7 @@ from ._current import RunningJob, running_job
 from ._types import JobStatus
 
 if TYPE_CHECKING:
+    from ._cancelling import CancelOutcome
     from ._producer import Producer
 
 R = TypeVar("R")
@@ -45,12 +46,21 @@ class JobHandle(Generic[R]):
         return hash(self.id)
 
     def status(self) -> JobStatus:
-        """``"queued"``, ``"scheduled"``, ``"started"``, ``"succeeded"``, ``"failed"``, or
+        """``"queued"``, ``"scheduled"``, ``"started"``, ``"succeeded"``, ``"failed"``,
+        ``"cancelled"``, ``"expired"``, or
         ``"unknown"`` (no such job, its result expired, or it succeeded with
         ``store_result=False``: failures are always stored). A broker without the admin tier
         knows only finished jobs: the rest are ``"unknown"``."""
         queue = self._locate()
         return "unknown" if queue is None else self._producer.status(self.id, queue)
+
+    def cancel(self, grace: float | None = None) -> CancelOutcome:
+        """Cancel the job. Waiting (queued, delayed): removed, it never runs
+        (``"cancelled"``). Running: asked to stop (``"cancelling"``): the worker learns it
+        within about a second and sets ``current_job().cancelled``; with ``grace``, a sync
+        job still running that many seconds later is interrupted. Finished already: its
+        outcome stands (``"finished"``). ``"unknown"``: no such job. See docs/tasks.md."""
+        return self._producer.cancel(self.id, self._locate(), grace)
 
     def _locate(self) -> str | None:
         if self.queue is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pluggy
 
-from ._errors import JobTimeout, PluginError
+from ._errors import Cancelled, JobTimeout, PluginError
 
 logger = logging.getLogger("tinyq.plugins")
 
@@ -108,7 +108,7 @@ class Hooks:
                     gen = function(**{arg: job_kwargs[arg] for arg in argnames})
                     next(gen)
                     entered.append((plugin, gen))
-                except JobTimeout:  # the job's timeout, landing in a wrapper: the job's end
+                except (JobTimeout, Cancelled):  # landing in a wrapper: the job's end
                     raise
                 except Exception as exc:
                     self.failed("tinyq_run_job", plugin, exc)
@@ -123,7 +123,7 @@ class Hooks:
                     gen.throw(error)
             except StopIteration:
                 continue
-            except JobTimeout as exc:  # as above: it ends the job, whatever the wrapper did
+            except (JobTimeout, Cancelled) as exc:  # as above: it ends the job all the same
                 error = error or exc
                 continue
             except BaseException as exc:

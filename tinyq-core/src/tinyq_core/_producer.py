@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._backends import Backends
+from ._cancelling import CancelOutcome, cancel_job
 from ._codec import Codec, Outcome
 from ._errors import ConfigurationError, EnqueueError, MessageTooLarge, SerializationError
 from ._handle import JobHandle
@@ -41,7 +42,9 @@ class Producer:
         max_message_size: int | None,
         strict_queues: bool,
         durable_enqueue: bool,
+        result_ttl: float = 24 * 3600.0,
     ) -> None:
+        self.result_ttl = result_ttl
         self.backends = backends
         self.codec = codec
         self._tasks = tasks
@@ -178,10 +181,16 @@ class Producer:
         """The latest progress the running job ``job_id`` reported, or None."""
         return ProgressStore(self.codec, self.backends.results, 0).read(job_id, queue)
 
+    def cancel(self, job_id: str, queue: str | None, grace: float | None) -> CancelOutcome:
+        return cancel_job(self, job_id, queue, grace)
+
     def status(self, job_id: str, queue: str) -> JobStatus:
         outcome = self.outcome(job_id, 0, queue)
         if outcome is not None:
-            return "succeeded" if outcome.ok else "failed"
+            if outcome.ok:
+                return "succeeded"
+            return "cancelled" if outcome.kind == "cancelled" else (
+                "expired" if outcome.kind == "expired" else "failed")
         broker = self.backends.broker
         return broker.status(job_id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
 

@@ -32,6 +32,7 @@ def encode_worker(info: WorkerInfo) -> bytes:
         "queues": list(info.queues), "concurrency": info.concurrency,
         "started_at": info.started_at, "heartbeat_at": info.heartbeat_at,
         "processed": info.processed, "failed": info.failed, "state": info.state,
+        "cancelled": info.cancelled, "expired": info.expired,
         "jobs": [{"id": j.id, "task": j.task, "queue": j.queue, "started_at": j.started_at}
                  for j in info.jobs],
     }
@@ -55,6 +56,7 @@ def decode_worker(record: bytes) -> WorkerInfo:
         failed=int(raw.get("failed", 0)),
         state="stopping" if state == "stopping" else "running",
         jobs=tuple(_job(j) for j in raw.get("jobs", ())),
+        cancelled=int(raw.get("cancelled", 0)), expired=int(raw.get("expired", 0)),
     )
 
 

@@ -92,6 +92,18 @@ def _due(countdown: float | None, eta: datetime | float | None) -> float | None:
     return due
 
 
+def expiry_time(expires: float | timedelta | datetime) -> float:
+    """The Unix time a job expires: ``expires`` seconds (or a timedelta) from now, or a
+    datetime (naive meaning UTC, as for ``eta``)."""
+    if isinstance(expires, datetime):
+        aware = expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc)
+        return aware.timestamp()
+    seconds = expires.total_seconds() if isinstance(expires, timedelta) else expires
+    if not math.isfinite(seconds):
+        raise ValueError(f"expires must be a finite number of seconds, not {expires!r}")
+    return time.time() + seconds
+
+
 class Task(Generic[P, R]):
     """A function registered with an application: call it to run it here, ``delay`` it to run
     it on a worker."""
@@ -147,6 +159,8 @@ class Task(Generic[P, R]):
         ``unique_for`` / ``unique_key`` make the job unique (see docs/tasks.md)."""
         due = None if countdown is None and eta is None else _due(countdown, eta)
         job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, due)
+        if expires is not None:
+            job = attrs.evolve(job, expires=expiry_time(expires))
         if headers:
             job = attrs.evolve(job, headers=checked_headers(headers))
         job = unique_job(job, self.options, self._producer.codec.serializer,
@@ -195,6 +209,7 @@ class Task(Generic[P, R]):
             kwargs=kwargs,
             queue=queue or self.options.queue,
             eta=due,
+            expires=None if self.options.expires is None else expiry_time(self.options.expires),
         )
 
     def explain_serialization_error(self, job: Job, error: SerializationError) -> str:

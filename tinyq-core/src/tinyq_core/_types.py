@@ -185,6 +185,8 @@ class WorkerInfo:
     * ``state``: ``"running"``, or ``"stopping"`` once a warm shutdown began.
     * ``processed`` / ``failed``: jobs finished since start, and how many of those failed.
     * ``started_at`` / ``heartbeat_at``: Unix times of start and of this record.
+    * ``cancelled`` / ``expired``: of the jobs processed, those cancelled (before they
+      started, or running) and those that expired before they could start.
     """
 
     id: str
@@ -199,3 +201,5 @@ class WorkerInfo:
     failed: int = 0
     state: WorkerState = "running"
     jobs: tuple[CurrentJob, ...] = ()
+    cancelled: int = 0
+    expired: int = 0

@@ -28,6 +28,7 @@ from tinyq_core.plugin import (
 )
 
 from ._admin import MemoryAdmin, _Lease
+from ._cancel import MemoryCancel
 from ._clock import Clock
 from ._registry import MemoryRegistry
 from ._results import MemoryResultBackend, _Base
@@ -35,8 +36,8 @@ from ._schedules import MemorySchedules
 from ._unique import MemoryUniqueLocks
 
 
-class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedules, _Base,
-                   Broker):
+class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedules, MemoryCancel,
+                   _Base, Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:
@@ -56,6 +57,7 @@ class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedul
         self._results = MemoryResultBackend(self.clock)
         self._interrupts = 0  # counts interrupt_reserves() calls
         self._capacity: int | None = None  # see set_capacity()
+        self._cancel_requests = {}  # see MemoryCancel
 
     def interrupt_reserves(self) -> None:
         """Make every ``reserve`` blocked on this broker return now, with what is ready (maybe

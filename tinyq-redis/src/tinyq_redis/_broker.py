@@ -60,6 +60,7 @@ from tinyq_core.plugin import (
 )
 
 from ._admin import RedisAdmin
+from ._cancel import RedisCancel
 from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
 from ._enqueue import RedisEnqueue
@@ -79,7 +80,7 @@ TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 
 
 
 class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUniqueLocks,
-                  RedisSchedules, Broker):
+                  RedisSchedules, RedisCancel, Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(

@@ -63,7 +63,8 @@ class Heartbeat:
             version=__version__, queues=self._queues, concurrency=self._concurrency,
             started_at=self.started_at, heartbeat_at=now, processed=self._outbox.processed,
             failed=self._outbox.failed,
-            state="running" if self._ladder.running else "stopping", jobs=jobs)
+            state="running" if self._ladder.running else "stopping", jobs=jobs,
+            cancelled=self._outbox.cancelled, expired=self._outbox.expired)
 
     def beat(self) -> None:
         try:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from .._errors import JobTimeout
+from .._errors import Cancelled, JobTimeout
 from .._types import Delivery, Job
 from .threads import raise_in_thread
 
@@ -57,6 +58,9 @@ class Work:
     deadline: float | None = None
     in_user_code: bool = False
     finished: bool = False  # its outcome was decided (by the job, a timeout, or a give-back)
+    cancelled: bool = False  # its cancel request reached this worker (current_job() reads it)
+    settled: bool = False  # its settlement went to the outbox (not given back)
+    stop_async: Callable[[], None] | None = None  # cancels an async job's task on its loop
 
 
 class HeldJobs:
@@ -129,6 +133,35 @@ class HeldJobs:
             if timed_out and work.thread_id is not None:
                 raise_in_thread(work.thread_id, None)
 
+    def mark_cancelled(
+        self, work: Work, grace: float | None, now: float
+    ) -> Literal["unstarted", "running"] | None:
+        """A cancel request for ``work`` arrived. Unstarted: claimed (it never starts; the
+        caller settles it). Running: flagged; an async job's task is cancelled, a sync one
+        with a ``grace`` gets a deadline ``grace`` seconds from ``now`` (monotonic), which
+        ``expire`` enforces like a timeout. None: decided or flagged already."""
+        with self._cond:
+            if work.finished or work.cancelled:
+                return None
+            work.cancelled = True
+            if work.started is None:
+                work.finished = True
+                return "unstarted"
+            if work.stop_async is not None:
+                work.stop_async()
+            elif grace is not None and not work.task.is_async:
+                end = now + grace
+                work.deadline = end if work.deadline is None else min(work.deadline, end)
+            return "running"
+
+    def set_stopper(self, work: Work, stop: Callable[[], None] | None) -> None:
+        """How to cancel ``work``'s async task (None once it ended); used at once when it
+        was cancelled before its task existed."""
+        with self._cond:
+            work.stop_async = stop
+            if stop is not None and work.cancelled:
+                stop()
+
     def finish(self, work: Work) -> bool:
         """The job's own thread claims the job's outcome: False when a timeout or a cold stop
         decided it first (then the thread is no longer a zombie)."""
@@ -200,8 +233,10 @@ class HeldJobs:
                 if work.in_user_code and work.thread_id is not None:
                     if not work.task.is_async:
                         # Interrupts Python code; a thread blocked in C keeps its slot until
-                        # the call returns (see docs/worker.md).
-                        raise_in_thread(work.thread_id, JobTimeout)
+                        # the call returns (see docs/worker.md). A cancelled job's deadline
+                        # is its grace running out.
+                        raise_in_thread(work.thread_id,
+                                        Cancelled if work.cancelled else JobTimeout)
                     # An async job's own loop cancels it at this deadline (coroutines.py): an
                     # exception raised into the loop's code would leave its task pending, to
                     # resume inside the thread's next async job.

@@ -10,14 +10,16 @@ import time
 from collections.abc import Sequence
 
 from .._codec import Codec
+from .._errors import Cancelled
 from .._interfaces import Broker
 from .._lifecycle import NO_HOOKS, Hooks
+from .cancels import cancelled_settlement
 from .health import BrokerHealth
 from .held import HOARD_WAIT, HeldJobs
 from .ladder import ShutdownLadder
 from .leases import LostLeases
 from .outbox import Outbox
-from .policy import settle, timed_out
+from .policy import Settlement, settle, timed_out
 from .runner import log_settlement, report
 
 logger = logging.getLogger("tinyq.worker")
@@ -100,11 +102,20 @@ class Housekeeper:
     def _enforce_timeouts(self) -> float | None:
         expired, next_deadline = self._held.expire(time.monotonic())
         for work in expired:
-            timeout = work.task.options.timeout
-            logger.error("Job %r exceeded its timeout of %ss", work.job, timeout)
-            error = timed_out(timeout)
-            settlement = settle(work.delivery, work.job, work.task.options, self._codec, None,
-                                error)
+            error: BaseException
+            settlement: Settlement
+            if work.cancelled:  # its grace ran out (held.mark_cancelled)
+                logger.warning("Job %r was cancelled and did not stop within its grace: "
+                               "interrupted", work.job)
+                error = Cancelled("interrupted: the grace given to cancel() ran out")
+                settlement = cancelled_settlement(work, self._codec, "interrupted after its "
+                                                  "grace", error)
+            else:
+                timeout = work.task.options.timeout
+                logger.error("Job %r exceeded its timeout of %ss", work.job, timeout)
+                error = timed_out(timeout)
+                settlement = settle(work.delivery, work.job, work.task.options, self._codec,
+                                    None, error)
             log_settlement(work, settlement, error)
             if self._hooks.settles:
                 started = work.started if work.started is not None else time.monotonic()

@@ -109,16 +109,23 @@ class Outbox:
         self._fetcher_gone = False
         self.processed = 0  # jobs run to an outcome (retries and timeouts included)
         self.failed = 0  # of those, the ones that did not succeed (retried or dead-lettered)
+        self.cancelled = 0  # of those, the ones cancelled (before they started, or running)
+        self.expired = 0  # of those, the ones that expired before they could start
 
     def put(self, settlement: Settlement, work: Work | None = None) -> None:
         """Add a settlement; ``work``, a held job it settles, is released in the same step
         (and counted as processed). Sends at once unless the fetcher will."""
         with self._cond:
             if work is not None:
+                work.settled = True
                 self._held.release(work)
                 self.processed += 1
                 if type(settlement) is not AckJob:
                     self.failed += 1
+                elif settlement.kind == "cancelled":
+                    self.cancelled += 1
+                elif settlement.kind == "expired":
+                    self.expired += 1
             self._items.append(settlement)
             self._cond.notify_all()
             fetcher_sends = self._fetcher_sends

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class AckJob:
-    """The job finished: store its result (if any), then acknowledge it."""
+    """The job finished: store its result (if any), then acknowledge it. ``kind``:
+    ``"cancelled"`` or ``"expired"`` when that is how it finished, else empty."""
 
     delivery: Delivery
     result: Result | None = None
     unique: KeptLock | None = None  # a unique job's lock, kept a while after (unique.py)
+    kind: str = ""
 
 
 @attrs.frozen

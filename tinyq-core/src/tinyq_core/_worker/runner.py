@@ -6,18 +6,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._codec import Codec
 from .._current import RunningJob, job_running
-from .._errors import JobTimeout, describe_exception
+from .._errors import Cancelled, JobTimeout, describe_exception
 from .._lifecycle import NO_HOOKS, Hooks
 from .._progress import ProgressStore
+from .cancels import cancelled_settlement
 from .coroutines import ThreadLoops, run_coroutine
+from .expiry import expired_settlement
 from .held import HeldJobs, Work
 from .outbox import Outbox
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement, settle, unreportable
+
+if TYPE_CHECKING:
+    from .cancels import CancelWatcher
 
 logger = logging.getLogger("tinyq.worker")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -35,7 +41,7 @@ def job_fields(work: Work, **more: Any) -> dict[str, Any]:
 def outcome_of(settlement: Settlement, error: BaseException | None) -> str:
     """One word for how a run ended, the same the hooks and metrics use."""
     if type(settlement) is AckJob:
-        return "succeeded"
+        return settlement.kind or "succeeded"
     if type(error) is JobTimeout:
         return "timed_out"
     return "retried" if type(settlement) is RetryJob else "failed"
@@ -68,7 +74,9 @@ def report(hooks: Hooks, work: Work, settlement: Settlement, value: Any,
     job = work.job
     if type(error) is JobTimeout and work.task.options.timeout is not None:
         hooks.call("tinyq_job_timed_out", job=job, timeout=work.task.options.timeout)
-    if type(settlement) is AckJob:
+    if type(settlement) is AckJob and settlement.kind == "cancelled":
+        hooks.call("tinyq_job_cancelled", job=job, started=True)
+    elif type(settlement) is AckJob:
         hooks.call("tinyq_job_succeeded", job=job, value=value, duration=duration)
     elif type(settlement) is RetryJob:
         hooks.call("tinyq_job_retried", job=job, error=error, delay=settlement.delay)
@@ -100,8 +108,12 @@ class JobRunner:
         max_result_size: int | None = None,
         hooks: Hooks = NO_HOOKS,
         progress: ProgressStore | None = None,
+        cancels: CancelWatcher | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._hooks = hooks
+        self._cancels = cancels  # None: the broker cannot cancel
+        self._clock = clock  # the broker's: it decides whether a job expired
         self._store_progress = None if progress is None else progress.write
         self._held = held
         self._outbox = outbox
@@ -112,7 +124,10 @@ class JobRunner:
 
     def run(self, work: Work) -> None:
         job = work.job
-        if not self._held.begin(work):  # given back by a stop before it started
+        if job.expires is not None and job.expires <= self._clock():
+            self._expire(work)
+            return
+        if not self._held.begin(work):  # given back by a stop (or cancelled) before it started
             return
         if work.deadline is not None:
             self._deadline_set.set()
@@ -123,7 +138,7 @@ class JobRunner:
         started = time.monotonic()
         # Left only after leave_user_code, when no timeout can land in the reset any more.
         hooks = self._hooks
-        with job_running(RunningJob(job, work.delivery.attempts, self._store_progress)):
+        with job_running(RunningJob(job, work.delivery.attempts, self._store_progress, work)):
             try:
                 try:
                     if hooks.run_job:
@@ -134,13 +149,12 @@ class JobRunner:
                     error = exc
                 finally:
                     self._held.leave_user_code(work, time.monotonic() - started)
-            except JobTimeout as exc:  # a timeout that arrived just after the job returned
+            except (JobTimeout, Cancelled) as exc:  # arrived just after the job returned
                 error = error or exc
         if not self._held.finish(work):  # a timeout or a cold stop decided it already
             return
         try:
-            settlement = settle(work.delivery, job, work.task.options, self._codec, value,
-                                error, self._max_result_size)
+            settlement = self._settle(work, value, error)
         except BaseException as exc:  # an exotic exception that cannot even be described
             settlement = unreportable(work.delivery, job, self._codec, exc)
         log_settlement(work, settlement, error)
@@ -153,9 +167,38 @@ class JobRunner:
             logger.info("Finish run job %r: %s in %.3fs", job, outcome, duration,
                         extra=job_fields(work, outcome=outcome, duration=round(duration, 6)))
 
+    def _settle(self, work: Work, value: Any, error: BaseException | None) -> Settlement:
+        """What the broker is told; a cancelled job that did not return a value (it raised,
+        or returned None) ends as cancelled, and is never retried."""
+        job = work.job
+        if work.cancelled and error is None and value is None:
+            return cancelled_settlement(work, self._codec, "stopped after its cancel")
+        settlement = settle(work.delivery, job, work.task.options, self._codec, value, error,
+                            self._max_result_size)
+        if error is None:
+            return settlement
+        cancelled = work.cancelled
+        if not cancelled and type(settlement) is RetryJob and self._cancels is not None:
+            try:  # the rare path: one look, so a retry never outlives a cancel
+                cancelled = self._cancels.requested(job)
+            except Exception as exc:  # the watcher flags the retry when it is delivered
+                logger.debug("Could not look for a cancel request of %r: %s", job, exc)
+        if cancelled:
+            return cancelled_settlement(work, self._codec, "cancelled while it ran", error)
+        return settlement
+
+    def _expire(self, work: Work) -> None:
+        if not self._held.finish(work):  # given back by a stop meanwhile
+            return
+        settlement = expired_settlement(work, self._codec, self._clock())
+        if self._hooks.settles:
+            self._hooks.call("tinyq_job_expired", job=work.job)
+        self._outbox.put(settlement, work)
+
     def _call(self, work: Work) -> Any:
         job, task = work.job, work.task
         if task.is_async:
             return run_coroutine(self._loops.get(), task.fn(*job.args, **job.kwargs),
-                                 work.deadline, task.options.timeout)
+                                 work.deadline, task.options.timeout,
+                                 lambda stop: self._held.set_stopper(work, stop))
         return task.fn(*job.args, **job.kwargs)

@@ -25,11 +25,14 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from .._control_interfaces import CancelRequests
 from .._errors import BrokerError
 from .._interfaces import Broker, WorkerRegistry
 from .._lifecycle import NO_HOOKS
 from .._progress import ProgressStore
 from .._runtime_interfaces import Executor
+from .cancels import CancelWatcher
+from .expiry import broker_clock
 from .fetcher import Fetcher
 from .health import BrokerHealth
 from .heartbeat import Heartbeat
@@ -146,8 +149,11 @@ class Worker:
                           app.results if codec.signs else None, hooks)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
                              health, deadline_set, leases, hooks)
+        cancels = CancelWatcher(broker, self._held, outbox, codec, self._ladder, health,
+                                deadline_set, hooks) if isinstance(broker, CancelRequests) else None
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
-                           ProgressStore(codec, app.results, app.result_ttl))
+                           ProgressStore(codec, app.results, app.result_ttl), cancels,
+                           broker_clock(broker))
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:
@@ -160,6 +166,8 @@ class Worker:
                     helpers.start(self.heartbeat.run, "Heartbeat")
                 if self.scheduler and app.schedule_registry:
                     helpers.start(scheduler_of(app, self._ladder), "Scheduler")
+                if cancels is not None:
+                    helpers.start(cancels.run, "CancelWatcher")
                 hooks.call("tinyq_worker_started", worker=self)
                 fetcher.run(burst)
                 return self._shut_down(broker, outbox)

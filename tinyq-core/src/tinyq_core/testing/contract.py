@@ -19,13 +19,15 @@ The tests live in one module per part, all composed here: the required tier (``B
 methods only: _delivery, _redelivery, _waiting, _settle), the result backend (_results,
 skipped without one), the admin tier (_admin and _lookup, skipped unless the broker is a
 ``BrokerAdmin``), the worker registry (_registry, skipped unless it is a
-``WorkerRegistry``), the unique locks (_unique, skipped unless it is a ``UniqueLocks``) and
-the schedule records (_schedules, skipped unless it is a ``ScheduleRecords``).
+``WorkerRegistry``), the unique locks (_unique, skipped unless it is a ``UniqueLocks``),
+the schedule records (_schedules, skipped unless it is a ``ScheduleRecords``) and cancel
+requests (_cancel, skipped unless it is a ``CancelRequests``).
 """
 
 from __future__ import annotations
 
 from ._admin import AdminContract
+from ._cancel import CancelContract
 from ._delivery import DeliveryContract
 from ._lookup import LookupContract
 from ._progress import ProgressContract
@@ -53,6 +55,7 @@ class BrokerContract(
     RegistryContract,
     UniqueContract,
     ScheduleContract,
+    CancelContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real
