@@ -221,7 +221,7 @@ try:
 except EnqueueError as exc:
     print("refused after", sent, "|", exc, "|", exc.enqueued_ids)
 try:  # a lone job (delay()'s one-statement path), still full
-    broker.enqueue([Message("lone", "q", b"x" * 4000)])
+    broker.enqueue([Message("lone", "q", b"x" * 100_000)])  # more than any free page left
     print("lone went in")
 except EnqueueError as exc:
     print("lone refused |", exc, "|", exc.enqueued_ids)
