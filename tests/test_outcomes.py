@@ -1,6 +1,6 @@
 """One outcome vocabulary (tinyq_core._outcomes) for the worker's log lines, the metrics and
 the traces; "cancelled" and "expired" from the hooks tinyq_job_cancelled / tinyq_job_expired
-(called directly here, as the worker calls them)."""
+(called directly here, as the worker calls them), and the worker's own log lines."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tinyq_core import Application
-from tinyq_core._cli import outcomelog
 from tinyq_core._cli.jsonlog import JsonFormatter
 from tinyq_core._errors import JobTimeout
 from tinyq_core._outcomes import OUTCOMES
@@ -19,7 +18,7 @@ from tinyq_core._worker.policy import AckJob, DeadLetterJob, RetryJob
 from tinyq_core._worker.runner import outcome_of
 from tinyq_core.contrib.prometheus import PrometheusMetrics
 from tinyq_core.plugin import Delivery, Job, Message
-from tinyq_memory import MemoryBroker
+from tinyq_memory import FakeClock, MemoryBroker, drain
 
 JOB = Job(id="j1", task_name="report", args=(), kwargs={}, queue="mail")
 
@@ -55,24 +54,22 @@ def test_metrics_count_cancelled_and_expired_jobs() -> None:
                 assert sample.labels["outcome"] in OUTCOMES
 
 
-def test_the_worker_log_has_a_line_for_cancelled_and_expired_jobs(
+def test_the_worker_logs_one_line_with_its_outcome_for_cancelled_and_expired_jobs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = Application(MemoryBroker())
+    clock = FakeClock()
+    app = Application(MemoryBroker(clock=clock))
+
+    @app.task(name="report", queue="mail")
+    def report() -> None: ...
+
+    stale = report.apply_async(expires=5)
+    gone = report.delay()
+    clock.advance(10)
     caplog.set_level(logging.INFO, logger="tinyq.worker")
-    outcomelog.record(app)
-    hooks = app.registry.hooks
-    hooks.call("tinyq_job_cancelled", job=JOB, started=False)
-    hooks.call("tinyq_job_expired", job=JOB)
+    assert app.cancel(gone.id) == "cancelled"  # waiting: removed, it never reaches a worker
+    drain(app)
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
-    assert [(line["outcome"], line["job_id"], line["task"], line["queue"]) for line in lines] \
-        == [("cancelled", "j1", "report", "mail"), ("expired", "j1", "report", "mail")]
-    assert lines[0]["started"] is False
-    assert lines[0]["message"].endswith("cancelled before it ran")
-
-
-def test_the_outcome_log_costs_nothing_below_info(caplog: pytest.LogCaptureFixture) -> None:
-    app = Application(MemoryBroker())
-    caplog.set_level(logging.WARNING, logger="tinyq.worker")
-    outcomelog.record(app)
-    assert not app.registry.hooks.settles  # no outcome hook: the worker skips them
+    ends = [(line["outcome"], line["job_id"]) for line in lines if "outcome" in line]
+    assert ends == [("expired", stale.id)]  # once: the worker's line, no second one
+    assert stale.status() == "expired" and gone.status() == "cancelled"

@@ -11,7 +11,7 @@ from .._app import Application
 from .._supervisor import PARENT_ENV, PROCESSES_ENV, Supervisor, guard_os_exit, watch_parent
 from .._version import __version__
 from .._worker import DEFAULT_HEARTBEAT_INTERVAL
-from . import metrics, outcomelog
+from . import metrics
 from .loading import LEVELS, LOG_FORMATS, CommandError, describe_broker, load_app, wait_for_broker
 
 logger = logging.getLogger("tinyq.runner")
@@ -90,7 +90,6 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             metrics.record(app)  # a child of -p N: its supervisor serves the sum
         else:
             metrics.serve_worker(app, args.metrics_port, args.metrics_host)
-    outcomelog.record(app)
     log_banner(app, args.queues or ["default"], args.worker_number,
                int(os.environ.get(PROCESSES_ENV, "1")))
     if app.schedule_registry:

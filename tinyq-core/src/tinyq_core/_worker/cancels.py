@@ -23,6 +23,7 @@ from .._types import Job
 from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .ladder import ShutdownLadder
+from .logfields import job_fields
 from .outbox import Outbox
 from .policy import AckJob
 
@@ -106,7 +107,8 @@ class CancelWatcher:
             if grace is not None:
                 self._deadline_set.set()
             return
-        logger.info("Job %r was cancelled before it started: not run", work.job)
+        logger.info("Job %r was cancelled before it started: not run", work.job,
+                    extra=job_fields(work, outcome="cancelled", started=False))
         settlement = cancelled_settlement(work, self._codec, "cancelled before it started")
         if self._hooks.settles:
             self._hooks.call("tinyq_job_cancelled", job=work.job, started=False)

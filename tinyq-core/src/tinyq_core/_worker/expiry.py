@@ -11,6 +11,7 @@ from typing import Any
 
 from .._codec import Codec, Outcome
 from .held import Work
+from .logfields import job_fields
 from .policy import AckJob
 
 logger = logging.getLogger("tinyq.worker")
@@ -33,8 +34,7 @@ def expired_settlement(work: Work, codec: Codec, now: float) -> AckJob:
     stamp = datetime.fromtimestamp(job.expires, timezone.utc).isoformat(timespec="seconds")
     logger.warning("Job %r (task %s) expired: not started by %s, reached a worker %.1fs "
                    "late; not run", job, job.task_name, stamp, late,
-                   extra={"job_id": job.id, "task": job.task_name, "queue": job.queue,
-                          "outcome": "expired"})
+                   extra=job_fields(work, outcome="expired"))
     outcome = Outcome.expired(f"not started by its expiry time {stamp} ({late:.1f}s late)")
     return AckJob(work.delivery, codec.encode_result(job.id, job.queue, outcome),
                   kind="expired")

@@ -19,6 +19,7 @@ from .cancels import cancelled_settlement
 from .coroutines import ThreadLoops, run_coroutine
 from .expiry import expired_settlement
 from .held import HeldJobs, Work
+from .logfields import job_fields
 from .outbox import Outbox
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement, settle, unreportable
 
@@ -27,15 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tinyq.worker")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-
-
-def job_fields(work: Work, **more: Any) -> dict[str, Any]:
-    """The ``extra=`` of a job's log lines: fields a JSON log (``--log-format json``) shows
-    apart, so that a log search finds every line of one job, task or queue. ``attempt`` is
-    the delivery count, as ``current_job().attempt``; ``retries`` the retries made so far."""
-    job = work.job
-    return {"job_id": job.id, "task": job.task_name, "queue": job.queue,
-            "attempt": work.delivery.attempts, "retries": job.retries, **more}
 
 
 def outcome_of(settlement: Settlement, error: BaseException | None) -> str:
