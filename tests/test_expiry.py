@@ -11,7 +11,7 @@ import pytest
 
 from tinyq_core import Application, JobExpired, JobFailed
 from tinyq_core.plugin import hookimpl
-from tinyq_memory import FakeClock, MemoryBroker
+from tinyq_memory import FakeClock, MemoryBroker, drain
 
 
 class Recorder:
@@ -98,3 +98,17 @@ def test_expiry_for_real_with_a_worker_started_late() -> None:
     app.worker().run(burst=True)
     assert short.status() == "expired"
     assert long.result(0) == 2
+
+
+def test_send_by_name_applies_the_tasks_expiry() -> None:
+    clock = FakeClock()
+    app = Application(MemoryBroker(clock=clock))
+
+    @app.task(name="digest", expires=5)
+    def digest() -> str:
+        return "sent"
+
+    handle = app.send("digest")
+    clock.advance(10)
+    drain(app)
+    assert handle.status() == "expired"

@@ -259,8 +259,9 @@ class Application:
         """Enqueue a job by task name, without importing the task's code. The job goes to the
         task's queue when the task is registered here, else to ``"default"``."""
         task = self.tasks.get(task_name)
-        queue = task.options.queue if task is not None else "default"
-        job = Job(id=new_job_id(), task_name=task_name, args=args, kwargs=kwargs, queue=queue)
+        if task is not None:  # with its options (queue, expires, unique), as delay() does
+            return task.apply_async(args, kwargs)
+        job = Job(id=new_job_id(), task_name=task_name, args=args, kwargs=kwargs)
         return self._producer.enqueue([job])[0]
 
     def job(self, job_id: str, queue: str | None = None) -> JobHandle[Any]:
