@@ -16,6 +16,7 @@ from .._lifecycle import NO_HOOKS, Hooks
 from .._progress import ProgressStore
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
+from .limits import Limiter
 from .outbox import Outbox
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement, settle, unreportable
 
@@ -100,7 +101,9 @@ class JobRunner:
         max_result_size: int | None = None,
         hooks: Hooks = NO_HOOKS,
         progress: ProgressStore | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
+        self._limiter = limiter  # keeps the tasks' rate and concurrency limits (limits.py)
         self._hooks = hooks
         self._store_progress = None if progress is None else progress.write
         self._held = held
@@ -111,6 +114,12 @@ class JobRunner:
         self._loops = ThreadLoops()
 
     def run(self, work: Work) -> None:
+        if work.task.options.limits is not None and self._limiter is not None:
+            self._limiter.run(work, self._run)
+        else:
+            self._run(work)
+
+    def _run(self, work: Work) -> None:
         job = work.job
         if not self._held.begin(work):  # given back by a stop before it started
             return

@@ -37,6 +37,7 @@ from .held import HeldJobs, Work
 from .housekeeping import Housekeeper, Mover
 from .ladder import ShutdownLadder, Stage
 from .leases import LostLeases
+from .limits import limiter_for
 from .outbox import Outbox, Sender
 from .policy import admit
 from .runner import JobRunner
@@ -144,10 +145,11 @@ class Worker:
         fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
                           health, self.executor, admission, leases,
                           app.results if codec.signs else None, hooks)
+        limiter = limiter_for(app, broker, codec, self._held, outbox)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
-                             health, deadline_set, leases, hooks)
+                             health, deadline_set, leases, hooks, limiter and limiter.renew)
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
-                           ProgressStore(codec, app.results, app.result_ttl))
+                           ProgressStore(codec, app.results, app.result_ttl), limiter)
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:

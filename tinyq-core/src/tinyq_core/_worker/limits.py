@@ -1,0 +1,144 @@
+"""Rate and concurrency limits on the worker side: the step between a job's admission and
+its run, in the job's executor thread, taken only for a task with limits (one attribute test
+for the others).
+
+* Rate: the job books the next free slot of its key in the broker (``book_rate``). Due now:
+  it runs. Later: it is given back, due at its slot, with a header saying which run booked
+  it (its retry count), so when it comes back it runs without booking again; a redelivery
+  after a crash keeps the header (no second booking), a retry books anew.
+* Concurrency: the job takes a leased slot of its key (``acquire_slot``), renewed with the
+  worker's leases and freed when the job's code returned; none free: it is given back after a
+  short jittered delay, without holding a thread meanwhile.
+
+A job given back this way is not a retry: its retry count, hooks and counters are untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._codec import Codec
+from .._errors import ConfigurationError
+from .._interfaces import Broker
+from .._limit_interfaces import JobLimits
+from .held import HeldJobs, Work
+from .outbox import Outbox
+from .policy import RetryJob
+
+if TYPE_CHECKING:
+    from .._app import Application
+
+logger = logging.getLogger("tinyq.worker")
+
+RATE_BOOKED = "tinyq-rate-booked"  # header: the retry count of the run whose slot is booked
+SLOT_WAIT = (0.2, 2.0)  # seconds a job that found no free slot waits before it looks again
+RUN_NOW = 0.002  # a slot due this soon is taken as now (the mover would deliver it later)
+
+
+def limiter_for(app: Application, broker: Broker, codec: Codec, held: HeldJobs,
+                outbox: Outbox) -> Limiter | None:
+    """The limiter of a worker whose application has limited tasks (None without any). A
+    broker without the :class:`JobLimits` tier is refused: limits would not be kept."""
+    limited = sorted(name for name, task in app.tasks.items()
+                     if task.options.limits is not None)
+    if not limited:
+        return None
+    if not isinstance(broker, JobLimits):
+        raise ConfigurationError(
+            f"{type(broker).__name__} does not keep rate or concurrency limits (the JobLimits "
+            f"tier), and task(s) {', '.join(limited[:3])} have one: use a broker that does "
+            "(memory, Redis, SQLite) or remove the limits")
+    return Limiter(broker, codec, held, outbox, broker.visibility_timeout)
+
+
+@attrs.frozen
+class HeldSlot:
+    queue: str
+    key: str
+    limit: int
+    holder: str
+
+
+class Limiter:
+    def __init__(self, broker: JobLimits, codec: Codec, held: HeldJobs, outbox: Outbox,
+                 lease_seconds: float) -> None:
+        self._broker, self._codec = broker, codec
+        self._held, self._outbox = held, outbox
+        self._lease = lease_seconds
+        self._lock = threading.Lock()
+        self._slots: dict[int, HeldSlot] = {}  # id(work) -> the slot its running job holds
+
+    def run(self, work: Work, run: Callable[[Work], None]) -> None:
+        """``run(work)`` when its limits let it start now; else give the job back."""
+        try:
+            slot = self._admit(work)
+        except Exception as exc:  # the broker is down: the job waits, it does not fail
+            logger.warning("Could not check the limits of %r, giving it back: %s", work.job,
+                           exc)
+            self._give_back(work, work.delivery.message.body, random.uniform(*SLOT_WAIT))
+            return
+        if slot is None:
+            return
+        try:
+            run(work)
+        finally:
+            self._release(work, slot)
+
+    def _admit(self, work: Work) -> HeldSlot | bool | None:
+        """The slot taken (True: no concurrency limit), or None when the job was given back."""
+        job, limits = work.job, work.task.options.limits
+        assert limits is not None
+        body = work.delivery.message.body
+        if limits.rate_interval is not None and job.headers.get(RATE_BOOKED) != str(
+                job.retries):
+            wait = self._broker.book_rate(job.queue, limits.rate_key_of(job),
+                                          limits.rate_interval, limits.rate_burst,
+                                          f"{job.id}:{job.retries}")
+            headers = {**job.headers, RATE_BOOKED: str(job.retries)}
+            body = self._codec.encode_job(attrs.evolve(job, headers=headers))
+            if wait > RUN_NOW:
+                self._give_back(work, body, wait)
+                return None
+        if limits.concurrency is None:
+            return True
+        slot = HeldSlot(job.queue, limits.concurrency_key_of(job), limits.concurrency, job.id)
+        if not self._broker.acquire_slot(slot.queue, slot.key, slot.limit, slot.holder,
+                                         self._lease):
+            self._give_back(work, body, random.uniform(*SLOT_WAIT))
+            return None
+        with self._lock:
+            self._slots[id(work)] = slot
+        return slot
+
+    def _give_back(self, work: Work, body: bytes, delay: float) -> None:
+        if self._held.take_back(work):  # else a stop gave it back already
+            logger.debug("Job %r waits %.3fs for its limits", work.job, delay)
+            self._outbox.put(RetryJob(work.delivery, body, delay))
+
+    def _release(self, work: Work, slot: HeldSlot | bool) -> None:
+        if not isinstance(slot, HeldSlot):
+            return
+        with self._lock:
+            self._slots.pop(id(work), None)
+        try:
+            self._broker.release_slot(slot.queue, slot.key, slot.holder)
+        except Exception as exc:  # it frees when its lease expires
+            logger.warning("Could not free the concurrency slot of job %s (%r): it frees "
+                           "when its lease expires: %s", slot.holder, slot.key, exc)
+
+    def renew(self) -> None:
+        """Renew the leases of the slots held by running jobs (with the worker's leases)."""
+        with self._lock:
+            slots = list(self._slots.values())
+        for slot in slots:
+            if not self._broker.acquire_slot(slot.queue, slot.key, slot.limit, slot.holder,
+                                             self._lease):
+                logger.warning("Lost the concurrency slot of job %s (%r)", slot.holder,
+                               slot.key)
+
