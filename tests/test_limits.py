@@ -169,7 +169,7 @@ def test_a_broker_without_the_tier_refuses_a_limited_task(clock: FakeClock) -> N
     @app.task(concurrency=1)
     def limited() -> None: ...
 
-    with pytest.raises(ConfigurationError, match="JobLimits.*limited"):
+    with pytest.raises(ConfigurationError, match=r"JobLimits.*limited"):
         app.worker().run(burst=True)
     app.close()
 

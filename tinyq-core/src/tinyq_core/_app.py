@@ -13,12 +13,12 @@ from ._codec import Codec
 from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
 from ._handle import JobHandle
 from ._interfaces import Broker, BrokerAdmin, ResultBackend, WorkerRegistry
+from ._limits import task_limits
 from ._plugins import Registry, build_registry
 from ._producer import Producer
 from ._registry import decode_workers
 from ._runtime_interfaces import Serializer
 from ._schedules import Schedule, ScheduleInfo, Schedules
-from ._limits import task_limits
 from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, as_seconds, new_job_id
 from ._types import Job, WorkerInfo
 from ._worker import DEFAULT_HEARTBEAT_INTERVAL, Worker

@@ -69,9 +69,9 @@ def task_limits(
 ) -> TaskLimits | None:
     """The limits asked for in ``@app.task(...)``, or a clear error; None without any."""
     if rate_key is not None and rate_limit is None:
-        raise ValueError(f"rate_key= needs rate_limit=")
+        raise ValueError("rate_key= needs rate_limit=")
     if concurrency_key is not None and concurrency is None:
-        raise ValueError(f"concurrency_key= needs concurrency=")
+        raise ValueError("concurrency_key= needs concurrency=")
     for name, function in (("rate_key", rate_key), ("concurrency_key", concurrency_key)):
         if function is not None and not callable(function):
             raise TypeError(f"{name}= must be a function of the job's "

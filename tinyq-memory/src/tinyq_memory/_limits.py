@@ -41,13 +41,13 @@ class MemoryJobLimits(JobLimits):
             slot = booked.get((queue, key, token))
             if slot is not None:
                 return max(0.0, slot - now)
-            tat = state["tat"].get((queue, key), 0.0)
+            tat: float = state["tat"].get((queue, key), 0.0)
             slot = max(now, tat - (burst - 1) * interval)
             state["tat"][queue, key] = max(tat, now) + interval
             for old in [b for b, at in booked.items() if at < now - BOOKING_KEPT]:
                 del booked[old]
             booked[queue, key, token] = slot
-            return slot - now
+            return float(slot - now)
 
     def acquire_slot(
         self, queue: str, key: str, limit: int, holder: str, lease_seconds: float

@@ -147,7 +147,8 @@ class Worker:
                           app.results if codec.signs else None, hooks)
         limiter = limiter_for(app, broker, codec, self._held, outbox)
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
-                             health, deadline_set, leases, hooks, limiter and limiter.renew)
+                             health, deadline_set, leases, hooks,
+                             None if limiter is None else limiter.renew)
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
                            ProgressStore(codec, app.results, app.result_ttl), limiter)
         self.executor.start(self.concurrency, runner.run)
