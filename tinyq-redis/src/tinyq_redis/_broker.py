@@ -67,6 +67,7 @@ from ._keys import GROUP, Keys, check_name, text
 from ._memory import check_eviction
 from ._registry import RedisRegistry
 from ._reserve import RedisReserve
+from ._limits import RedisJobLimits
 from ._results import RedisResultBackend
 from ._schedules import RedisSchedules
 from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute, load_all
@@ -79,7 +80,7 @@ TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 
 
 
 class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUniqueLocks,
-                  RedisSchedules, Broker):
+                  RedisSchedules, RedisJobLimits, Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(
