@@ -64,10 +64,10 @@ from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
 from ._enqueue import RedisEnqueue
 from ._keys import GROUP, Keys, check_name, text
+from ._limits import RedisJobLimits
 from ._memory import check_eviction
 from ._registry import RedisRegistry
 from ._reserve import RedisReserve
-from ._limits import RedisJobLimits
 from ._results import RedisResultBackend
 from ._schedules import RedisSchedules
 from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute, load_all
