@@ -7,11 +7,21 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+import attrs
+
 from tinyq_core.plugin import JobLimits
 
 from ._clock import Clock
 
 BOOKING_KEPT = 60.0  # seconds a booking is remembered after its slot (a re-sent call)
+
+
+@attrs.define
+class _LimitState:
+    tat: dict[tuple[str, str], float] = attrs.Factory(dict)  # the next slot of each key (GCRA)
+    booked: dict[tuple[str, str, str], float] = attrs.Factory(dict)  # (queue, key, token)
+    slots: dict[tuple[str, str], dict[str, float]] = attrs.Factory(dict)  # holder -> lease end
+    swept: float = 0.0  # clock time old bookings were last forgotten
 
 
 class MemoryJobLimits(JobLimits):
@@ -22,12 +32,9 @@ class MemoryJobLimits(JobLimits):
         def _check(self) -> None: ...
 
     @property
-    def _limit_state(self) -> dict[str, dict]:  # type: ignore[type-arg]
-        """Made on first use (MemoryBroker's __init__ is not ours): ``tat`` (queue, key) ->
-        the theoretical arrival time (GCRA); ``booked`` (queue, key, token) -> slot;
-        ``slots`` (queue, key) -> {holder: lease expiry}."""
-        state: dict[str, dict] = self.__dict__.setdefault(  # type: ignore[type-arg]
-            "_job_limits", {"tat": {}, "booked": {}, "slots": {}})
+    def _limit_state(self) -> _LimitState:
+        """Made on first use (MemoryBroker's __init__ is not ours)."""
+        state: _LimitState = self.__dict__.setdefault("_job_limits", _LimitState())
         return state
 
     def book_rate(
@@ -37,17 +44,19 @@ class MemoryJobLimits(JobLimits):
             self._check()
             now = self.clock.time()
             state = self._limit_state
-            booked: dict[tuple[str, str, str], float] = state["booked"]
+            booked = state.booked
             slot = booked.get((queue, key, token))
             if slot is not None:
                 return max(0.0, slot - now)
-            tat: float = state["tat"].get((queue, key), 0.0)
+            tat = state.tat.get((queue, key), 0.0)
             slot = max(now, tat - (burst - 1) * interval)
-            state["tat"][queue, key] = max(tat, now) + interval
-            for old in [b for b, at in booked.items() if at < now - BOOKING_KEPT]:
-                del booked[old]
+            state.tat[queue, key] = max(tat, now) + interval
+            if now - state.swept > BOOKING_KEPT:  # once a minute: no scan per call
+                state.swept = now
+                for old in [b for b, at in booked.items() if at < now - BOOKING_KEPT]:
+                    del booked[old]
             booked[queue, key, token] = slot
-            return float(slot - now)
+            return slot - now
 
     def acquire_slot(
         self, queue: str, key: str, limit: int, holder: str, lease_seconds: float
@@ -55,7 +64,7 @@ class MemoryJobLimits(JobLimits):
         with self._cond:
             self._check()
             now = self.clock.time()
-            slots: dict[str, float] = self._limit_state["slots"].setdefault((queue, key), {})
+            slots = self._limit_state.slots.setdefault((queue, key), {})
             for expired in [h for h, until in slots.items() if until <= now]:
                 del slots[expired]
             if holder not in slots and len(slots) >= limit:
@@ -66,4 +75,4 @@ class MemoryJobLimits(JobLimits):
     def release_slot(self, queue: str, key: str, holder: str) -> None:
         with self._cond:
             self._check()
-            self._limit_state["slots"].get((queue, key), {}).pop(holder, None)
+            self._limit_state.slots.get((queue, key), {}).pop(holder, None)

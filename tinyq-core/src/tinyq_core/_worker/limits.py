@@ -94,27 +94,34 @@ class Limiter:
         """The slot taken (True: no concurrency limit), or None when the job was given back."""
         job, limits = work.job, work.task.options.limits
         assert limits is not None
-        body = work.delivery.message.body
+        booked_now = False
         if limits.rate_interval is not None and job.headers.get(RATE_BOOKED) != str(
                 job.retries):
             wait = self._broker.book_rate(job.queue, limits.rate_key_of(job),
                                           limits.rate_interval, limits.rate_burst,
                                           f"{job.id}:{job.retries}")
-            headers = {**job.headers, RATE_BOOKED: str(job.retries)}
-            body = self._codec.encode_job(attrs.evolve(job, headers=headers))
+            booked_now = True
             if wait > RUN_NOW:
-                self._give_back(work, body, wait)
+                self._give_back(work, self._booked_body(work), wait)
                 return None
         if limits.concurrency is None:
             return True
         slot = HeldSlot(job.queue, limits.concurrency_key_of(job), limits.concurrency, job.id)
         if not self._broker.acquire_slot(slot.queue, slot.key, slot.limit, slot.holder,
                                          self._lease):
+            # A slot in time booked just now is kept: the job does not book again.
+            body = self._booked_body(work) if booked_now else work.delivery.message.body
             self._give_back(work, body, random.uniform(*SLOT_WAIT))
             return None
         with self._lock:
             self._slots[id(work)] = slot
         return slot
+
+    def _booked_body(self, work: Work) -> bytes:
+        """The job's body marked as having its rate slot booked (for this run)."""
+        job = work.job
+        headers = {**job.headers, RATE_BOOKED: str(job.retries)}
+        return self._codec.encode_job(attrs.evolve(job, headers=headers))
 
     def _give_back(self, work: Work, body: bytes, delay: float) -> None:
         if self._held.take_back(work):  # else a stop gave it back already
