@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from test_contract_tiers import RequiredOnlyBroker
 
-from tinyq_core import Application, ConfigurationError, Retry
+from tinyq_core import Application, ConfigurationError, JobFailed, Retry
 from tinyq_core._limits import parse_rate
 from tinyq_core._worker.limits import RATE_BOOKED
 from tinyq_memory import FakeClock, MemoryBroker, drain
@@ -194,3 +194,17 @@ def test_an_unlimited_task_never_asks_the_broker(app: Application) -> None:
     assert drain(app) == 1 and calls == []
     limited.delay()
     assert drain(app) == 1 and calls == ["slot"]
+
+
+def test_a_key_function_that_raises_or_returns_no_str_fails_the_job(app: Application) -> None:
+    @app.task(rate_limit="1/s", rate_key=lambda n: {0: "ok", 1: 7}.get(n) or 1 / 0)
+    def keyed(n: int) -> int:
+        return n
+
+    handles = keyed.map([0, 1, 2])
+    assert drain(app) == 3  # each ran to an outcome once: no loop of give-backs
+    assert handles[0].result(timeout=1) == 0
+    with pytest.raises(JobFailed, match="returned int, not str"):
+        handles[1].result(timeout=1)
+    with pytest.raises(JobFailed, match="ZeroDivisionError"):
+        handles[2].result(timeout=1)

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._codec import Codec
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, describe_exception
 from .._interfaces import Broker
 from .._limit_interfaces import JobLimits
 from .held import HeldJobs, Work
 from .outbox import Outbox
-from .policy import RetryJob
+from .policy import RetryJob, settle
 
 if TYPE_CHECKING:
     from .._app import Application
@@ -77,7 +77,12 @@ class Limiter:
     def run(self, work: Work, run: Callable[[Work], None]) -> None:
         """``run(work)`` when its limits let it start now; else give the job back."""
         try:
-            slot = self._admit(work)
+            keys = self._keys(work)
+        except Exception as exc:  # the user's key function: the job fails as if it raised
+            self._fail(work, exc)
+            return
+        try:
+            slot = self._admit(work, *keys)
         except Exception as exc:  # the broker is down: the job waits, it does not fail
             logger.warning("Could not check the limits of %r, giving it back: %s", work.job,
                            exc)
@@ -90,23 +95,40 @@ class Limiter:
         finally:
             self._release(work, slot)
 
-    def _admit(self, work: Work) -> HeldSlot | bool | None:
+    @staticmethod
+    def _keys(work: Work) -> tuple[str | None, str | None]:
+        """(rate key, concurrency key) of the job: None where the task has no such limit."""
+        job, limits = work.job, work.task.options.limits
+        assert limits is not None
+        return (None if limits.rate_interval is None else limits.rate_key_of(job),
+                None if limits.concurrency is None else limits.concurrency_key_of(job))
+
+    def _fail(self, work: Work, exc: Exception) -> None:
+        """A key function that raised: the job's outcome, retried or failed by its options."""
+        logger.error("The limit key of %r could not be computed: %s", work.job,
+                     describe_exception(exc))
+        if self._held.finish(work):  # else a stop gave it back already
+            self._outbox.put(settle(work.delivery, work.job, work.task.options, self._codec,
+                                    None, exc), work)
+
+    def _admit(self, work: Work, rate_key: str | None, slot_key: str | None
+               ) -> HeldSlot | bool | None:
         """The slot taken (True: no concurrency limit), or None when the job was given back."""
         job, limits = work.job, work.task.options.limits
         assert limits is not None
         booked_now = False
-        if limits.rate_interval is not None and job.headers.get(RATE_BOOKED) != str(
-                job.retries):
-            wait = self._broker.book_rate(job.queue, limits.rate_key_of(job),
-                                          limits.rate_interval, limits.rate_burst,
+        if rate_key is not None and limits.rate_interval is not None and job.headers.get(
+                RATE_BOOKED) != str(job.retries):
+            wait = self._broker.book_rate(job.queue, rate_key, limits.rate_interval,
+                                          limits.rate_burst,
                                           f"{job.id}:{job.retries}")
             booked_now = True
             if wait > RUN_NOW:
                 self._give_back(work, self._booked_body(work), wait)
                 return None
-        if limits.concurrency is None:
+        if slot_key is None or limits.concurrency is None:
             return True
-        slot = HeldSlot(job.queue, limits.concurrency_key_of(job), limits.concurrency, job.id)
+        slot = HeldSlot(job.queue, slot_key, limits.concurrency, job.id)
         if not self._broker.acquire_slot(slot.queue, slot.key, slot.limit, slot.holder,
                                          self._lease):
             # A slot in time booked just now is kept: the job does not book again.
