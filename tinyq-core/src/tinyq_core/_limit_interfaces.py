@@ -12,6 +12,7 @@ must not book or count twice.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 
 class JobLimits(abc.ABC):
@@ -40,3 +41,10 @@ class JobLimits(abc.ABC):
     @abc.abstractmethod
     def release_slot(self, queue: str, key: str, holder: str) -> None:
         """Free the slot of ``key`` (of ``queue``) held by ``holder``, if any."""
+
+    def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:
+        """:meth:`release_slot` for each ``(queue, key, holder)``: a worker frees the slots of
+        the jobs finished since its last report at once. A broker that can do it in one round
+        trip overrides this."""
+        for queue, key, holder in slots:
+            self.release_slot(queue, key, holder)

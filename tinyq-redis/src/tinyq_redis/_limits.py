@@ -5,6 +5,7 @@ acquire_slot.lua), and every key expires by itself once its limit is idle."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tinyq_core.plugin import JobLimits
@@ -49,3 +50,10 @@ class RedisJobLimits(JobLimits):
     def release_slot(self, queue: str, key: str, holder: str) -> None:
         with translate_errors(self.where):
             self.client.zrem(limit_key(self.prefix, queue, "slots", key), holder)
+
+    def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:
+        pipe = self.client.pipeline(transaction=False)  # one round trip (ZREM is idempotent)
+        for queue, key, holder in slots:
+            pipe.zrem(limit_key(self.prefix, queue, "slots", key), holder)
+        with translate_errors(self.where):
+            pipe.execute()

@@ -73,6 +73,7 @@ class Limiter:
         self._lease = lease_seconds
         self._lock = threading.Lock()
         self._slots: dict[int, HeldSlot] = {}  # id(work) -> the slot its running job holds
+        self._finished: list[HeldSlot] = []  # slots of finished jobs, freed with a report
 
     def run(self, work: Work, run: Callable[[Work], None]) -> None:
         """``run(work)`` when its limits let it start now; else give the job back."""
@@ -151,15 +152,33 @@ class Limiter:
             self._outbox.put(RetryJob(work.delivery, body, delay))
 
     def _release(self, work: Work, slot: HeldSlot | bool) -> None:
+        """The job's code returned: its slot goes with the fetcher's next report when there
+        is one soon (one round trip for many), else it is freed now, from this thread."""
         if not isinstance(slot, HeldSlot):
             return
         with self._lock:
             self._slots.pop(id(work), None)
+        def keep() -> None:
+            with self._lock:
+                self._finished.append(slot)
+
+        if not self._outbox.with_next_send(keep):
+            self._free([slot])
+
+    def free_finished(self) -> None:
+        """Free the slots of jobs finished since the last report (the Sender, before it
+        sends: their outcomes are in the batch, or in one sent already)."""
+        with self._lock:
+            slots, self._finished = self._finished, []
+        if slots:
+            self._free(slots)
+
+    def _free(self, slots: list[HeldSlot]) -> None:
         try:
-            self._broker.release_slot(slot.queue, slot.key, slot.holder)
-        except Exception as exc:  # it frees when its lease expires
-            logger.warning("Could not free the concurrency slot of job %s (%r): it frees "
-                           "when its lease expires: %s", slot.holder, slot.key, exc)
+            self._broker.release_slots([(s.queue, s.key, s.holder) for s in slots])
+        except Exception as exc:  # they free when their lease expires
+            logger.warning("Could not free the concurrency slots of %d finished job(s): "
+                           "they free when their lease expires: %s", len(slots), exc)
 
     def renew(self) -> None:
         """Renew the leases of the slots held by running jobs (with the worker's leases)."""

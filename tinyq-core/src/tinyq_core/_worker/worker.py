@@ -146,6 +146,7 @@ class Worker:
                           health, self.executor, admission, leases,
                           app.results if codec.signs else None, hooks)
         limiter = limiter_for(app, broker, codec, self._held, outbox)
+        sender.before_send = None if limiter is None else limiter.free_finished
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
                              health, deadline_set, leases, hooks,
                              None if limiter is None else limiter.renew)

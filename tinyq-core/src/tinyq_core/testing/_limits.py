@@ -103,3 +103,11 @@ class LimitsContract(ContractBase):
         assert limits.acquire_slot(queue, key, 1, "a", 1.0)
         self.advance(broker, 0.6)
         assert not limits.acquire_slot(queue, key, 1, "b", 1.0)
+
+    def test_slots_of_several_keys_are_released_at_once(self, limits: JobLimits) -> None:
+        queue, one, two = new_queue(), new_key(), new_key()
+        assert limits.acquire_slot(queue, one, 1, "a", 60)
+        assert limits.acquire_slot(queue, two, 1, "b", 60)
+        limits.release_slots([(queue, one, "a"), (queue, two, "b"), (queue, two, "gone")])
+        assert limits.acquire_slot(queue, one, 1, "c", 60)
+        assert limits.acquire_slot(queue, two, 1, "d", 60)
