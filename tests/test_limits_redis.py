@@ -107,3 +107,25 @@ def test_a_killed_workers_slot_frees_after_its_lease(project: AppProject) -> Non
     broker.release_slot("default", "hold", "outsider")
     assert handle.result(timeout=30) == "done"
     project.stop(second)
+
+
+FAIR_APP = APP + '''
+@app.task(name="tenant", rate_limit="1/s", rate_key=lambda tenant, n: tenant)
+def tenant(tenant, n):
+    r.rpush(f"{NS}:tenant", f"{tenant} {n} {time.time()!r}")
+'''
+
+
+def test_a_burst_of_one_tenant_does_not_delay_another(tmp_path: Path,
+                                                      redis_server: RedisServer) -> None:
+    with AppProject(tmp_path, FAIR_APP, url=redis_server.url) as project:
+        project.app.tasks["tenant"].map([("a", n) for n in range(10)] + [("b", 0)])
+        worker = project.worker("-w", "4")
+        key = f"{project.ns}:tenant"
+        wait_until(lambda: project.redis.llen(key) >= 3, 30, message="a, b and a again")
+        project.stop(worker)
+        runs = [line.decode().split() for line in project.redis.lrange(key, 0, -1)]
+        first = {who: float(at) for who, _, at in reversed(runs)}
+        assert first["b"] - first["a"] < 1.0  # b waited less than one of a's intervals
+        a_starts = sorted(float(at) for who, _, at in runs if who == "a")
+        assert a_starts[1] - a_starts[0] > 0.95  # while a's own jobs keep to 1/s
