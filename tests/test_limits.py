@@ -208,3 +208,24 @@ def test_a_key_function_that_raises_or_returns_no_str_fails_the_job(app: Applica
         handles[1].result(timeout=1)
     with pytest.raises(JobFailed, match="ZeroDivisionError"):
         handles[2].result(timeout=1)
+
+
+def test_the_example_of_limits_md_declares_what_it_says() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(block.replace('"redis://localhost:6379/0"', '"memory://"'), namespace)
+    app = namespace["app"]
+    limits = {name.rsplit(".", 1)[-1]: task.options.limits for name, task in app.tasks.items()}
+    assert limits["ping"].rate_interval == pytest.approx(0.01)
+    assert limits["render"].rate_interval == pytest.approx(6.0)
+    assert limits["export"].concurrency == 5
+    assert limits["sync"].concurrency == 2
+    job = namespace["sync"]._job(("acme",), {"full": True}, None, None, None)
+    assert limits["sync"].concurrency_key_of(job).endswith(":acme")
+    namespace["render"].delay("acme", "doc-1")
+    namespace["sync"].delay("acme", full=True)
+    assert drain(app) == 2
+    app.close()
