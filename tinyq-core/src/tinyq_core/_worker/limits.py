@@ -10,7 +10,8 @@ for the others).
   worker's leases and freed when the job's code returned; none free: it is given back after a
   short jittered delay, without holding a thread meanwhile.
 
-A job given back this way is not a retry: its retry count, hooks and counters are untouched.
+A job given back this way is not a retry: its retry count and the outcome hooks and counters
+are untouched (``tinyq_job_received`` fires again each time it is fetched).
 """
 
 from __future__ import annotations
