@@ -22,6 +22,7 @@ _BOOK = "INSERT INTO rate_bookings (queue, key, token, slot) VALUES (?, ?, ?, ?)
 _SWEEP_BOOKINGS = "DELETE FROM rate_bookings WHERE slot < ?"
 _SWEEP_RATES = "DELETE FROM rate_limits WHERE tat < ?"
 _EXPIRE_SLOTS = "DELETE FROM limit_slots WHERE queue = ? AND key = ? AND expires <= ?"
+_SWEEP_SLOTS = "DELETE FROM limit_slots WHERE expires <= ?"  # a small table: running jobs
 _COUNT_SLOTS = """SELECT COUNT(*), SUM(holder = ?) FROM limit_slots
     WHERE queue = ? AND key = ?"""
 _TAKE_SLOT = """INSERT OR REPLACE INTO limit_slots (queue, key, holder, expires)
@@ -56,6 +57,7 @@ class SqliteJobLimits(JobLimits):
         def work(conn: sqlite3.Connection) -> bool:
             now = time.time()
             conn.execute(_EXPIRE_SLOTS, (queue, key, now))
+            conn.execute(_SWEEP_SLOTS, (now - IDLE_KEPT,))  # dead holders of idle keys
             held, mine = conn.execute(_COUNT_SLOTS, (holder, queue, key)).fetchone()
             if not mine and held >= limit:
                 return False
