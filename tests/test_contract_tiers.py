@@ -12,6 +12,7 @@ from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
 from tinyq_core.testing._admin import AdminContract
 from tinyq_core.testing._cancel import CancelContract
+from tinyq_core.testing._limits import LimitsContract
 from tinyq_core.testing._lookup import LookupContract
 from tinyq_core.testing._progress import ProgressContract
 from tinyq_core.testing._registry import RegistryContract
@@ -99,7 +100,8 @@ def test_the_contract_is_made_of_the_tiers() -> None:
     assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract,
                                              LookupContract, RegistryContract,
                                              ProgressContract, UniqueContract,
-                                             ScheduleContract, CancelContract}
+                                             ScheduleContract, CancelContract,
+                                             LimitsContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:
@@ -126,6 +128,12 @@ def test_every_unique_test_takes_the_unique_fixture() -> None:
     unique = _tests_of(UniqueContract)
     assert len(unique) >= 8
     assert [name for name, args in unique.items() if "unique" not in args] == []
+
+
+def test_every_limits_test_takes_the_limits_fixture() -> None:
+    tests = _tests_of(LimitsContract)
+    assert len(tests) >= 8
+    assert [name for name, args in tests.items() if "limits" not in args] == []
 
 
 def test_every_schedule_test_takes_the_schedules_fixture() -> None:

@@ -32,7 +32,7 @@ PLUGIN_API = {
     "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
     "CurrentJob", "QueueCounts", "CancelRequests", "CancelState", "ScheduleRecords",
-    "UniqueLocks",
+    "UniqueLocks", "JobLimits",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

@@ -14,6 +14,7 @@ from ._codec import Codec
 from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
 from ._handle import JobHandle
 from ._interfaces import Broker, BrokerAdmin, ResultBackend, WorkerRegistry
+from ._limits import task_limits
 from ._plugins import Registry, build_registry
 from ._producer import Producer
 from ._registry import decode_workers
@@ -155,6 +156,10 @@ class Application:
         expires: float | timedelta | None = None,
         unique: bool = False,
         unique_for: float | timedelta = 0.0,
+        rate_limit: str | None = None,
+        rate_key: Callable[..., str] | None = None,
+        concurrency: int | None = None,
+        concurrency_key: Callable[..., str] | None = None,
         cron: str | None = None,
         every: float | timedelta | None = None,
         tz: str | None = None,
@@ -176,6 +181,10 @@ class Application:
         expires: float | timedelta | None = None,
         unique: bool = False,
         unique_for: float | timedelta = 0.0,
+        rate_limit: str | None = None,
+        rate_key: Callable[..., str] | None = None,
+        concurrency: int | None = None,
+        concurrency_key: Callable[..., str] | None = None,
         cron: str | None = None,
         every: float | timedelta | None = None,
         tz: str | None = None,
@@ -187,7 +196,8 @@ class Application:
         ``expires``: seconds after enqueue its jobs may still start (docs/tasks.md);
         ``unique``: one job per arguments at a time, its lock kept ``unique_for`` seconds
         after it finished; ``cron`` or ``every`` run it periodically, with ``tz`` and
-        ``catch_up`` as for :meth:`schedule` (docs/scheduling.md)."""
+        ``catch_up`` as for :meth:`schedule` (docs/scheduling.md); ``rate_limit``,
+        ``concurrency`` and their keys limit it across all workers (docs/limits.md)."""
         options = TaskOptions(
             queue=queue,
             max_retries=max_retries,
@@ -199,6 +209,7 @@ class Application:
             expires=as_seconds(expires),
             unique=unique,
             unique_for=as_seconds(unique_for) or 0.0,
+            limits=task_limits(rate_limit, rate_key, concurrency, concurrency_key),
         )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:

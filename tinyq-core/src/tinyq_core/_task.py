@@ -14,6 +14,7 @@ import attrs
 
 from ._errors import SerializationError
 from ._handle import JobHandle
+from ._limits import TaskLimits
 from ._types import Job
 from ._unique import unique_job
 
@@ -39,6 +40,7 @@ class TaskOptions:
     expires: float | None = None  # seconds after enqueue the job may still start
     unique: bool = False
     unique_for: float = 0.0  # seconds a unique job keeps its lock after it finished
+    limits: TaskLimits | None = None  # rate and concurrency limits (_limits.py)
 
 
 def checked_headers(headers: Mapping[str, str]) -> dict[str, str]:

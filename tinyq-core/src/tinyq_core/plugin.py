@@ -20,6 +20,7 @@ from ._errors import (
 )
 from ._hooks import hookimpl, hookspec
 from ._interfaces import Broker, BrokerAdmin, ResultBackend, WorkerRegistry
+from ._limit_interfaces import JobLimits
 from ._plugins import BrokerFactory, ExecutorFactory, Registry, SerializerFactory
 from ._runtime_interfaces import Executor, Serializer
 from ._types import (
@@ -54,6 +55,7 @@ __all__ = [
     "Executor",
     "ExecutorFactory",
     "Job",
+    "JobLimits",
     "JobStatus",
     "Message",
     "PluginError",

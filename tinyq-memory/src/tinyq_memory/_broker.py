@@ -30,6 +30,7 @@ from tinyq_core.plugin import (
 from ._admin import MemoryAdmin, _Lease
 from ._cancel import MemoryCancel
 from ._clock import Clock
+from ._limits import MemoryJobLimits
 from ._registry import MemoryRegistry
 from ._results import MemoryResultBackend, _Base
 from ._schedules import MemorySchedules
@@ -37,7 +38,7 @@ from ._unique import MemoryUniqueLocks
 
 
 class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedules, MemoryCancel,
-                   _Base, Broker):
+                   MemoryJobLimits, _Base, Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:

@@ -65,6 +65,7 @@ from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
 from ._enqueue import RedisEnqueue
 from ._keys import GROUP, Keys, check_name, text
+from ._limits import RedisJobLimits
 from ._memory import check_eviction
 from ._registry import RedisRegistry
 from ._reserve import RedisReserve
@@ -80,7 +81,7 @@ TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 
 
 
 class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUniqueLocks,
-                  RedisSchedules, RedisCancel, Broker):
+                  RedisSchedules, RedisCancel, RedisJobLimits, Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(

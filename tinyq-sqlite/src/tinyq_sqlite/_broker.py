@@ -15,6 +15,7 @@ from . import _leasing as leasing
 from ._admin import AdminMixin
 from ._cancel import CancelMixin
 from ._db import Database, StoreFull
+from ._limits import SqliteJobLimits
 from ._options import Options, parse
 from ._results import SqliteResultBackend, store_results
 from ._schedules import SqliteSchedules
@@ -29,7 +30,8 @@ _ADD_JOB = """INSERT OR IGNORE INTO jobs (queue, id, body, state, due)
     WHERE queue = ? AND job_id = ? AND expires > ?)"""
 
 
-class SqliteBroker(AdminMixin, SqliteUniqueLocks, SqliteSchedules, CancelMixin, Broker):
+class SqliteBroker(AdminMixin, SqliteUniqueLocks, SqliteSchedules, CancelMixin, SqliteJobLimits,
+                   Broker):
     """Broker and result backend on one SQLite file; see docs/sqlite.md. Connects lazily."""
 
     def __init__(self, uri: str) -> None:

@@ -105,6 +105,29 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (queue, key)
     );
     """,
+    """
+    CREATE TABLE rate_limits (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        tat REAL NOT NULL,                      -- the slot after the last one booked (GCRA)
+        PRIMARY KEY (queue, key)
+    );
+    CREATE TABLE rate_bookings (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        token TEXT NOT NULL,                    -- names a booking: asked again, the same slot
+        slot REAL NOT NULL,
+        PRIMARY KEY (queue, key, token)
+    );
+    CREATE INDEX rate_bookings_slot ON rate_bookings (slot);
+    CREATE TABLE limit_slots (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        holder TEXT NOT NULL,                   -- the job id running in this slot
+        expires REAL NOT NULL,                  -- its lease: free after this Unix time
+        PRIMARY KEY (queue, key, holder)
+    );
+    """,
 )
 VERSION = len(MIGRATIONS)
 

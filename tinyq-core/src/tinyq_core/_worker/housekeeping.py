@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .._codec import Codec
 from .._errors import Cancelled
@@ -44,7 +44,9 @@ class Housekeeper:
         deadline_set: threading.Event,
         leases: LostLeases,
         hooks: Hooks = NO_HOOKS,
+        renew_slots: Callable[[], None] | None = None,
     ) -> None:
+        self._renew_slots = renew_slots  # concurrency limits' slots, leased as jobs are
         self._broker, self._queues = broker, list(queues)
         self._held, self._outbox, self._codec = held, outbox, codec
         self._hooks = hooks
@@ -68,6 +70,8 @@ class Housekeeper:
                         lost = self._broker.renew(leased)
                         if lost:
                             self._leases.lost(lost)
+                    if self._renew_slots is not None:
+                        self._renew_slots()
                 if now >= next_recover:
                     next_recover = now + recover_every
                     self._broker.recover(self._queues)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .._backoff import Backoff
 from .._interfaces import Broker, ResultBackend
@@ -45,8 +45,11 @@ class Sender:
         self.broker, self.results, self.own_results = broker, results, own_results
         self.result_ttl, self.queues = result_ttl, list(queues)
         self.leases = leases
+        self.before_send: Callable[[], None] | None = None  # frees finished jobs' slots
 
     def __call__(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
+        if self.before_send is not None:
+            self.before_send()
         keep_locks(self.broker, batch)  # before the acks: the lock never frees in between
         deliveries = self._send(batch, count, timeout)
         self.leases.settled([s.delivery for s in batch])
@@ -131,6 +134,14 @@ class Outbox:
             fetcher_sends = self._fetcher_sends
         if not fetcher_sends:
             self.flush_quietly()
+
+    def with_next_send(self, action: Callable[[], None]) -> bool:
+        """When the fetcher sends soon: run ``action`` (no I/O) under the lock, so that the
+        send's ``before_send`` sees what it did, and return True. Else False (nothing run)."""
+        with self._cond:
+            if self._fetcher_sends:
+                action()
+            return self._fetcher_sends
 
     def pending(self) -> int:
         """Settlements waiting to be sent (not those a thread is sending or sifting now)."""

@@ -19,6 +19,7 @@ from .cancels import cancelled_settlement
 from .coroutines import ThreadLoops, run_coroutine
 from .expiry import expired_settlement
 from .held import HeldJobs, Work
+from .limits import Limiter
 from .logfields import job_fields
 from .outbox import Outbox
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement, settle, unreportable
@@ -102,7 +103,9 @@ class JobRunner:
         progress: ProgressStore | None = None,
         cancels: CancelWatcher | None = None,
         clock: Callable[[], float] = time.time,
+        limiter: Limiter | None = None,
     ) -> None:
+        self._limiter = limiter  # keeps the tasks' rate and concurrency limits (limits.py)
         self._hooks = hooks
         self._cancels = cancels  # None: the broker cannot cancel
         self._clock = clock  # the broker's: it decides whether a job expired
@@ -115,6 +118,12 @@ class JobRunner:
         self._loops = ThreadLoops()
 
     def run(self, work: Work) -> None:
+        if work.task.options.limits is not None and self._limiter is not None:
+            self._limiter.run(work, self._run)
+        else:
+            self._run(work)
+
+    def _run(self, work: Work) -> None:
         job = work.job
         if job.expires is not None and job.expires <= self._clock():
             self._expire(work)

@@ -40,6 +40,7 @@ from .held import HeldJobs, Work
 from .housekeeping import Housekeeper, Mover
 from .ladder import ShutdownLadder, Stage
 from .leases import LostLeases
+from .limits import limiter_for
 from .outbox import Outbox, Sender
 from .policy import admit
 from .runner import JobRunner
@@ -147,13 +148,16 @@ class Worker:
         fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
                           health, self.executor, admission, leases,
                           app.results if codec.signs else None, hooks)
+        limiter = limiter_for(app, broker, codec, self._held, outbox)
+        sender.before_send = None if limiter is None else limiter.free_finished
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
-                             health, deadline_set, leases, hooks)
+                             health, deadline_set, leases, hooks,
+                             None if limiter is None else limiter.renew)
         cancels = CancelWatcher(broker, self._held, outbox, codec, self._ladder, health,
                                 deadline_set, hooks) if isinstance(broker, CancelRequests) else None
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
                            ProgressStore(codec, app.results, app.result_ttl), cancels,
-                           broker_clock(broker))
+                           broker_clock(broker), limiter)
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:

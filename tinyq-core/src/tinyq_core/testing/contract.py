@@ -29,6 +29,7 @@ from __future__ import annotations
 from ._admin import AdminContract
 from ._cancel import CancelContract
 from ._delivery import DeliveryContract
+from ._limits import LimitsContract
 from ._lookup import LookupContract
 from ._progress import ProgressContract
 from ._redelivery import RedeliveryContract
@@ -56,6 +57,7 @@ class BrokerContract(
     UniqueContract,
     ScheduleContract,
     CancelContract,
+    LimitsContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real

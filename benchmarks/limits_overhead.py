@@ -1,0 +1,95 @@
+"""The per-job cost of rate and concurrency limits: `python -m benchmarks.limits_overhead`.
+
+Three tasks doing nothing, in one run, on a throwaway redis-server (and the memory broker):
+
+* plain: no limit;
+* rate: ``rate_limit="1000000/s"``: every job books a slot (one script call) that is due at
+  once, so the figure is the booking's cost, not waiting;
+* concurrency: ``concurrency=1000``: every job takes a leased slot and frees it after it ran
+  (two calls), never waiting either.
+
+N jobs are enqueued in one batch, then drained by a burst worker (``-w`` threads); the median
+of several interleaved runs. On Redis each limited job adds round trips the plain job does not
+make (its report and next read share one), so the difference is mostly those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+CASES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "rate": {"rate_limit": "1000000/s"},
+    "concurrency": {"concurrency": 1000},
+}
+
+
+def one_run(make_broker: Callable[[], Any], case: str, jobs: int, threads: int) -> float:
+    """Drain seconds per job of ``case``."""
+    from tinyq_core import Application
+
+    app = Application(make_broker())
+
+    @app.task(name="noop", **CASES[case])
+    def noop(n: int) -> None:
+        return None
+
+    noop.map(range(jobs))
+    started = time.perf_counter()
+    worker = app.worker(concurrency=threads, scheduler=False)
+    worker.run(burst=True)
+    elapsed = time.perf_counter() - started
+    assert worker.processed == jobs, (case, worker.processed)
+    app.close()
+    return elapsed / jobs
+
+
+def measure(make_broker: Callable[[], Any], jobs: int, threads: int, rounds: int
+            ) -> dict[str, float]:
+    runs: dict[str, list[float]] = {case: [] for case in CASES}
+    for _ in range(rounds):  # interleaved: the machine's drift hits every case alike
+        for case in CASES:
+            runs[case].append(one_run(make_broker, case, jobs, threads))
+    return {case: statistics.median(times) for case, times in runs.items()}
+
+
+def report(title: str, medians: dict[str, float]) -> None:
+    plain = medians["plain"]
+    print(f"\n{title}")
+    print(f"{'case':<12} {'us/job':>8} {'jobs/s':>8} {'overhead us/job':>16}")
+    for case, seconds in medians.items():
+        print(f"{case:<12} {seconds * 1e6:8.1f} {1 / seconds:8.0f} "
+              f"{(seconds - plain) * 1e6:16.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    from benchmarks._redis_server import RedisServer
+    from tinyq_memory import MemoryBroker
+    from tinyq_redis import RedisBroker
+
+    report(f"memory broker, {args.jobs} jobs, -w {args.threads}",
+           measure(MemoryBroker, args.jobs, args.threads, args.rounds))
+    server = RedisServer().start()
+    try:
+        def redis_broker() -> Any:
+            return RedisBroker(server.url, prefix=f"b{uuid.uuid4().hex[:8]}")
+
+        report(f"Redis {server.version()} (loopback), {args.jobs} jobs, -w {args.threads}",
+               measure(redis_broker, args.jobs, args.threads, args.rounds))
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The optional tier that keeps limits shared by every worker: rate limits (a booked slot in
+time per job) and concurrency limits (leased slots). A broker offers it by inheriting
+:class:`JobLimits` beside :class:`Broker`; a worker whose application has a limited task
+refuses to start on a broker without it (a limit silently not kept is worse than none).
+
+Each method is one atomic step in the broker (a Lua script on Redis, a transaction on SQLite,
+a lock in memory), on the broker's clock, and kept per queue (on a Redis Cluster, in the
+queue's slot). Each is safe to send twice: a client that re-sends a call after a timeout
+must not book or count twice.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+
+class JobLimits(abc.ABC):
+    """Rate limits as a scheduler (GCRA: each booking gets the next free slot of its key)
+    and concurrency limits as leases (a dead worker's slot frees when its lease expires)."""
+
+    @abc.abstractmethod
+    def book_rate(
+        self, queue: str, key: str, interval: float, burst: int, token: str
+    ) -> float:
+        """Book the next free slot of rate limit ``key`` (of ``queue``), which hands out one
+        slot per ``interval`` seconds, ``burst`` of them at once after a quiet spell, in the
+        order asked for; return the seconds until the slot booked (0: now). ``token`` names
+        the booking: the same token asked again (a re-sent call) returns the slot it got,
+        without booking another, for at least a minute after that slot."""
+
+    @abc.abstractmethod
+    def acquire_slot(
+        self, queue: str, key: str, limit: int, holder: str, lease_seconds: float
+    ) -> bool:
+        """Take one of the ``limit`` slots of concurrency limit ``key`` (of ``queue``) for
+        ``holder``, leased for ``lease_seconds``; False when all are held by others (slots
+        whose lease expired are free). A holder that holds one already keeps it, its lease
+        renewed from now (renewal is this same call), and gets True."""
+
+    @abc.abstractmethod
+    def release_slot(self, queue: str, key: str, holder: str) -> None:
+        """Free the slot of ``key`` (of ``queue``) held by ``holder``, if any."""
+
+    def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:
+        """:meth:`release_slot` for each ``(queue, key, holder)``: a worker frees the slots of
+        the jobs finished since its last report at once. A broker that can do it in one round
+        trip overrides this."""
+        for queue, key, holder in slots:
+            self.release_slot(queue, key, holder)
