@@ -28,6 +28,7 @@ from tinyq_core.plugin import (
 )
 
 from ._admin import MemoryAdmin, _Lease
+from ._async import MemoryAsyncTier
 from ._clock import Clock
 from ._registry import MemoryRegistry
 from ._results import MemoryResultBackend, _Base
@@ -36,7 +37,7 @@ from ._unique import MemoryUniqueLocks
 
 
 class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedules, _Base,
-                   Broker):
+                   MemoryAsyncTier, Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:
