@@ -1,0 +1,176 @@
+"""The awaitable producer API on a real redis-server, through the broker's async tier (a
+redis.asyncio pool per loop, the blocking broker's Lua scripts), with a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import redis
+
+from tinyq_core import Application, BrokerError, JobFailed, SerializationError
+from tinyq_redis._async import RedisAsyncClient
+
+from redis_server import RedisServer
+from support.loop_lag import LoopLagProbe
+from support.worker_thread import running_worker
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture
+def app(redis_server: RedisServer) -> Iterator[Application]:
+    # A prefix per test keeps tests apart on the shared server.
+    application = Application(f"{redis_server.url}?prefix=a{uuid.uuid4().hex[:8]}"
+                              "&durable_timeout=0.2")
+
+    @application.task(name="add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    @application.task(name="slow")
+    def slow(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    @application.task(name="fail")
+    def fail() -> None:
+        raise ValueError("no")
+
+    @application.task(name="once", unique=True)
+    def once(x: int) -> int:
+        return x
+
+    yield application
+    application.close()
+
+
+def test_every_awaitable_method_on_redis(app: Application) -> None:
+    add = app.tasks["add"]
+
+    async def main() -> list[Any]:
+        assert isinstance(app._producer.aio._loop_clients().broker_client, RedisAsyncClient)
+        nowhere = await app.job("nope", "default").astatus()  # before the queue's group
+        h = await add.adelay(1, 2)
+        queued = await h.astatus()
+        applied = await add.aapply_async((3, 4), job_id="chosen", headers={"who": "me"})
+        later = await add.aapply_async((5, 6), countdown=0.3)
+        scheduled = await later.astatus()
+        mapped = await add.amap([(1, 1), (2, 2)])
+        sent = await app.asend("add", 7, 8)
+        unique = [(await app.tasks["once"].adelay(9)).id for _ in range(2)]
+        with running_worker(app, concurrency=2):
+            values = [await x.aresult(timeout=5) for x in (h, applied, later, *mapped, sent)]
+            values.append(await app.job("chosen").aresult(timeout=5))  # queue looked up
+        states = [nowhere, queued, scheduled, await h.astatus()]
+        await app.aclose()
+        return [values, states, unique[0] == unique[1]]
+
+    values, states, same = run(main())
+    assert values == [3, 7, 11, 2, 4, 15, 7]
+    assert states == ["unknown", "queued", "scheduled", "succeeded"]
+    assert same
+
+
+def test_errors_on_redis_are_the_blocking_apis(app: Application) -> None:
+    async def main() -> None:
+        with pytest.raises(SerializationError, match="argument 'n'"):
+            await app.tasks["add"].adelay(1, object())
+        # One server, no replica: a durable enqueue is not confirmed, as in the blocking API.
+        with pytest.raises(BrokerError, match="no replica"):
+            await app.tasks["add"].aapply_async((1, 2), durable=True)
+        h = await app.tasks["fail"].adelay()
+        with running_worker(app):
+            with pytest.raises(JobFailed, match="ValueError: no"):
+                await h.aresult(timeout=5)
+        with pytest.raises(TimeoutError):
+            await (await app.tasks["add"].adelay(1, 1)).aresult(timeout=0.2)
+        await app.aclose()
+
+    run(main())
+
+
+def test_a_cancelled_wait_leaves_the_pool_usable(app: Application) -> None:
+    """The wait is cut in the middle of a blocking BRPOPLPUSH: the pool must not hand that
+    connection out again with the blocked command's late reply still to come."""
+    slow, add = app.tasks["slow"], app.tasks["add"]
+
+    async def main() -> list[Any]:
+        h = await slow.adelay(0.5)
+        with running_worker(app, concurrency=2):
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(h.aresult(), 0.1)
+            other = await add.adelay(1, 1)
+            values = [await other.aresult(timeout=5), await h.aresult(timeout=5),
+                      await other.astatus()]
+        await app.aclose()
+        return values
+
+    assert run(main()) == [2, 0.5, "succeeded"]
+
+
+def test_the_loop_is_never_blocked_on_redis(app: Application) -> None:
+    """Loosely (50 ms, for a loaded machine): tinyq's own share is well under 10 ms."""
+    add = app.tasks["add"]
+
+    async def main() -> float:
+        h = await add.adelay(0, 0)  # connected, scripts loaded, server checked: then measure
+        async with LoopLagProbe() as probe:
+            with pytest.raises(TimeoutError):
+                await h.aresult(timeout=2)
+            for i in range(1000):
+                await add.adelay(i, i)
+        await app.aclose()
+        return probe.worst
+
+    worst = run(main())
+    assert worst < 0.05, f"the loop was blocked {worst * 1000:.0f} ms"
+    assert app.broker.size("default") == 1001  # type: ignore[attr-defined]
+
+
+def test_scripts_forgotten_by_the_server_are_loaded_again(
+    app: Application, redis_server: RedisServer
+) -> None:
+    add = app.tasks["add"]
+
+    async def main() -> int:
+        await add.adelay(1, 1)
+        redis.Redis.from_url(redis_server.url).script_flush()
+        h = await add.adelay(2, 2)  # one script call: NOSCRIPT, loaded, called again
+        await add.amap([(3, 3), (4, 4)])  # a pipeline of them
+        redis.Redis.from_url(redis_server.url).script_flush()
+        await add.amap([(5, 5)])
+        with running_worker(app):
+            value: int = await h.aresult(timeout=5)
+        await app.aclose()
+        return value
+
+    assert run(main()) == 4
+    assert app.broker.size("default") == 0  # type: ignore[attr-defined]
+
+
+def test_aclose_closes_the_loops_connections(app: Application, redis_server: RedisServer) -> None:
+    name = f"aio-{uuid.uuid4().hex[:6]}"
+    app.use_broker(f"{app.broker_uri}&client_name={name}")
+
+    async def main() -> tuple[int, int]:
+        await app.tasks["add"].adelay(1, 1)
+        await asyncio.sleep(0)
+        admin = redis.Redis.from_url(redis_server.url)
+        open_ = sum(1 for c in admin.client_list() if c["name"] == name)
+        await app.aclose()
+        await asyncio.sleep(0.1)
+        closed = sum(1 for c in admin.client_list() if c["name"] == name)
+        return open_, closed
+
+    open_, closed = run(main())
+    # The blocking broker's connection (its server check) stays; the loop's pool goes.
+    assert (open_, closed) == (2, 1)
