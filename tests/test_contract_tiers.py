@@ -10,6 +10,7 @@ import pytest
 
 from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
+from tinyq_core.testing._async import AsyncContract
 from tinyq_core.testing._admin import AdminContract
 from tinyq_core.testing._lookup import LookupContract
 from tinyq_core.testing._progress import ProgressContract
@@ -98,7 +99,7 @@ def test_the_contract_is_made_of_the_tiers() -> None:
     assert set(BrokerContract.__bases__) == {*REQUIRED_TIER, ResultsContract, AdminContract,
                                              LookupContract, RegistryContract,
                                              ProgressContract, UniqueContract,
-                                             ScheduleContract}
+                                             ScheduleContract, AsyncContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:

@@ -32,6 +32,7 @@ PLUGIN_API = {
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
     "CurrentJob", "QueueCounts", "CancelRequests", "CancelState", "ScheduleRecords",
     "UniqueLocks",
+    "AsyncBroker", "AsyncBrokerClient", "ThreadedAsyncClient",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {
