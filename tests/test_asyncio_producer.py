@@ -87,7 +87,7 @@ def test_every_awaitable_method_enqueues_and_reads_like_the_blocking_one(
         await app.aclose()
         return [h, status, applied, later, mapped, sent, statuses]
 
-    h, status, applied, later, mapped, sent, statuses = run(enqueue())
+    h, status, applied, _later, mapped, sent, statuses = run(enqueue())
     assert status == "queued"
     assert applied.id == "chosen"
     assert statuses == ["scheduled", "unknown"]
@@ -129,7 +129,7 @@ def test_errors_are_the_blocking_apis(app: Application) -> None:
         with pytest.raises(ValueError, match="countdown or eta"):
             await add.aapply_async((1, 2), countdown=1, eta=time.time())
         h = await fail.adelay()
-        with pytest.raises(TimeoutError, match="did not finish within 0.1"):
+        with pytest.raises(TimeoutError, match=r"did not finish within 0\.1"):
             await h.aresult(timeout=0.1)
         await asyncio.to_thread(drain, app)
         with pytest.raises(JobFailed, match="ValueError: no"):

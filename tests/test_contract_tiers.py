@@ -10,8 +10,8 @@ import pytest
 
 from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
-from tinyq_core.testing._async import AsyncContract
 from tinyq_core.testing._admin import AdminContract
+from tinyq_core.testing._async import AsyncContract
 from tinyq_core.testing._lookup import LookupContract
 from tinyq_core.testing._progress import ProgressContract
 from tinyq_core.testing._registry import RegistryContract
