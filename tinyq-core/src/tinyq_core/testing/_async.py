@@ -71,7 +71,8 @@ class AsyncContract(ContractBase):
         results.store([Result(stored.id, b"now", queue)], 60)
 
         async def body(client: AsyncBrokerClient) -> list[Any]:
-            got = [await client.aget(stored.id, 0, queue), await client.aget("absent", 0, queue)]
+            got: list[Any] = [await client.aget(stored.id, 0, queue),
+                              await client.aget("absent", 0, queue)]
             start = time.monotonic()
             got.append(await client.aget("absent", SHORT_WAIT, queue))
             got.append(time.monotonic() - start >= SHORT_WAIT * 0.9)
