@@ -77,3 +77,12 @@ def test_the_fastapi_example_on_redis(
     example = load_example(monkeypatch, f"{redis_server.url}?prefix=f{uuid.uuid4().hex[:8]}")
     assert type(example.queue.broker).__name__ == "RedisBroker"
     check(exercise(example))
+
+
+def test_docs_asyncio_md_shows_the_example_as_it_is() -> None:
+    """The page's FastAPI block is the example file's code (the file adds its docstring)."""
+    from test_docs_examples import doc_block
+
+    block = doc_block("asyncio.md", "from collections.abc import AsyncIterator")
+    assert block in EXAMPLE.read_text()
+    assert block.count("\n") > 30  # the whole app, not a fragment
