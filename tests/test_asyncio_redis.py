@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from tinyq_core import Application, BrokerError, JobFailed, SerializationError
+from tinyq_core import Application, BrokerError, EnqueueError, JobFailed, SerializationError
 from tinyq_redis._async import RedisAsyncClient
 
 from redis_server import RedisServer
@@ -174,3 +174,57 @@ def test_aclose_closes_the_loops_connections(app: Application, redis_server: Red
     open_, closed = run(main())
     # The blocking broker's connection (its server check) stays; the loop's pool goes.
     assert (open_, closed) == (2, 1)
+
+
+def test_a_batch_refused_at_maxmemory_is_sent_again_by_aretry(
+    app: Application, redis_server: RedisServer
+) -> None:
+    """The shared server limited to 512 kB more than it uses: of 5,000 jobs (5 script calls
+    of 1,000) the first calls go in, the rest are refused whole; ``aretry()`` sends those."""
+    admin = redis.Redis.from_url(redis_server.url)
+    add = app.tasks["add"]
+
+    async def main() -> tuple[int, int, int]:
+        await add.adelay(0, 0)  # connected and checked before the limit
+        admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) + 512 * 1024)
+        try:
+            with pytest.raises(EnqueueError) as info:
+                await add.amap([("x" * 200, i) for i in range(5000)])
+        finally:
+            admin.config_set("maxmemory", 0)
+        went_in = len(info.value.enqueued)
+        handles = await info.value.aretry()
+        await app.aclose()
+        return went_in, len(info.value.not_enqueued), len(handles)
+
+    try:
+        went_in, missing, total = run(main())
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert went_in + missing == 5000 and missing > 0 and went_in % 1000 == 0
+    assert total == 5000
+    assert app.broker.size("default") == 5001  # type: ignore[attr-defined]
+
+
+def test_the_loops_pool_reconnects_after_a_server_restart(tmp_path: Any) -> None:
+    server = RedisServer(appendonly=True).start()
+    app = Application(f"{server.url}?prefix=r")
+
+    @app.task(name="add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    async def main() -> int:
+        before = await add.adelay(1, 1)
+        await asyncio.to_thread(server.restart)
+        after = await add.adelay(2, 2)  # the pool's old connection is dead: a new one
+        with running_worker(app):
+            value: int = await before.aresult(timeout=5) + await after.aresult(timeout=5)
+        await app.aclose()
+        return value
+
+    try:
+        assert run(main()) == 6
+    finally:
+        app.close()
+        server.close()
