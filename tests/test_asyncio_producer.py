@@ -14,10 +14,17 @@ from typing import Any, TypeVar
 
 import fakeredis
 import pytest
+from test_contract_tiers import RequiredOnlyBroker
 
-from tinyq_core import Application, EnqueueError, JobFailed, SerializationError
+from tinyq_core import (
+    Application,
+    ConfigurationError,
+    EnqueueError,
+    JobFailed,
+    SerializationError,
+)
 from tinyq_core.plugin import AsyncBroker, Job, ThreadedAsyncClient, hookimpl
-from tinyq_memory import MemoryBroker, MemoryResultBackend, drain
+from tinyq_memory import FakeClock, MemoryBroker, MemoryResultBackend, drain
 from tinyq_redis import RedisBroker
 from tinyq_sqlite import SqliteBroker
 
@@ -280,3 +287,64 @@ def test_each_event_loop_gets_its_own_client_and_aclose_ends_its_threads(
     assert not [t for t in threading.enumerate()
                 if t.name.startswith("tinyq-async") and t.name not in before]
     app.close()
+
+
+class NoResults(MemoryBroker):
+    def result_backend(self) -> Any:
+        raise ConfigurationError("no result backend")
+
+
+class RequiredOnlyNoResults(RequiredOnlyBroker):
+    """A third-party broker: the required tier only, no async tier, no result backend."""
+
+    def result_backend(self) -> Any:
+        raise ConfigurationError("no result backend")
+
+
+@pytest.mark.parametrize("kind", [NoResults, RequiredOnlyNoResults])
+def test_a_broker_without_a_result_backend_of_its_own_uses_the_apps(kind: type) -> None:
+    results = MemoryResultBackend()
+    broker = kind() if kind is NoResults else kind(FakeClock())
+    app = Application(broker, result_backend=results)
+
+    @app.task()
+    def double(x: int) -> int:
+        return 2 * x
+
+    async def main() -> tuple[str, int, str]:
+        h = await double.adelay(4)
+        status = await h.astatus()  # "unknown" without the admin tier
+        await asyncio.to_thread(drain, app)
+        value: int = await h.aresult(timeout=1)
+        done = await h.astatus()
+        await app.aclose()
+        return status, value, done
+
+    status, value, done = run(main())
+    assert (value, done) == (8, "succeeded")
+    assert status == ("queued" if kind is NoResults else "unknown")
+
+
+def test_switching_brokers_closes_the_old_brokers_client_on_the_loop() -> None:
+    app = Application(MemoryBroker())
+
+    @app.task()
+    def nop() -> None: ...
+
+    async def main() -> tuple[bool, int]:
+        await nop.adelay()
+        first = app._producer.aio._loop_clients().broker_client
+        closed: list[bool] = []
+
+        async def aclose() -> None:
+            closed.append(True)
+
+        first.aclose = aclose  # type: ignore[method-assign]
+        app.use_broker(MemoryBroker())
+        await nop.adelay()
+        await asyncio.sleep(0.01)
+        second = app._producer.aio._loop_clients().broker_client
+        await app.aclose()
+        return second is not first, len(closed)
+
+    assert run(main()) == (True, 1)

@@ -50,6 +50,7 @@ class AsyncProducer:
         self._lock = threading.Lock()  # loops in several threads share this object
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary())
+        self._closing: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps none)
 
     def _loop_clients(self) -> _LoopClients:
         loop = asyncio.get_running_loop()
@@ -61,14 +62,19 @@ class AsyncProducer:
                 return clients
         # Made outside the lock: a broker's async_client() may be slow to build. Two tasks
         # of one loop cannot get here at once (no await in between).
-        client = (broker.async_client() if isinstance(broker, AsyncBroker)
-                  else ThreadedAsyncClient(broker))
-        results = (client if backends.explicit_results is None
-                   else ThreadedAsyncClient(broker, backends.results))
-        clients = _LoopClients(broker, client, results)
+        if isinstance(broker, AsyncBroker):
+            client = broker.async_client()
+            results = (client if backends.explicit_results is None
+                       else ThreadedAsyncClient(broker, backends.results))
+        else:
+            client = results = ThreadedAsyncClient(broker, backends.results)
+        made = _LoopClients(broker, client, results)
         with self._lock:
-            self._clients[loop] = clients
-        return clients
+            if clients is not None:  # of the broker before app.use_broker(): let it go
+                self._closing.add(task := loop.create_task(clients.aclose()))
+                task.add_done_callback(self._closing.discard)
+            self._clients[loop] = made
+        return made
 
     async def aclose(self) -> None:
         """Close the running loop's clients (its connection pool); the next call makes new

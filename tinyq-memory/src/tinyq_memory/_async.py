@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 class MemoryAsyncClient(AsyncBrokerClient):
     def __init__(self, broker: MemoryBroker) -> None:
         self.broker = broker
-        self.results = broker.result_backend()
 
     async def aenqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
         self.broker.enqueue(messages, durable=durable)
@@ -29,7 +28,8 @@ class MemoryAsyncClient(AsyncBrokerClient):
     async def aget(
         self, job_id: str, timeout: float | None = 0, queue: str = "default"
     ) -> Result | None:
-        result = self.results.get(job_id, 0, queue)
+        results = self.broker.result_backend()  # asked here: only a result wait needs it
+        result = results.get(job_id, 0, queue)
         if result is not None or (timeout is not None and timeout <= 0):
             return result
         loop = asyncio.get_running_loop()
@@ -42,11 +42,11 @@ class MemoryAsyncClient(AsyncBrokerClient):
                 pass
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        self.results.listen(wake)
+        results.listen(wake)
         try:
             while True:
                 stored.clear()
-                result = self.results.get(job_id, 0, queue)
+                result = results.get(job_id, 0, queue)
                 if result is not None:
                     return result
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -57,7 +57,7 @@ class MemoryAsyncClient(AsyncBrokerClient):
                 except asyncio.TimeoutError:
                     pass  # look once more, then give up
         finally:
-            self.results.unlisten(wake)
+            results.unlisten(wake)
 
     async def astatus(self, job_id: str, queue: str = "default") -> JobStatus:
         return self.broker.status(job_id, queue)
