@@ -29,6 +29,7 @@ from tinyq_redis import RedisBroker
 from tinyq_sqlite import SqliteBroker
 
 from support.loop_lag import LoopLagProbe
+from support.worker_thread import running_worker
 
 T = TypeVar("T")
 
@@ -348,3 +349,19 @@ def test_switching_brokers_closes_the_old_brokers_client_on_the_loop() -> None:
         return second is not first, len(closed)
 
     assert run(main()) == (True, 1)
+
+
+def test_the_first_example_of_asyncio_md_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_docs_examples import doc_block
+
+    monkeypatch.setenv("TINYQ_URL", "memory://")  # overrides the example's redis://
+    block = doc_block("asyncio.md", "import asyncio\n\nfrom tinyq_core import Application")
+    assert block.endswith("asyncio.run(main())\n")
+    namespace: dict[str, Any] = {"__name__": "asyncio_md"}
+    exec(block.removesuffix("asyncio.run(main())\n"), namespace)
+    with running_worker(namespace["app"]):
+        asyncio.run(namespace["main"]())
+    status, value = capsys.readouterr().out.split()
+    assert status in ("queued", "started", "succeeded") and value == "3"
