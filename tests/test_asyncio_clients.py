@@ -192,3 +192,29 @@ def test_the_first_example_of_asyncio_md_runs(
         asyncio.run(namespace["main"]())
     status, value = capsys.readouterr().out.split()
     assert status in ("queued", "started", "succeeded") and value == "3"
+
+
+def test_loops_that_ended_without_aclose_are_let_go() -> None:
+    """``asyncio.run(task.adelay(...))`` per call, as a sync view might do: each call's loop
+    gets a client; the next call drops those of loops already closed. (The clients here hold
+    their loop, as redis.asyncio's connections do: a weak key alone would not let go.)"""
+    from tinyq_memory._async import MemoryAsyncClient
+
+    class LoopHoldingClient(MemoryAsyncClient):
+        def __init__(self, broker: MemoryBroker) -> None:
+            super().__init__(broker)
+            self.loop = asyncio.get_running_loop()
+
+    class LoopHoldingBroker(MemoryBroker):
+        def async_client(self) -> LoopHoldingClient:
+            return LoopHoldingClient(self)
+
+    app = Application(LoopHoldingBroker())
+
+    @app.task()
+    def nop() -> None: ...
+
+    for _ in range(5):
+        run(nop.adelay())
+    assert len(app._producer.aio._clients) == 1  # the last loop's only
+    assert drain(app) == 5

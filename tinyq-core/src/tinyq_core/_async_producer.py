@@ -70,6 +70,10 @@ class AsyncProducer:
             client = results = ThreadedAsyncClient(broker, backends.results)
         made = _LoopClients(broker, client, results)
         with self._lock:
+            # Loops that ended without aclose() (asyncio.run() per call): nothing can await
+            # their clients any more; dropped, their connections go with the garbage.
+            for ended in [other for other in self._clients if other.is_closed()]:
+                del self._clients[ended]
             if clients is not None:  # of the broker before app.use_broker(): let it go
                 self._closing.add(task := loop.create_task(clients.aclose()))
                 task.add_done_callback(self._closing.discard)
