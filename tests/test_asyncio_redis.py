@@ -12,7 +12,14 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from tinyq_core import Application, BrokerError, EnqueueError, JobFailed, SerializationError
+from tinyq_core import (
+    Application,
+    BrokerError,
+    BrokerUnavailable,
+    EnqueueError,
+    JobFailed,
+    SerializationError,
+)
 from tinyq_redis._async import RedisAsyncClient
 
 from redis_server import RedisServer
@@ -228,6 +235,34 @@ def test_the_loops_pool_reconnects_after_a_server_restart(tmp_path: Any) -> None
 
     try:
         assert run(main()) == 6
+    finally:
+        app.close()
+        server.close()
+
+
+def test_a_server_that_is_down_raises_broker_unavailable_like_the_blocking_api() -> None:
+    server = RedisServer().start()
+    app = Application(f"{server.url}?prefix=d")
+
+    @app.task(name="add")
+    def add(m: int, n: int) -> int:
+        return m + n
+
+    async def main() -> list[str]:
+        h = await add.adelay(1, 1)
+        server.stop()
+        errors = []
+        for call in (lambda: add.adelay(1, 2), lambda: h.aresult(timeout=2), h.astatus):
+            start = time.monotonic()
+            with pytest.raises(BrokerUnavailable, match="unreachable") as info:
+                await call()
+            assert time.monotonic() - start < 5  # a short, bounded retry, as the sync client
+            errors.append(type(info.value).__name__)
+        await app.aclose()
+        return errors
+
+    try:
+        assert run(main()) == ["BrokerUnavailable"] * 3
     finally:
         app.close()
         server.close()
