@@ -218,3 +218,27 @@ def test_loops_that_ended_without_aclose_are_let_go() -> None:
         run(nop.adelay())
     assert len(app._producer.aio._clients) == 1  # the last loop's only
     assert drain(app) == 5
+
+
+def test_redis_uris_choose_a_native_pool_or_the_threads() -> None:
+    """One server: a redis.asyncio pool of the same options (nothing connects yet); Sentinel
+    (and Cluster, which connects as it is made) and a broker given a client: threads."""
+    import fakeredis
+    from redis.asyncio import Redis as AsyncRedis
+
+    from tinyq_redis import RedisBroker
+    from tinyq_redis._async import RedisAsyncClient
+
+    async def kinds() -> list[Any]:
+        native = RedisBroker("redis://127.0.0.1:1/3?socket_timeout=2&prefix=p").async_client()
+        assert isinstance(native, RedisAsyncClient) and isinstance(native.client, AsyncRedis)
+        kwargs = native.client.connection_pool.connection_kwargs
+        assert (kwargs["port"], kwargs["db"], kwargs["socket_timeout"]) == (1, 3, 2.0)
+        sentinel = RedisBroker("redis+sentinel://127.0.0.1:1/svc").async_client()
+        given = RedisBroker(client=fakeredis.FakeRedis()).async_client()
+        found = [type(native), type(sentinel), type(given)]
+        for client in (native, sentinel, given):
+            await client.aclose()
+        return found
+
+    assert run(kinds()) == [RedisAsyncClient, ThreadedAsyncClient, ThreadedAsyncClient]
