@@ -74,10 +74,10 @@ class AsyncProducer:
             # their clients any more; dropped, their connections go with the garbage.
             for ended in [other for other in self._clients if other.is_closed()]:
                 del self._clients[ended]
-            if clients is not None:  # of the broker before app.use_broker(): let it go
-                self._closing.add(task := loop.create_task(clients.aclose()))
-                task.add_done_callback(self._closing.discard)
             self._clients[loop] = made
+        if clients is not None:  # of the broker before app.use_broker(): let it go
+            self._closing.add(task := loop.create_task(clients.aclose()))
+            task.add_done_callback(self._closing.discard)
         return made
 
     async def aclose(self) -> None:
