@@ -242,3 +242,30 @@ def test_redis_uris_choose_a_native_pool_or_the_threads() -> None:
         return found
 
     assert run(kinds()) == [RedisAsyncClient, ThreadedAsyncClient, ThreadedAsyncClient]
+
+
+def test_a_refused_unique_job_retries_awaitably_too() -> None:
+    """Unique jobs go through the blocking tier on a thread; their EnqueueError still has
+    an ``aretry()``, and so has the error of a retry refused again."""
+    broker = MemoryBroker()
+    app = Application(broker)
+
+    @app.task(unique=True)
+    def once(x: int) -> int:
+        return x
+
+    async def main() -> list[int]:
+        await once.adelay(0)
+        broker.set_capacity(1)
+        with pytest.raises(EnqueueError) as info:
+            await once.amap([(1,), (2,)])
+        with pytest.raises(EnqueueError) as again:
+            await info.value.aretry()
+        broker.set_capacity(None)
+        handles = await again.value.aretry()
+        await asyncio.to_thread(drain, app)
+        values = [await h.aresult(timeout=1) for h in handles]
+        await app.aclose()
+        return values
+
+    assert run(main()) == [1, 2]

@@ -13,6 +13,7 @@ import asyncio
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._async_interfaces import AsyncBroker, AsyncBrokerClient, ThreadedAsyncClient
@@ -97,7 +98,7 @@ class AsyncProducer:
         jobs, messages = producer.prepare(jobs)
         if any(job.unique_key is not None for job in jobs):
             # One atomic lock-and-enqueue per job, through the blocking tier.
-            return await asyncio.to_thread(enqueue_unique, producer, jobs, messages, durable)
+            return await _with_aretry(enqueue_unique, producer, jobs, messages, durable)
         handles: list[JobHandle[Any]] = [JobHandle(producer, job.id, job.queue) for job in jobs]
         return await self._send(messages, durable, handles, jobs)
 
@@ -166,3 +167,16 @@ class AsyncProducer:
             # Several reads over the known queues (a scan on Redis): on a thread.
             handle.queue = await asyncio.to_thread(self._producer.find_queue, handle.id)
         return handle.queue
+
+
+async def _with_aretry(call: Callable[..., list[JobHandle[Any]]],
+                       *args: Any) -> list[JobHandle[Any]]:
+    """``call(*args)`` on a thread; an EnqueueError it raises gets an ``aretry()`` that runs
+    its blocking ``retry()`` on a thread the same way."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except EnqueueError as exc:
+        if exc._aretry is None:
+            retry = exc.retry
+            exc._aretry = lambda: _with_aretry(retry)
+        raise
