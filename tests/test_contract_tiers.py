@@ -11,6 +11,7 @@ import pytest
 from tinyq_core.plugin import Broker, Delivery, Message, Result
 from tinyq_core.testing import BrokerContract
 from tinyq_core.testing._admin import AdminContract
+from tinyq_core.testing._async import AsyncContract
 from tinyq_core.testing._cancel import CancelContract
 from tinyq_core.testing._limits import LimitsContract
 from tinyq_core.testing._lookup import LookupContract
@@ -101,7 +102,7 @@ def test_the_contract_is_made_of_the_tiers() -> None:
                                              LookupContract, RegistryContract,
                                              ProgressContract, UniqueContract,
                                              ScheduleContract, CancelContract,
-                                             LimitsContract}
+                                             LimitsContract, AsyncContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:

@@ -33,6 +33,7 @@ PLUGIN_API = {
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
     "CurrentJob", "QueueCounts", "CancelRequests", "CancelState", "ScheduleRecords",
     "UniqueLocks", "JobLimits",
+    "AsyncBroker", "AsyncBrokerClient", "ThreadedAsyncClient",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

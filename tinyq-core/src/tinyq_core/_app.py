@@ -131,6 +131,11 @@ class Application:
     def close(self) -> None:
         self._backends.close()
 
+    async def aclose(self) -> None:
+        """Close the connections the awaitable API opened for the running event loop (call
+        it in your framework's shutdown, on the loop that used them; see docs/asyncio.md)."""
+        await self._producer.aio.aclose()
+
     # -- tasks -------------------------------------------------------------------------------
 
     @overload
@@ -274,6 +279,13 @@ class Application:
             return task.apply_async(args, kwargs)
         job = Job(id=new_job_id(), task_name=task_name, args=args, kwargs=kwargs)
         return self._producer.enqueue([job])[0]
+
+    async def asend(self, task_name: str, *args: Any, **kwargs: Any) -> JobHandle[Any]:
+        """:meth:`send`, awaitable."""
+        task = self.tasks.get(task_name)
+        queue = task.options.queue if task is not None else "default"
+        job = Job(id=new_job_id(), task_name=task_name, args=args, kwargs=kwargs, queue=queue)
+        return (await self._producer.aio.aenqueue([job]))[0]
 
     def job(self, job_id: str, queue: str | None = None) -> JobHandle[Any]:
         """A handle for a job enqueued earlier, from its id. Without ``queue``, the job is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -77,12 +77,14 @@ class EnqueueError(BrokerError):
         enqueued: Sequence[JobHandle[Any]] = (),
         not_enqueued: Sequence[JobHandle[Any]] = (),
         retry: Callable[[], list[JobHandle[Any]]] | None = None,
+        aretry: Callable[[], Awaitable[list[JobHandle[Any]]]] | None = None,
     ) -> None:
         super().__init__(message)
         self.enqueued_ids = list(enqueued_ids) if enqueued_ids else [h.id for h in enqueued]
         self.enqueued = list(enqueued)
         self.not_enqueued = list(not_enqueued)
         self._retry = retry
+        self._aretry = aretry  # set when raised by the awaitable API (docs/asyncio.md)
 
     def retry(self) -> list[JobHandle[Any]]:
         """Enqueue the jobs that did not go in, under the same ids, and return the handles of
@@ -92,6 +94,14 @@ class EnqueueError(BrokerError):
             raise TypeError("only an EnqueueError raised by a task's delay/apply_async/map "
                             "can retry: call the broker's enqueue again yourself")
         return self._retry()
+
+    async def aretry(self) -> list[JobHandle[Any]]:
+        """:meth:`retry` without blocking the event loop, for an error of ``adelay()``,
+        ``aapply_async()`` or ``amap()`` (``retry()`` works there too, blocking)."""
+        if self._aretry is None:
+            raise TypeError("only an EnqueueError raised by adelay/aapply_async/amap can "
+                            "aretry(); call retry() for one raised by the blocking API")
+        return await self._aretry()
 
 
 class JobFailed(TinyqError):

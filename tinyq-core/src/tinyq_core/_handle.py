@@ -95,6 +95,15 @@ class JobHandle(Generic[R]):
             raise TimeoutError(f"job {self.id} did not finish within {timeout} seconds")
         return cast(R, outcome.unwrap())
 
+    async def aresult(self, timeout: float | None = None) -> R:
+        """:meth:`result`, awaitable: the event loop runs on while it waits (see
+        docs/asyncio.md)."""
+        return cast(R, await self._producer.aio.aresult(self, timeout))
+
+    async def astatus(self) -> JobStatus:
+        """:meth:`status`, awaitable."""
+        return await self._producer.aio.astatus(self)
+
     def _check_wait_inside(self, running: RunningJob, timeout: float | None) -> None:
         """A job waiting for a result: for its own, an error at once; for another, without a
         timeout, a warning (once) that it can deadlock the worker."""

@@ -6,11 +6,12 @@ Tasks and job handles talk to this object only, not to the Application.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._async_producer import AsyncProducer
 from ._backends import Backends
 from ._cancelling import CancelOutcome, cancel_job
 from ._codec import Codec, Outcome
@@ -53,9 +54,21 @@ class Producer:
         self.strict_queues = strict_queues
         self.durable_enqueue = durable_enqueue
         self.hooks = backends.registry.hooks
+        self.aio = AsyncProducer(self)  # the awaitable API's side (_async_producer.py)
 
     def enqueue(self, jobs: Sequence[Job], durable: bool | None = None) -> list[JobHandle[Any]]:
         """Encode ``jobs`` and add them in one broker operation; one handle each."""
+        jobs, messages = self.prepare(jobs)
+        if any(job.unique_key is not None for job in jobs):  # one lock each: see _unique.py
+            return enqueue_unique(self, jobs, messages,
+                                  self.durable_enqueue if durable is None else durable)
+        handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
+        return self._send(messages, self.durable_enqueue if durable is None else durable,
+                          handles, jobs)
+
+    def prepare(self, jobs: Sequence[Job]) -> tuple[list[Job], list[Message]]:
+        """``jobs`` stamped, locked when unique, with the hooks' headers, and their messages
+        (checked and encoded): what :meth:`enqueue` and ``aenqueue`` send."""
         known = self.known_queues() if self.strict_queues else set()
         now = time.time()
         jobs = [job if job.enqueued_at is not None else attrs.evolve(job, enqueued_at=now)
@@ -69,12 +82,7 @@ class Producer:
         except BaseException as exc:
             self.announce_enqueued(jobs, (), exc)
             raise
-        if any(job.unique_key is not None for job in jobs):  # one lock each: see _unique.py
-            return enqueue_unique(self, jobs, messages,
-                                  self.durable_enqueue if durable is None else durable)
-        handles: list[JobHandle[Any]] = [JobHandle(self, job.id, job.queue) for job in jobs]
-        return self._send(messages, self.durable_enqueue if durable is None else durable,
-                          handles, jobs)
+        return jobs, messages
 
     def announce_enqueued(self, jobs: Sequence[Job], went_in: Container[str],
                   error: BaseException | None = None) -> None:
@@ -124,23 +132,8 @@ class Producer:
             else:
                 self.backends.broker.enqueue(pending)
         except EnqueueError as exc:
-            went_in = set(exc.enqueued_ids)
-            if trying:
-                self.announce_enqueued([j for j in jobs if j.id in trying], went_in, exc)
-            pending[:] = [m for m in pending if m.id not in went_in]
-            missing = {m.id for m in pending}
-            enqueued = [h for h in handles if h.id not in missing]
-            total = len(handles)
-            these = "the error's .enqueued has their handles; " if enqueued else ""
-            raise EnqueueError(
-                f"{len(enqueued):,} of {total:,} job{'s' if total != 1 else ''} enqueued: "
-                f"{str(exc).rstrip('.')}; {these}once that is fixed, its .retry() enqueues "
-                f"the other {len(missing):,} under their job ids (a queued job is never added "
-                "twice)",
-                enqueued=enqueued,
-                not_enqueued=[h for h in handles if h.id in missing],
-                retry=lambda: self._send(pending, durable, handles, jobs),
-            ) from exc
+            raise self.refusal(exc, pending, handles, jobs, trying,
+                               lambda: self._send(pending, durable, handles, jobs)) from exc
         except BaseException as exc:
             if trying:
                 self.announce_enqueued([j for j in jobs if j.id in trying], (), exc)
@@ -149,6 +142,32 @@ class Producer:
             self.announce_enqueued([j for j in jobs if j.id in trying], trying)
         pending.clear()
         return handles
+
+    def refusal(
+        self, exc: EnqueueError, pending: list[Message], handles: list[JobHandle[Any]],
+        jobs: list[Job], trying: set[str], retry: Callable[[], list[JobHandle[Any]]],
+        aretry: Callable[[], Awaitable[list[JobHandle[Any]]]] | None = None,
+    ) -> EnqueueError:
+        """The error for the call of ``handles`` whose send of ``pending`` the broker
+        refused with ``exc``: the hooks told, ``pending`` shrunk to what is still missing."""
+        went_in = set(exc.enqueued_ids)
+        if trying:
+            self.announce_enqueued([j for j in jobs if j.id in trying], went_in, exc)
+        pending[:] = [m for m in pending if m.id not in went_in]
+        missing = {m.id for m in pending}
+        enqueued = [h for h in handles if h.id not in missing]
+        total = len(handles)
+        these = "the error's .enqueued has their handles; " if enqueued else ""
+        return EnqueueError(
+            f"{len(enqueued):,} of {total:,} job{'s' if total != 1 else ''} enqueued: "
+            f"{str(exc).rstrip('.')}; {these}once that is fixed, its .retry() enqueues "
+            f"the other {len(missing):,} under their job ids (a queued job is never added "
+            "twice)",
+            enqueued=enqueued,
+            not_enqueued=[h for h in handles if h.id in missing],
+            retry=retry,
+            aretry=aretry,
+        )
 
     def _message(self, job: Job, known: set[str]) -> Message:
         if self.strict_queues and job.queue not in known:

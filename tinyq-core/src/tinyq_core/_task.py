@@ -15,6 +15,7 @@ import attrs
 from ._errors import SerializationError
 from ._handle import JobHandle
 from ._limits import TaskLimits
+from ._task_async import AwaitableEnqueue
 from ._types import Job
 from ._unique import unique_job
 
@@ -106,7 +107,7 @@ def expiry_time(expires: float | timedelta | datetime) -> float:
     return time.time() + seconds
 
 
-class Task(Generic[P, R]):
+class Task(AwaitableEnqueue[P, R], Generic[P, R]):
     """A function registered with an application: call it to run it here, ``delay`` it to run
     it on a worker."""
 
@@ -159,15 +160,27 @@ class Task(Generic[P, R]):
         ``headers``, str to str, travel with the job (``current_job().headers``).
         ``expires`` (seconds from now, or a datetime): a job not started by then never runs.
         ``unique_for`` / ``unique_key`` make the job unique (see docs/tasks.md)."""
+        job = self._apply_job(args, kwargs, countdown=countdown, eta=eta, queue=queue,
+                              job_id=job_id, headers=headers, expires=expires,
+                              unique_for=unique_for, unique_key=unique_key)
+        return self._producer.enqueue([job], durable)[0]
+
+    def _apply_job(
+        self, args: Iterable[Any], kwargs: Mapping[str, Any] | None, *,
+        countdown: float | None, eta: datetime | float | None, queue: str | None,
+        job_id: str | None, headers: Mapping[str, str] | None,
+        expires: float | timedelta | datetime | None,
+        unique_for: float | timedelta | None, unique_key: str | None,
+    ) -> Job:
+        """The job :meth:`apply_async` (and ``aapply_async``) enqueues."""
         due = None if countdown is None and eta is None else _due(countdown, eta)
         job = self._job(tuple(args), dict(kwargs or {}), queue, job_id, due)
         if expires is not None:
             job = attrs.evolve(job, expires=expiry_time(expires))
         if headers:
             job = attrs.evolve(job, headers=checked_headers(headers))
-        job = unique_job(job, self.options, self._producer.codec.serializer,
-                         as_seconds(unique_for), unique_key)
-        return self._producer.enqueue([job], durable)[0]
+        return unique_job(job, self.options, self._producer.codec.serializer,
+                          as_seconds(unique_for), unique_key)
 
     def map(
         self,
@@ -181,6 +194,11 @@ class Task(Generic[P, R]):
         overrides the application's ``durable_enqueue`` (one wait for the whole batch).
         ``job_ids`` names the jobs, one id per item: the same call made again then adds
         only the jobs not still queued (see EnqueueError for a refused batch)."""
+        jobs = self._map_jobs(arguments, job_ids)
+        return self._producer.enqueue(jobs, durable) if jobs else []
+
+    def _map_jobs(self, arguments: Iterable[Any], job_ids: Sequence[str] | None) -> list[Job]:
+        """The jobs :meth:`map` (and ``amap``) enqueues."""
         if job_ids is None:
             jobs = [
                 self._job(item if isinstance(item, tuple) else (item,), {}, None, None, None)
@@ -194,7 +212,7 @@ class Task(Generic[P, R]):
             jobs = [self._job(item if isinstance(item, tuple) else (item,), {}, None,
                               str(job_id), None)
                     for item, job_id in zip(items, job_ids, strict=True)]
-        return self._producer.enqueue(jobs, durable) if jobs else []
+        return jobs
 
     def _job(
         self,

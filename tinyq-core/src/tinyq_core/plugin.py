@@ -8,6 +8,7 @@ Application authors need none of this: they import from ``tinyq_core``. Plugin t
 ``tinyq_core.testing``.
 """
 
+from ._async_interfaces import AsyncBroker, AsyncBrokerClient, ThreadedAsyncClient
 from ._control_interfaces import CancelRequests, CancelState, ScheduleRecords, UniqueLocks
 from ._errors import (
     BadMessage,
@@ -39,6 +40,8 @@ from ._types import (
 from ._uri import redact_uri
 
 __all__ = [
+    "AsyncBroker",
+    "AsyncBrokerClient",
     "BadMessage",
     "Broker",
     "BrokerAdmin",
@@ -68,6 +71,7 @@ __all__ = [
     "Serializer",
     "SerializerFactory",
     "SettleRequest",
+    "ThreadedAsyncClient",
     "UniqueLocks",
     "WorkerInfo",
     "WorkerRegistry",

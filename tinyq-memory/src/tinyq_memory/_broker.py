@@ -28,6 +28,7 @@ from tinyq_core.plugin import (
 )
 
 from ._admin import MemoryAdmin, _Lease
+from ._async import MemoryAsyncTier
 from ._cancel import MemoryCancel
 from ._clock import Clock
 from ._limits import MemoryJobLimits
@@ -38,7 +39,7 @@ from ._unique import MemoryUniqueLocks
 
 
 class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedules, MemoryCancel,
-                   MemoryJobLimits, _Base, Broker):
+                   MemoryJobLimits, MemoryAsyncTier, _Base, Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:

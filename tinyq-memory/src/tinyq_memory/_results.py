@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tinyq_core.plugin import BrokerUnavailable, Result, ResultBackend
 
@@ -60,6 +60,16 @@ class MemoryResultBackend(_Base, ResultBackend):
         super().__init__(clock)
         self._results: dict[tuple[str, str], tuple[Result, float]] = {}  # by (queue, job id)
         self._progress: dict[tuple[str, str], tuple[bytes, float]] = {}  # the same, expiring
+        self._listeners: set[Callable[[], None]] = set()  # async waiters' wake-ups (_async.py)
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` after each store, from the storing thread, until :meth:`unlisten`."""
+        with self._cond:
+            self._listeners.add(wake)
+
+    def unlisten(self, wake: Callable[[], None]) -> None:
+        with self._cond:
+            self._listeners.discard(wake)
 
     def store(self, results: Sequence[Result], ttl: float) -> None:
         with self._cond:
@@ -70,6 +80,9 @@ class MemoryResultBackend(_Base, ResultBackend):
                 if result.ok or not self.succeeded(result.queue, result.job_id):
                     self._results[result.queue, result.job_id] = (result, expires)
             self._cond.notify_all()
+            listeners = list(self._listeners)
+        for wake in listeners:
+            wake()
 
     def succeeded(self, queue: str, job_id: str) -> bool:
         """Whether a success of ``job_id`` is stored (a failure never replaces it)."""

@@ -60,6 +60,7 @@ from tinyq_core.plugin import (
 )
 
 from ._admin import RedisAdmin
+from ._async import RedisAsyncTier
 from ._cancel import RedisCancel
 from ._cluster import FirstOf
 from ._connection import Options, connect, translate_errors
@@ -81,7 +82,7 @@ TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 
 
 
 class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUniqueLocks,
-                  RedisSchedules, RedisCancel, RedisJobLimits, Broker):
+                  RedisSchedules, RedisCancel, RedisJobLimits, RedisAsyncTier, Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(
@@ -94,6 +95,7 @@ class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUn
         """``client`` replaces the connection the URI describes (a fakeredis client in
         tests); the URI's tinyq options still apply."""
         made, opts, self.where = connect(uri, **options)
+        self._async_args = (uri, options) if client is None else None  # see _async.py
         self.client: Any = client if client is not None else made
         self.options: Options = opts
         self.visibility_timeout = opts.visibility_timeout

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import attrs
 import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
@@ -111,10 +113,12 @@ def _flag(ours: dict[str, str], name: str) -> bool:
     return value in ("true", "1", "yes")
 
 
-def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
+def connect(uri: str, *, asynchronous: bool = False, **overrides: Any) -> tuple[Any, Options, str]:
     """A client for ``uri`` (not connected yet), tinyq's options, and the URI without secrets.
 
-    The client is a ``redis.Redis`` except for ``+cluster`` URIs (a ``RedisCluster``)."""
+    The client is a ``redis.Redis`` except for ``+cluster`` URIs (a ``RedisCluster``). With
+    ``asynchronous``, a ``redis.asyncio.Redis`` for one server, and None for a Cluster or
+    Sentinel URI (the async tier drives those through threads)."""
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme not in SCHEMES:
         raise _bad(uri, f"the scheme must be one of {', '.join(s + '://' for s in SCHEMES)}")
@@ -146,6 +150,8 @@ def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
     )
     check_prefix(options.prefix)
     if topology:
+        if asynchronous:
+            return None, options, redact(uri)
         client = _connect_many(uri, base, topology, netloc, path, query)
         return client, options, redact(uri)
     try:
@@ -159,6 +165,11 @@ def connect(uri: str, **overrides: Any) -> tuple[Any, Options, str]:
     # Built by hand: urlunsplit drops the "//" of "unix:///path" when there is no host.
     url = f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
     try:
+        if asynchronous:  # the same options, bounded retry included
+            return aioredis.Redis.from_url(
+                url, retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            ), options, redact(uri)
         client = redis.Redis.from_url(
             url, retry=_retry(), retry_on_error=[redis.ConnectionError, redis.TimeoutError]
         )

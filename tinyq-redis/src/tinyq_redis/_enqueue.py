@@ -53,6 +53,23 @@ class RedisEnqueue:
                     # Refused before its first write: not in.
                     raise EnqueueError(out_of_memory(self.where)) from exc
             return
+        pipe = self._pipeline()
+        chunks = self.queue_enqueue(pipe, messages)
+        waits = self._add_wait(pipe, {m.queue for m in messages}) if durable else 0
+        with translate_errors(self.where):
+            replies = execute(self.client, pipe, raise_on_error=False)
+        self._check_chunks(chunks, replies)
+        if waits and min(int(n) for n in replies[-waits:]) < 1:
+            raise BrokerError(
+                f"durable enqueue: no replica of Redis at {self.where} confirmed the "
+                f"{len(messages)} job(s) within {self.options.durable_timeout:g} s "
+                "(durable_timeout). They are on the primary and run if it stays up; enqueue "
+                "them again under the same job_id to be sure (a queued job is not added twice)"
+            )
+
+    def queue_enqueue(self, pipe: Any, messages: Sequence[Message]) -> list[list[str]]:
+        """Add the script calls enqueueing ``messages`` to ``pipe`` (a sync or an asyncio
+        pipeline); return the job ids of each call, in order."""
         now = time.time()
         ready: dict[str, list[Any]] = {}
         delayed: dict[str, list[Any]] = {}
@@ -63,7 +80,6 @@ class RedisEnqueue:
                 delayed.setdefault(m.queue, []).extend((m.id, delay_ms, m.body))
             else:
                 ready.setdefault(m.queue, []).extend((m.id, m.body))
-        pipe = self._pipeline()
         # Script calls of at most ENQUEUE_CHUNK jobs: each runs in milliseconds, so no reply
         # waits near the socket timeout and other clients are never held up for long. A
         # producer killed mid-way leaves whole chunks, in order. Each call is all or
@@ -81,17 +97,7 @@ class RedisEnqueue:
                 chunk = args[start : start + 3 * ENQUEUE_CHUNK]
                 chunks.append(chunk[0::3])
                 SCHEDULE.queue(pipe, keys.schedule, [GROUP, "", *chunk])
-        waits = self._add_wait(pipe, {*ready, *delayed}) if durable else 0
-        with translate_errors(self.where):
-            replies = execute(self.client, pipe, raise_on_error=False)
-        self._check_chunks(chunks, replies)
-        if waits and min(int(n) for n in replies[-waits:]) < 1:
-            raise BrokerError(
-                f"durable enqueue: no replica of Redis at {self.where} confirmed the "
-                f"{len(messages)} job(s) within {self.options.durable_timeout:g} s "
-                "(durable_timeout). They are on the primary and run if it stays up; enqueue "
-                "them again under the same job_id to be sure (a queued job is not added twice)"
-            )
+        return chunks
 
     def _record_queues(self, messages: Sequence[Message]) -> None:
         """Add the queues to the known-queues set, once per queue and process: a round trip

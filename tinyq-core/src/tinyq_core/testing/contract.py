@@ -20,13 +20,16 @@ methods only: _delivery, _redelivery, _waiting, _settle), the result backend (_r
 skipped without one), the admin tier (_admin and _lookup, skipped unless the broker is a
 ``BrokerAdmin``), the worker registry (_registry, skipped unless it is a
 ``WorkerRegistry``), the unique locks (_unique, skipped unless it is a ``UniqueLocks``),
-the schedule records (_schedules, skipped unless it is a ``ScheduleRecords``) and cancel
-requests (_cancel, skipped unless it is a ``CancelRequests``).
+the schedule records (_schedules, skipped unless it is a ``ScheduleRecords``), cancel
+requests (_cancel, skipped unless it is a ``CancelRequests``), the limits (_limits, skipped
+unless it is a ``JobLimits``) and the async tier (_async, skipped unless it is an
+``AsyncBroker``).
 """
 
 from __future__ import annotations
 
 from ._admin import AdminContract
+from ._async import AsyncContract
 from ._cancel import CancelContract
 from ._delivery import DeliveryContract
 from ._limits import LimitsContract
@@ -58,6 +61,7 @@ class BrokerContract(
     ScheduleContract,
     CancelContract,
     LimitsContract,
+    AsyncContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real
