@@ -22,6 +22,7 @@ CORE_API = {
     "MessageTooLarge", "PluginError", "Retry", "SerializationError", "Task", "TaskDecorator",
     "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__",
     "RunningJob", "current_job", "Schedule", "ScheduleInfo",
+    "Chain", "Chord", "Group", "Signature", "WorkflowHandle", "chain", "chord", "group",
 }
 # For plugin authors.
 PLUGIN_API = {
@@ -31,7 +32,7 @@ PLUGIN_API = {
     "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
     "CurrentJob", "QueueCounts", "CancelRequests", "CancelState", "ScheduleRecords",
-    "UniqueLocks",
+    "UniqueLocks", "ChordRecords",
 }
 # Names that were in tinyq_core before the split: still importable from there.
 MOVED = {

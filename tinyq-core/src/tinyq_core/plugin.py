@@ -36,6 +36,7 @@ from ._types import (
     WorkerState,
 )
 from ._uri import redact_uri
+from ._workflow_interfaces import ChordRecords
 
 __all__ = [
     "BadMessage",
@@ -46,6 +47,7 @@ __all__ = [
     "BrokerUnavailable",
     "CancelRequests",
     "CancelState",
+    "ChordRecords",
     "ConfigurationError",
     "CurrentJob",
     "DeadLetter",

@@ -15,6 +15,7 @@ from .._codec import Codec, Outcome, Unverified
 from .._errors import BadMessage, JobTimeout, Retry, describe_exception
 from .._types import Delivery, Job, Result
 from .unique import KeptLock, keeping_lock
+from .workflows import NextSteps, carrying_next_steps
 
 if TYPE_CHECKING:
     from .._task import Task, TaskOptions
@@ -27,6 +28,7 @@ class AckJob:
     delivery: Delivery
     result: Result | None = None
     unique: KeptLock | None = None  # a unique job's lock, kept a while after (unique.py)
+    workflow: NextSteps | None = None  # what follows in the job's workflow (workflows.py)
 
 
 @attrs.frozen
@@ -51,6 +53,7 @@ class DeadLetterJob:
     error: str = ""
     verified: bool = True
     unique: KeptLock | None = None  # a unique job's lock, kept a while after (unique.py)
+    workflow: NextSteps | None = None  # what follows in the job's workflow (workflows.py)
 
 
 Settlement = AckJob | RetryJob | DeadLetterJob
@@ -147,8 +150,11 @@ def settle(
     """Turn a job's return value or exception into what the broker must be told. A result
     over ``max_result_size`` bytes fails the job at once: retrying cannot make it smaller.
     A finished unique job's settlement carries its lock, to keep (see unique.py)."""
-    return keeping_lock(
+    settlement = keeping_lock(
         _settle(delivery, job, options, codec, value, error, max_result_size), job)
+    if job.workflow is None:
+        return settlement
+    return carrying_next_steps(settlement, job, value, error, codec)
 
 
 def _settle(

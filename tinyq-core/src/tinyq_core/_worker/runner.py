@@ -13,11 +13,13 @@ from .._codec import Codec
 from .._current import RunningJob, job_running
 from .._errors import JobTimeout, describe_exception
 from .._lifecycle import NO_HOOKS, Hooks
+from .._interfaces import ResultBackend
 from .._progress import ProgressStore
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
 from .outbox import Outbox
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement, settle, unreportable
+from .workflows import workflow_args
 
 logger = logging.getLogger("tinyq.worker")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -100,7 +102,9 @@ class JobRunner:
         max_result_size: int | None = None,
         hooks: Hooks = NO_HOOKS,
         progress: ProgressStore | None = None,
+        results: ResultBackend | None = None,
     ) -> None:
+        self._results = results  # a chord callback's arguments are read there
         self._hooks = hooks
         self._store_progress = None if progress is None else progress.write
         self._held = held
@@ -155,7 +159,9 @@ class JobRunner:
 
     def _call(self, work: Work) -> Any:
         job, task = work.job, work.task
+        args = job.args if job.workflow is None else workflow_args(job, self._codec,
+                                                                   self._results)
         if task.is_async:
-            return run_coroutine(self._loops.get(), task.fn(*job.args, **job.kwargs),
+            return run_coroutine(self._loops.get(), task.fn(*args, **job.kwargs),
                                  work.deadline, task.options.timeout)
-        return task.fn(*job.args, **job.kwargs)
+        return task.fn(*args, **job.kwargs)

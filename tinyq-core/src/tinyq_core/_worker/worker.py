@@ -147,7 +147,7 @@ class Worker:
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
                              health, deadline_set, leases, hooks)
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
-                           ProgressStore(codec, app.results, app.result_ttl))
+                           ProgressStore(codec, app.results, app.result_ttl), app.results)
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:
