@@ -18,6 +18,7 @@ from ._options import Options, parse
 from ._results import SqliteResultBackend, store_results
 from ._schedules import SqliteSchedules
 from ._unique import SqliteUniqueLocks
+from ._workflows import SqliteChordRecords
 from ._waiting import JOBS, RESULTS, Wakeups
 
 _ADD_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
@@ -28,7 +29,8 @@ _ADD_JOB = """INSERT OR IGNORE INTO jobs (queue, id, body, state, due)
     WHERE queue = ? AND job_id = ? AND expires > ?)"""
 
 
-class SqliteBroker(AdminMixin, SqliteUniqueLocks, SqliteSchedules, Broker):
+class SqliteBroker(AdminMixin, SqliteUniqueLocks, SqliteSchedules, SqliteChordRecords,
+                   Broker):
     """Broker and result backend on one SQLite file; see docs/sqlite.md. Connects lazily."""
 
     def __init__(self, uri: str) -> None:

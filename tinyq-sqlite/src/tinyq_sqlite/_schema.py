@@ -105,6 +105,23 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (queue, key)
     );
     """,
+    # 4 -> 5: chord records (ChordRecords): a chord's members done, one row each, so a report
+    # sent twice adds nothing; ``done`` counts only the rows added.
+    """
+    CREATE TABLE chords (
+        queue TEXT NOT NULL,
+        chord_id TEXT NOT NULL,
+        done INTEGER NOT NULL,                  -- members recorded
+        expires REAL NOT NULL,
+        PRIMARY KEY (queue, chord_id)
+    );
+    CREATE TABLE chord_members (
+        queue TEXT NOT NULL,
+        chord_id TEXT NOT NULL,
+        member INTEGER NOT NULL,
+        PRIMARY KEY (queue, chord_id, member)
+    );
+    """,
 )
 VERSION = len(MIGRATIONS)
 

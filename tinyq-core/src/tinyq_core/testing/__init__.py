@@ -6,7 +6,7 @@ import pytest
 pytest.register_assert_rewrite(
     *(f"tinyq_core.testing.{name}" for name in (
         "contract", "_support", "_delivery", "_redelivery", "_waiting", "_settle", "_results",
-        "_admin", "_lookup", "_registry", "_unique", "_schedules",
+        "_admin", "_lookup", "_registry", "_unique", "_schedules", "_workflows",
     ))
 )
 
