@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
@@ -69,7 +69,7 @@ class Chord:
         return _delay(self, self.on_error)
 
 
-Part = Union[Signature, Chain, Group, Chord]
+Part: TypeAlias = "Signature | Chain | Group | Chord"
 
 
 def chain(*steps: Part, on_error: Signature | None = None) -> Chain:
@@ -110,7 +110,8 @@ class WorkflowHandle:
         self.id = id
         self._producer = producer
         self._final = final
-        self.handles = [JobHandle(producer, job_id, queue) for job_id, queue in final_ids(final)]
+        self.handles: list[JobHandle[Any]] = [
+            JobHandle(producer, job_id, queue) for job_id, queue in final_ids(final)]
 
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.id}>"
@@ -171,7 +172,7 @@ def _compile(part: Part, wid: str, path: str, final_id: str | None) -> Node:
             return _compile(steps[0], wid, path, final_id)
         nodes = [_compile(s, wid, f"{path}.{k}", None) for k, s in enumerate(steps[:-1])]
         last = _compile(steps[-1], wid, f"{path}.{len(steps) - 1}", final_id)
-        return {"c": nodes + [last]}
+        return {"c": [*nodes, last]}
     members = part.members if isinstance(part, Group) else part.group.members
     gid = f"{wid}{path}"
     nodes = [_compile(m, wid, f"{path}.{i}", member_id(gid, i)) for i, m in enumerate(members)]
@@ -198,9 +199,9 @@ def _normalized(steps: list[Part]) -> list[Part]:
     for k, step in enumerate(flat[:-1]):
         rest = flat[k + 1:]
         if isinstance(step, Group):
-            return flat[:k] + [Chord(step, rest[0] if len(rest) == 1 else Chain(tuple(rest)))]
+            return [*flat[:k], Chord(step, rest[0] if len(rest) == 1 else Chain(tuple(rest)))]
         if isinstance(step, Chord):
-            return flat[:k] + [Chord(step.group, Chain((step.callback, *rest)))]
+            return [*flat[:k], Chord(step.group, Chain((step.callback, *rest)))]
     return flat
 
 

@@ -18,8 +18,8 @@ from ._options import Options, parse
 from ._results import SqliteResultBackend, store_results
 from ._schedules import SqliteSchedules
 from ._unique import SqliteUniqueLocks
-from ._workflows import SqliteChordRecords
 from ._waiting import JOBS, RESULTS, Wakeups
+from ._workflows import SqliteChordRecords
 
 _ADD_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
 # Skipped: an id still waiting or leased (the UNIQUE key), or whose result is still stored

@@ -12,8 +12,8 @@ from typing import Any
 from .._codec import Codec
 from .._current import RunningJob, job_running
 from .._errors import JobTimeout, describe_exception
-from .._lifecycle import NO_HOOKS, Hooks
 from .._interfaces import ResultBackend
+from .._lifecycle import NO_HOOKS, Hooks
 from .._progress import ProgressStore
 from .coroutines import ThreadLoops, run_coroutine
 from .held import HeldJobs, Work
