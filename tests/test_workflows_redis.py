@@ -1,0 +1,85 @@
+"""Workflows on a real redis-server with real worker processes: a chord of 1,000 members
+whose workers are SIGKILLed at random calls back exactly once with every member's value, and
+a chain runs on."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tinyq_core import chain, chord
+from redis_server import RedisServer
+from support.project import AppProject
+
+APP = '''
+import json, os, random, time
+import redis
+from tinyq_core import Application
+
+URL = os.environ["TINYQ_URL"]
+app = Application(URL)
+r = redis.Redis.from_url(URL.split("?")[0])
+NS = os.environ["NS"]
+
+@app.task(name="member")
+def member(i):
+    time.sleep(random.uniform(0.02, 0.06))
+    return i * i
+
+@app.task(name="collect")
+def collect(values):
+    # Each call recorded: the test counts them.
+    r.rpush(f"{NS}:calls", json.dumps([len(values), sum(values), values[:3]]))
+    return sum(values)
+
+@app.task(name="add")
+def add(x, y):
+    return x + y
+'''
+
+MEMBERS = 1000
+
+
+@pytest.fixture
+def project(tmp_path: Path, redis_server: RedisServer) -> Iterator[AppProject]:
+    p = AppProject(tmp_path, APP, url=redis_server.url)
+    yield p
+    p.close()
+
+
+def test_a_chord_under_random_sigkills_calls_back_exactly_once(project: AppProject) -> None:
+    tasks = project.app.tasks
+    handle = chord([tasks["member"].s(i) for i in range(MEMBERS)], tasks["collect"].s()).delay()
+    workers = [project.worker("-w", "4") for _ in range(3)]
+    calls_key = f"{project.ns}:calls"
+    rng = random.Random()
+    kills = 0
+    deadline = time.monotonic() + 50
+    while not project.redis.llen(calls_key) and time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.5, 1.0))
+        victim = rng.randrange(len(workers))
+        workers[victim].kill()  # SIGKILL: no outcome sent, its jobs' leases run out
+        workers[victim].wait()
+        kills += 1
+        workers[victim] = project.worker("-w", "4")
+    assert project.redis.llen(calls_key), f"no callback after {kills} kills"
+    # Redelivered members (a killed worker's leases: visibility_timeout 1 s) finish too.
+    time.sleep(4)
+    expected = sum(i * i for i in range(MEMBERS))
+    assert handle.result(10) == expected
+    calls = [json.loads(c) for c in project.redis.lrange(calls_key, 0, -1)]
+    assert calls == [[MEMBERS, expected, [0, 1, 4]]]  # once, with every value, in order
+    assert kills >= 3  # the kills did happen while the chord ran
+
+
+def test_a_chain_runs_on_worker_processes(project: AppProject) -> None:
+    add = project.app.tasks["add"]
+    worker = project.worker("-w", "2")
+    handle = chain(add.s(1, 2), add.s(10), add.s(100)).delay()
+    assert handle.result(30) == 113
+    project.stop(worker)
