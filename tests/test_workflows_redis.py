@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tinyq_core import chain, chord
+
 from redis_server import RedisServer
 from support.project import AppProject
 

@@ -89,15 +89,19 @@ def take_next_steps(broker: Broker, results: ResultBackend, batch: Sequence[Sett
     """Before ``batch`` is sent (its acks): store the results the next steps read, then
     enqueue those steps and report chord members. An error raises: the batch is sent again
     later, and each step taken again adds nothing twice."""
-    for settlement in batch:
-        steps: NextSteps | None = getattr(settlement, "workflow", None)
-        if steps is None:
-            continue
-        stored = [r for r in (steps.result, *steps.failures) if r is not None]
-        if stored:
-            results.store(stored, ttl)
-        if steps.enqueue:
-            broker.enqueue(steps.enqueue)
+    taken: list[NextSteps] = [steps for s in batch
+                              if (steps := getattr(s, "workflow", None)) is not None]
+    if not taken:
+        return
+    # One round trip for the batch's results and one for its next steps' jobs, then one
+    # report per chord member.
+    stored = [r for steps in taken for r in (steps.result, *steps.failures) if r is not None]
+    if stored:
+        results.store(stored, ttl)
+    following = [m for steps in taken for m in steps.enqueue]
+    if following:
+        broker.enqueue(following)
+    for steps in taken:
         fire = steps.fire
         if fire is None:
             continue
