@@ -5,6 +5,7 @@ a failure fails the workflow once and calls on_error once, a member's retries co
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from tinyq_core._codec import Codec
 from tinyq_core._serializers import JSONSerializer
 from tinyq_core._types import Job
 from tinyq_memory import FakeClock, MemoryBroker, drain
+
+from support.worker_thread import running_worker
 
 calls: Counter[str] = Counter()
 errors: list[dict[str, Any]] = []
@@ -216,3 +219,20 @@ def test_old_messages_decode_and_the_plan_round_trips() -> None:
     plan = {"w": "w1", "then": [{"next": {"t": "t", "id": "w1.1", "q": "default"}}]}
     body = codec.encode_job(Job("j1", "t", (1,), workflow=plan))
     assert codec.decode_job(body, "default", "j1").workflow == plan
+
+
+def test_a_chords_callback_may_be_a_group(app: Application) -> None:
+    add, total = task(app, "add"), task(app, "total")
+    handle = chord([add.s(1), add.s(2)], group([total.s(), total.s(plus=10)])).delay()
+    drain(app)
+    assert handle.result(0) == [3, 13]
+
+
+def test_a_chord_on_sqlite_with_a_worker_thread(tmp_path: Path) -> None:
+    app = Application(f"sqlite:///{tmp_path / 'q.db'}")
+    square = app.task(name="square")(lambda x: x * x)
+    total = app.task(name="total")(lambda values, plus=0: sum(values) + plus)
+    handle = chain(chord([square.s(i) for i in range(30)], total.s()), square.s()).delay()
+    with running_worker(app, concurrency=4):
+        assert handle.result(30) == sum(i * i for i in range(30)) ** 2
+    app.close()
