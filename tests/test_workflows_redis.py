@@ -20,22 +20,28 @@ from support.project import AppProject
 APP = '''
 import json, os, random, time
 import redis
-from tinyq_core import Application
+from tinyq_core import Application, current_job
 
 URL = os.environ["TINYQ_URL"]
 app = Application(URL)
 r = redis.Redis.from_url(URL.split("?")[0])
 NS = os.environ["NS"]
 
-@app.task(name="member")
+# Retries allowed: a job delivered more than max_retries + 2 times without finishing is taken
+# for a crash loop, and under load (a lease of 1 s) a member may lose a lease or two besides
+# its worker's kills.
+@app.task(name="member", max_retries=10)
 def member(i):
     time.sleep(random.uniform(0.02, 0.06))
     return i * i
 
-@app.task(name="collect")
+@app.task(name="collect", max_retries=10)
 def collect(values):
-    # Each call recorded: the test counts them.
-    r.rpush(f"{NS}:calls", json.dumps([len(values), sum(values), values[:3]]))
+    # Each run recorded: the test counts them (a run killed after this line runs again, as
+    # any job: that is a redelivery, attempt 2, not a second callback).
+    job = current_job()
+    r.rpush(f"{NS}:calls", json.dumps([job.id, job.attempt, len(values), sum(values),
+                                       values[:3]]))
     return sum(values)
 
 @app.task(name="add")
@@ -60,21 +66,23 @@ def test_a_chord_under_random_sigkills_calls_back_exactly_once(project: AppProje
     calls_key = f"{project.ns}:calls"
     rng = random.Random()
     kills = 0
-    deadline = time.monotonic() + 50
-    while not project.redis.llen(calls_key) and time.monotonic() < deadline:
+    killing_until = time.monotonic() + 25
+    while time.monotonic() < killing_until:
         time.sleep(rng.uniform(0.5, 1.0))
+        if project.redis.llen(calls_key):
+            break
         victim = rng.randrange(len(workers))
         workers[victim].kill()  # SIGKILL: no outcome sent, its jobs' leases run out
         workers[victim].wait()
         kills += 1
         workers[victim] = project.worker("-w", "4")
-    assert project.redis.llen(calls_key), f"no callback after {kills} kills"
-    # Redelivered members (a killed worker's leases: visibility_timeout 1 s) finish too.
-    time.sleep(4)
+    # Then no more kills: what is left (redelivered members, visibility_timeout 1 s) finishes.
     expected = sum(i * i for i in range(MEMBERS))
-    assert handle.result(10) == expected
+    assert handle.result(40) == expected, f"after {kills} kills"
+    time.sleep(3)  # a second callback, if one were enqueued, would have run by now
     calls = [json.loads(c) for c in project.redis.lrange(calls_key, 0, -1)]
-    assert calls == [[MEMBERS, expected, [0, 1, 4]]]  # once, with every value, in order
+    assert len({c[0] for c in calls}) == 1 and [c[1] for c in calls].count(1) == 1, calls
+    assert all(c[2:] == [MEMBERS, expected, [0, 1, 4]] for c in calls)  # every value, in order
     assert kills >= 3  # the kills did happen while the chord ran
 
 
