@@ -236,3 +236,21 @@ def test_a_chord_on_sqlite_with_a_worker_thread(tmp_path: Path) -> None:
     with running_worker(app, concurrency=4):
         assert handle.result(30) == sum(i * i for i in range(30)) ** 2
     app.close()
+
+
+def test_a_member_in_a_crash_loop_fails_the_workflow(app: Application) -> None:
+    """A member dead-lettered before it ran (its worker died every time) fails the workflow
+    too, instead of leaving the handle waiting."""
+    add = task(app, "add")
+    handle = chain(add.s(1, 1), add.s(5), on_error=task(app, "on_error").s("loop")).delay()
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    for _ in range(3):  # three deliveries that never reported: the lease ran out each time
+        broker.reserve(["default"], 1, 0)
+        broker.clock.advance(broker.visibility_timeout + 1)  # type: ignore[attr-defined]
+        broker.recover(["default"])
+    drain(app)
+    with pytest.raises(JobFailed, match="crash loop"):
+        handle.result(0)
+    assert calls["add(2,5)"] == 0 and calls["add(1,1)"] == 0
+    assert [e["tag"] for e in errors] == ["loop"]

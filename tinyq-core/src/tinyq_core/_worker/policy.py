@@ -95,14 +95,22 @@ def admit(
         return reject(delivery, codec, f"undecodable: {type(exc).__name__}: {exc}")
     task = tasks.get(job.task_name)
     if task is None:
-        return reject(delivery, codec, f"unknown task {shorten(job.task_name)}: no task of "
-                                       "that name is registered on the worker's application")
+        return failing(job, codec, reject(
+            delivery, codec, f"unknown task {shorten(job.task_name)}: no task of that name is "
+            "registered on the worker's application"))
     # More crashes than the task's runs allow (max_retries + 1) is a crash loop: stop here.
     if crashes(delivery) > task.options.max_retries + 1:
-        return reject(delivery, codec, f"crash loop: delivered {delivery.attempts} times "
-                                       "without finishing (the job kills or hangs its "
-                                       "worker)", kind="CrashLoop")
+        return failing(job, codec, reject(
+            delivery, codec, f"crash loop: delivered {delivery.attempts} times without "
+            "finishing (the job kills or hangs its worker)", kind="CrashLoop"))
     return Admitted(job, task)
+
+
+def failing(job: Job, codec: Codec, rejected: DeadLetterJob) -> DeadLetterJob:
+    """``rejected``, carrying its workflow's failure when ``job`` is in one (else it hangs)."""
+    if job.workflow is None:
+        return rejected
+    return carrying_next_steps(rejected, job, None, None, codec)
 
 
 NAME_SHOWN = 100  # characters of a name quoted in a reason; the rest is only counted
