@@ -252,3 +252,13 @@ def test_a_member_in_a_crash_loop_fails_the_workflow(app: Application) -> None:
         handle.result(0)
     assert calls["add(2,5)"] == 0 and calls["add(1,1)"] == 0
     assert [e["tag"] for e in errors] == ["loop"]
+
+
+def test_workflows_run_with_signed_messages() -> None:
+    app = Application(MemoryBroker(clock=FakeClock()), secret_key="key")
+    add = app.task(name="add")(lambda x, y=0: x + y)
+    total = app.task(name="total")(lambda values: sum(values))
+    steps = chain(add.s(1, 2), add.s(3)).delay()
+    fan_in = chord([add.s(i) for i in range(5)], total.s()).delay()
+    drain(app)
+    assert (steps.result(0), fan_in.result(0)) == (6, 10)
