@@ -262,3 +262,23 @@ def test_workflows_run_with_signed_messages() -> None:
     fan_in = chord([add.s(i) for i in range(5)], total.s()).delay()
     drain(app)
     assert (steps.result(0), fan_in.result(0)) == (6, 10)
+
+
+def test_a_signed_step_whose_result_was_stored_before_a_crash_still_goes_on() -> None:
+    """The worker died after storing the step's result, before enqueueing the next step: the
+    redelivered message is not dropped as a replay (its result is stored), it runs again."""
+    clock = FakeClock()
+    app = Application(MemoryBroker(clock=clock, visibility_timeout=5), secret_key="key")
+    add = app.task(name="add")(lambda x, y=0: x + y)
+    handle = chain(add.s(1, 2), add.s(3)).delay()
+    broker = app.broker
+    assert isinstance(broker, MemoryBroker)
+    [delivery] = broker.reserve(["default"], 1, 0)
+    job = app.codec.decode_job(delivery.message.body, "default", delivery.id)
+    settlement = settle(delivery, job, add.options, app.codec, 3, None)
+    assert settlement.result is not None
+    app.results.store([settlement.result], 60)  # then the worker died
+    clock.advance(6)
+    broker.recover(["default"])
+    drain(app)
+    assert handle.result(0) == 6
