@@ -21,6 +21,7 @@ from tinyq_core.testing._results import ResultsContract
 from tinyq_core.testing._schedules import ScheduleContract
 from tinyq_core.testing._support import ContractBase
 from tinyq_core.testing._unique import UniqueContract
+from tinyq_core.testing._workflows import ChordContract
 from tinyq_core.testing.contract import REQUIRED_TIER
 from tinyq_memory import FakeClock, MemoryBroker, MemoryResultBackend
 
@@ -102,7 +103,8 @@ def test_the_contract_is_made_of_the_tiers() -> None:
                                              LookupContract, RegistryContract,
                                              ProgressContract, UniqueContract,
                                              ScheduleContract, CancelContract,
-                                             LimitsContract, AsyncContract}
+                                             LimitsContract, AsyncContract,
+                                             ChordContract}
 
 
 def test_required_tests_do_not_take_the_admin_fixture() -> None:
@@ -135,6 +137,12 @@ def test_every_limits_test_takes_the_limits_fixture() -> None:
     tests = _tests_of(LimitsContract)
     assert len(tests) >= 8
     assert [name for name, args in tests.items() if "limits" not in args] == []
+
+
+def test_every_chord_test_takes_the_chords_fixture() -> None:
+    tests = _tests_of(ChordContract)
+    assert len(tests) >= 6
+    assert [name for name, args in tests.items() if "chords" not in args] == []
 
 
 def test_every_schedule_test_takes_the_schedules_fixture() -> None:

@@ -23,6 +23,7 @@ CORE_API = {
     "TaskOptions", "TinyqError", "UnknownTaskError", "Worker", "__version__",
     "RunningJob", "current_job", "Schedule", "ScheduleInfo",
     "CancelOutcome", "Cancelled", "JobCancelled", "JobExpired",
+    "Chain", "Chord", "Group", "Signature", "WorkflowHandle", "chain", "chord", "group",
 }
 # For plugin authors.
 PLUGIN_API = {
@@ -32,7 +33,7 @@ PLUGIN_API = {
     "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
     "CurrentJob", "QueueCounts", "CancelRequests", "CancelState", "ScheduleRecords",
-    "UniqueLocks", "JobLimits",
+    "UniqueLocks", "JobLimits", "ChordRecords",
     "AsyncBroker", "AsyncBrokerClient", "ThreadedAsyncClient",
 }
 # Names that were in tinyq_core before the split: still importable from there.

@@ -36,6 +36,7 @@ from ._task import AsyncTask, Task, TaskDecorator, TaskOptions
 from ._types import JobStatus
 from ._version import __version__
 from ._worker import Worker
+from ._workflows import Chain, Chord, Group, Signature, WorkflowHandle, chain, chord, group
 
 __all__ = [
     "Application",
@@ -44,9 +45,12 @@ __all__ = [
     "BrokerUnavailable",
     "CancelOutcome",
     "Cancelled",
+    "Chain",
+    "Chord",
     "ConfigurationError",
     "DuplicateTaskError",
     "EnqueueError",
+    "Group",
     "JobCancelled",
     "JobExpired",
     "JobFailed",
@@ -60,14 +64,19 @@ __all__ = [
     "Schedule",
     "ScheduleInfo",
     "SerializationError",
+    "Signature",
     "Task",
     "TaskDecorator",
     "TaskOptions",
     "TinyqError",
     "UnknownTaskError",
     "Worker",
+    "WorkflowHandle",
     "__version__",
+    "chain",
+    "chord",
     "current_job",
+    "group",
 ]
 
 # Names that lived here before the API was split by audience; they keep working, from their

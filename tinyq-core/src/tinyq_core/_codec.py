@@ -226,6 +226,8 @@ class Codec:
             envelope["uk"] = job.unique_key
             if job.unique_for:
                 envelope["uf"] = job.unique_for
+        if job.workflow is not None:
+            envelope["wf"] = job.workflow
         return self.encode(envelope, _context("job", job.id, job.queue))
 
     def decode_job(self, body: bytes, queue: str, job_id: str = "") -> Job:
@@ -243,7 +245,7 @@ class Codec:
             retries, eta = envelope.get("retries", 0), envelope.get("eta")
             at, headers = envelope.get("at"), envelope.get("headers", {})
             expires, unique_key = envelope.get("exp"), envelope.get("uk")
-            unique_for = envelope.get("uf", 0.0)
+            unique_for, workflow = envelope.get("uf", 0.0), envelope.get("wf")
         except KeyError as exc:
             raise BadMessage(f"malformed: missing field {exc.args[0]!r}") from None
         # The common case in one cheap test; the field-by-field search only for the reason.
@@ -270,9 +272,12 @@ class Codec:
         if headers and not all(type(k) is str and type(v) is str for k, v in headers.items()):
             raise BadMessage("malformed: field 'headers' has a key or value that is not a "
                              "string")
+        if workflow is not None and type(workflow) is not dict:
+            raise BadMessage(f"malformed: field 'wf' has type {type(workflow).__name__}")
         return Job(id=job_id, task_name=name, args=tuple(args), kwargs=kwargs, queue=queue,
                    retries=retries, eta=eta, enqueued_at=at, headers=headers,
-                   expires=expires, unique_key=unique_key, unique_for=unique_for)
+                   expires=expires, unique_key=unique_key, unique_for=unique_for,
+                   workflow=workflow)
 
 
 def _reject_fields(*values: Any) -> None:

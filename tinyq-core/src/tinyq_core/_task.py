@@ -18,6 +18,7 @@ from ._limits import TaskLimits
 from ._task_async import AwaitableEnqueue
 from ._types import Job
 from ._unique import unique_job
+from ._workflows import Signature
 
 if TYPE_CHECKING:
     from ._app import Application
@@ -138,6 +139,14 @@ class Task(AwaitableEnqueue[P, R], Generic[P, R]):
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Enqueue a job with these arguments."""
         return self.apply_async(args, kwargs)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature for a workflow step (in a chain, the previous value comes first)."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: the previous step's value is not passed."""
+        return Signature(self, args, kwargs, immutable=True)
 
     def apply_async(
         self,

@@ -134,7 +134,8 @@ class Job:
     str, set by the producer (``apply_async(headers=...)`` and ``tinyq_before_enqueue`` hooks).
     ``expires``: the Unix time after which the job must not start (``None``: never).
     ``unique_key``: the lock a unique job holds (``None``: not unique); ``unique_for``: the
-    seconds it keeps the lock after it finished.
+    seconds it keeps the lock after it finished. ``workflow``: what to do when the job
+    finished, when it is a member of a chain, group or chord (see _workflow_plan.py).
     """
 
     id: str
@@ -149,6 +150,7 @@ class Job:
     expires: float | None = None
     unique_key: str | None = None
     unique_for: float = 0.0
+    workflow: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         # The original tinyq's log format: "<Job: id: ..., task_name: app.add>".

@@ -38,6 +38,7 @@ from ._types import (
     WorkerState,
 )
 from ._uri import redact_uri
+from ._workflow_interfaces import ChordRecords
 
 __all__ = [
     "AsyncBroker",
@@ -50,6 +51,7 @@ __all__ = [
     "BrokerUnavailable",
     "CancelRequests",
     "CancelState",
+    "ChordRecords",
     "ConfigurationError",
     "CurrentJob",
     "DeadLetter",

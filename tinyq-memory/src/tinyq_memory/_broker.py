@@ -36,10 +36,11 @@ from ._registry import MemoryRegistry
 from ._results import MemoryResultBackend, _Base
 from ._schedules import MemorySchedules
 from ._unique import MemoryUniqueLocks
+from ._workflows import MemoryChordRecords
 
 
 class MemoryBroker(MemoryAdmin, MemoryRegistry, MemoryUniqueLocks, MemorySchedules, MemoryCancel,
-                   MemoryJobLimits, MemoryAsyncTier, _Base, Broker):
+                   MemoryJobLimits, MemoryAsyncTier, MemoryChordRecords, _Base, Broker):
     """A broker living in this process. ``visibility_timeout`` is the lease in seconds."""
 
     def __init__(self, visibility_timeout: float = 30.0, clock: Clock | None = None) -> None:

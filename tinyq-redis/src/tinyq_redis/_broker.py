@@ -74,6 +74,7 @@ from ._results import RedisResultBackend
 from ._schedules import RedisSchedules
 from ._scripts import DEAD_LETTER, MOVE_DUE, RECOVER, SCHEDULE, execute, load_all
 from ._unique import RedisUniqueLocks
+from ._workflows import RedisChordRecords
 
 RECOVER_BATCH = 200  # expired leases recovered per script call (each call: a few ms)
 RECOVER_SCAN = 1000  # pending entries read per call, most often the whole pending list
@@ -82,7 +83,8 @@ TIMER_SLACK = 0.1  # seconds: how late Redis may end a BLPOP (its default hz is 
 
 
 class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUniqueLocks,
-                  RedisSchedules, RedisCancel, RedisJobLimits, RedisAsyncTier, Broker):
+                  RedisSchedules, RedisCancel, RedisJobLimits, RedisAsyncTier,
+                  RedisChordRecords, Broker):
     """At-least-once delivery on Redis Streams; see the module docstring for the layout."""
 
     def __init__(

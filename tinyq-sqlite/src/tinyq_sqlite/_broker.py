@@ -21,6 +21,7 @@ from ._results import SqliteResultBackend, store_results
 from ._schedules import SqliteSchedules
 from ._unique import SqliteUniqueLocks
 from ._waiting import JOBS, RESULTS, Wakeups
+from ._workflows import SqliteChordRecords
 
 _ADD_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
 # Skipped: an id still waiting or leased (the UNIQUE key), or whose result is still stored
@@ -31,6 +32,7 @@ _ADD_JOB = """INSERT OR IGNORE INTO jobs (queue, id, body, state, due)
 
 
 class SqliteBroker(AdminMixin, SqliteUniqueLocks, SqliteSchedules, CancelMixin, SqliteJobLimits,
+                   SqliteChordRecords,
                    Broker):
     """Broker and result backend on one SQLite file; see docs/sqlite.md. Connects lazily."""
 

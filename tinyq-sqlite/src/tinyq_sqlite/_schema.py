@@ -105,6 +105,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (queue, key)
     );
     """,
+    # 4 -> 5: rate and concurrency limits (JobLimits).
     """
     CREATE TABLE rate_limits (
         queue TEXT NOT NULL,
@@ -126,6 +127,23 @@ MIGRATIONS: tuple[str, ...] = (
         holder TEXT NOT NULL,                   -- the job id running in this slot
         expires REAL NOT NULL,                  -- its lease: free after this Unix time
         PRIMARY KEY (queue, key, holder)
+    );
+    """,
+    # 5 -> 6: chord records (ChordRecords): a chord's members done, one row each, so a report
+    # sent twice adds nothing; ``done`` counts only the rows added.
+    """
+    CREATE TABLE chords (
+        queue TEXT NOT NULL,
+        chord_id TEXT NOT NULL,
+        done INTEGER NOT NULL,                  -- members recorded
+        expires REAL NOT NULL,
+        PRIMARY KEY (queue, chord_id)
+    );
+    CREATE TABLE chord_members (
+        queue TEXT NOT NULL,
+        chord_id TEXT NOT NULL,
+        member INTEGER NOT NULL,
+        PRIMARY KEY (queue, chord_id, member)
     );
     """,
 )

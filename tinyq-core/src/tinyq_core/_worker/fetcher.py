@@ -124,7 +124,9 @@ class Fetcher:
                     self._hooks.call("tinyq_job_dead_lettered", delivery=delivery, job=None,
                                      reason=verdict.reason)
                 continue
-            if (delivery.queue, delivery.id) in ran:
+            # A workflow's job runs again instead: its worker may have died between storing
+            # its result and taking its next step (workflows.py); every step is idempotent.
+            if (delivery.queue, delivery.id) in ran and verdict.job.workflow is None:
                 logger.warning("Dropping message %s from queue %r: a replay, job %s has a "
                                "stored result already (it ran)", delivery.id, delivery.queue,
                                delivery.id)

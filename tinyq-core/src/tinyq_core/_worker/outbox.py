@@ -23,6 +23,7 @@ from .leases import LostLeases
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement
 from .sift import Sifter
 from .unique import drop_locks, keep_locks
+from .workflows import take_next_steps
 
 FLUSH_ATTEMPTS = 5  # at shutdown, before leaving outcomes to lease expiry
 FLUSH_BACKOFF = Backoff(base=0.2, cap=1.0)
@@ -51,6 +52,7 @@ class Sender:
         if self.before_send is not None:
             self.before_send()
         keep_locks(self.broker, batch)  # before the acks: the lock never frees in between
+        take_next_steps(self.broker, self.results, batch, self.result_ttl)
         deliveries = self._send(batch, count, timeout)
         self.leases.settled([s.delivery for s in batch])
         drop_locks(self.broker, batch)

@@ -15,6 +15,7 @@ from .._codec import Codec, Outcome, Unverified
 from .._errors import BadMessage, JobTimeout, Retry, describe_exception
 from .._types import Delivery, Job, Result
 from .unique import KeptLock, keeping_lock
+from .workflows import NextSteps, carrying_next_steps
 
 if TYPE_CHECKING:
     from .._task import Task, TaskOptions
@@ -29,6 +30,7 @@ class AckJob:
     result: Result | None = None
     unique: KeptLock | None = None  # a unique job's lock, kept a while after (unique.py)
     kind: str = ""
+    workflow: NextSteps | None = None  # what follows in the job's workflow (workflows.py)
 
 
 @attrs.frozen
@@ -53,6 +55,7 @@ class DeadLetterJob:
     error: str = ""
     verified: bool = True
     unique: KeptLock | None = None  # a unique job's lock, kept a while after (unique.py)
+    workflow: NextSteps | None = None  # what follows in the job's workflow (workflows.py)
 
 
 Settlement = AckJob | RetryJob | DeadLetterJob
@@ -94,14 +97,22 @@ def admit(
         return reject(delivery, codec, f"undecodable: {type(exc).__name__}: {exc}")
     task = tasks.get(job.task_name)
     if task is None:
-        return reject(delivery, codec, f"unknown task {shorten(job.task_name)}: no task of "
-                                       "that name is registered on the worker's application")
+        return failing(job, codec, reject(
+            delivery, codec, f"unknown task {shorten(job.task_name)}: no task of that name is "
+            "registered on the worker's application"))
     # More crashes than the task's runs allow (max_retries + 1) is a crash loop: stop here.
     if crashes(delivery) > task.options.max_retries + 1:
-        return reject(delivery, codec, f"crash loop: delivered {delivery.attempts} times "
-                                       "without finishing (the job kills or hangs its "
-                                       "worker)", kind="CrashLoop")
+        return failing(job, codec, reject(
+            delivery, codec, f"crash loop: delivered {delivery.attempts} times without "
+            "finishing (the job kills or hangs its worker)", kind="CrashLoop"))
     return Admitted(job, task)
+
+
+def failing(job: Job, codec: Codec, rejected: DeadLetterJob) -> DeadLetterJob:
+    """``rejected``, carrying its workflow's failure when ``job`` is in one (else it hangs)."""
+    if job.workflow is None:
+        return rejected
+    return carrying_next_steps(rejected, job, None, None, codec)
 
 
 NAME_SHOWN = 100  # characters of a name quoted in a reason; the rest is only counted
@@ -149,8 +160,11 @@ def settle(
     """Turn a job's return value or exception into what the broker must be told. A result
     over ``max_result_size`` bytes fails the job at once: retrying cannot make it smaller.
     A finished unique job's settlement carries its lock, to keep (see unique.py)."""
-    return keeping_lock(
+    settlement = keeping_lock(
         _settle(delivery, job, options, codec, value, error, max_result_size), job)
+    if job.workflow is None:
+        return settlement
+    return carrying_next_steps(settlement, job, value, error, codec)
 
 
 def _settle(

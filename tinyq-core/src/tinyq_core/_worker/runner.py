@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .._codec import Codec
 from .._current import RunningJob, job_running
 from .._errors import Cancelled, JobTimeout, describe_exception
+from .._interfaces import ResultBackend
 from .._lifecycle import NO_HOOKS, Hooks
 from .._progress import ProgressStore
 from .cancels import cancelled_settlement
@@ -23,6 +24,7 @@ from .limits import Limiter
 from .logfields import job_fields
 from .outbox import Outbox
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement, settle, unreportable
+from .workflows import workflow_args
 
 if TYPE_CHECKING:
     from .cancels import CancelWatcher
@@ -104,8 +106,10 @@ class JobRunner:
         cancels: CancelWatcher | None = None,
         clock: Callable[[], float] = time.time,
         limiter: Limiter | None = None,
+        results: ResultBackend | None = None,
     ) -> None:
         self._limiter = limiter  # keeps the tasks' rate and concurrency limits (limits.py)
+        self._results = results  # a chord callback's arguments are read there
         self._hooks = hooks
         self._cancels = cancels  # None: the broker cannot cancel
         self._clock = clock  # the broker's: it decides whether a job expired
@@ -198,8 +202,10 @@ class JobRunner:
 
     def _call(self, work: Work) -> Any:
         job, task = work.job, work.task
+        args = job.args if job.workflow is None else workflow_args(job, self._codec,
+                                                                   self._results)
         if task.is_async:
-            return run_coroutine(self._loops.get(), task.fn(*job.args, **job.kwargs),
+            return run_coroutine(self._loops.get(), task.fn(*args, **job.kwargs),
                                  work.deadline, task.options.timeout,
                                  lambda stop: self._held.set_stopper(work, stop))
-        return task.fn(*job.args, **job.kwargs)
+        return task.fn(*args, **job.kwargs)

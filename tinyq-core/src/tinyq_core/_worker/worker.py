@@ -157,7 +157,7 @@ class Worker:
                                 deadline_set, hooks) if isinstance(broker, CancelRequests) else None
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
                            ProgressStore(codec, app.results, app.result_ttl), cancels,
-                           broker_clock(broker), limiter)
+                           broker_clock(broker), limiter, app.results)
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:

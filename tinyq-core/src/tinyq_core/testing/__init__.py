@@ -7,7 +7,7 @@ pytest.register_assert_rewrite(
     *(f"tinyq_core.testing.{name}" for name in (
         "contract", "_support", "_delivery", "_redelivery", "_waiting", "_settle", "_results",
         "_admin", "_lookup", "_registry", "_unique", "_schedules",
-        "_cancel", "_limits", "_async",
+        "_cancel", "_limits", "_async", "_workflows",
     ))
 )
 

@@ -42,6 +42,7 @@ from ._schedules import ScheduleContract
 from ._settle import SettleContract
 from ._unique import UniqueContract
 from ._waiting import WaitingContract
+from ._workflows import ChordContract
 
 # The parts of the required tier: their tests use nothing but Broker's methods.
 REQUIRED_TIER = (DeliveryContract, RedeliveryContract, WaitingContract, SettleContract)
@@ -62,6 +63,7 @@ class BrokerContract(
     CancelContract,
     LimitsContract,
     AsyncContract,
+    ChordContract,
 ):
     """Tests every broker must pass. Subclass it as ``TestXxx`` and provide a ``broker`` fixture
     returning a fresh, empty broker with a short ``visibility_timeout`` (about 0.5 s on real
