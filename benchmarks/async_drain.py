@@ -53,7 +53,7 @@ def tinyq(folder: Path, url: str, n: int, concurrency: int) -> list[str]:
     sys.path.insert(0, str(folder))
     os.environ["BENCH_URL"] = url
     try:
-        import bench_app  # noqa: PLC0415 - written just above
+        import bench_app
         bench_app.app.tasks["io"].map([(i,) for i in range(n)])
         bench_app.app.close()
     finally:
