@@ -232,4 +232,8 @@ def test_tinyq_never_blocks_the_loop_long_during_a_drain() -> None:
     worst = max(lags)
     print(f"loop lag during a drain of 1,000 async jobs: max {worst * 1000:.1f} ms, "
           f"p99 {sorted(lags)[396] * 1000:.1f} ms")
-    assert worst < 0.05
+    # Measured alone on 2 cores: max 31-40 ms, p99 2-6 ms; the max is the iteration in
+    # which a thousand sleeps end. With another test running on the second core the max
+    # reached 60 ms: bounded loosely, the p99 tightly.
+    assert sorted(lags)[396] < 0.02
+    assert worst < 0.1
