@@ -152,17 +152,19 @@ def test_cancel_of_a_running_coroutine_on_the_loop() -> None:
 def test_a_warm_stop_lets_running_coroutines_finish() -> None:
     broker = MemoryBroker()
     app = Application(broker)
+    started: list[int] = []
     finished: list[int] = []
 
     @app.task(name="t.nap")
     async def nap(n: int) -> int:
+        started.append(n)
         await asyncio.sleep(0.5)
         finished.append(n)
         return n
 
     handles = [nap.delay(n) for n in range(20)]
-    with running_worker(app, concurrency=1) as worker:
-        wait_until(lambda: worker._held.count() == 20, message="all jobs to start")
+    with running_worker(app, concurrency=1):
+        wait_until(lambda: len(started) == 20, message="all jobs to start")
     assert sorted(finished) == list(range(20))
     assert [h.result(0) for h in handles] == list(range(20))
     assert broker.size("default") == 0
@@ -232,8 +234,72 @@ def test_tinyq_never_blocks_the_loop_long_during_a_drain() -> None:
     worst = max(lags)
     print(f"loop lag during a drain of 1,000 async jobs: max {worst * 1000:.1f} ms, "
           f"p99 {sorted(lags)[396] * 1000:.1f} ms")
-    # Measured alone on 2 cores: max 31-40 ms, p99 2-6 ms; the max is the iteration in
-    # which a thousand sleeps end. With another test running on the second core the max
-    # reached 60 ms: bounded loosely, the p99 tightly.
-    assert sorted(lags)[396] < 0.02
-    assert worst < 0.1
+    # Measured on a quiet 2-core machine: max 31-40 ms, p99 2-6 ms. The max is a full
+    # garbage collection (gen 2, 57-74 ms seen with gc.callbacks), which stops every thread,
+    # or a thousand sleeps ending in one iteration; under a load of 5 on 2 cores the p99
+    # reached 25 ms. Bounded loosely: this catches a loop blocked per job (a broker call on
+    # it), not the machine's scheduling.
+    assert sorted(lags)[396] < 0.05
+    assert worst < 0.25
+
+
+def test_no_thread_of_the_loop_outlives_run_and_progress_is_stored() -> None:
+    app = Application(MemoryBroker())
+    before = set(threading.enumerate())
+
+    @app.task(name="t.report")
+    async def report(n: int) -> int:
+        current_job().set_progress({"done": n})
+        await asyncio.sleep(0.05)
+        with pytest.raises(TypeError):
+            current_job().set_progress(float("nan") if n < 0 else object())  # type: ignore[arg-type]
+        return n
+
+    handles = [report.delay(n) for n in range(5)]
+    assert app.worker(concurrency=1).run(burst=True) == 0
+    assert [h.result(0) for h in handles] == list(range(5))
+    assert [h.progress() for h in handles] == [{"done": n} for n in range(5)]
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left == []
+
+
+def test_a_coroutine_that_swallows_its_timeout_still_fails_and_frees_its_slot() -> None:
+    app = Application(MemoryBroker())
+
+    @app.task(name="t.stubborn", timeout=0.2)
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            pass  # wrong, but the job timed out all the same
+        return "late"
+
+    @app.task(name="t.next")
+    async def following() -> str:
+        return "next"
+
+    h = stubborn.delay()
+    after = following.delay()
+    assert app.worker(concurrency=1, async_concurrency=1).run(burst=True) == 0
+    with pytest.raises(JobFailed, match="JobTimeout"):
+        h.result(0)
+    assert after.result(0) == "next"
+
+
+def test_a_warm_stop_gives_back_async_jobs_still_waiting_for_a_slot() -> None:
+    broker = MemoryBroker()
+    app = Application(broker)
+    started: list[int] = []
+
+    @app.task(name="t.nap")
+    async def nap(n: int) -> int:
+        started.append(n)
+        await asyncio.sleep(0.5)
+        return n
+
+    handles = [nap.delay(n) for n in range(10)]
+    with running_worker(app, concurrency=4, async_concurrency=2):
+        wait_until(lambda: len(started) == 2, message="two jobs to start")
+    ran = [h for h in handles if h.status() == "succeeded"]
+    assert len(ran) == len(started) == 2  # the running ones finished; no other one started
+    assert broker.size("default") == 8  # given back, to run again

@@ -79,8 +79,12 @@ class AsyncRunner:
         self.loop.call_soon_threadsafe(self._start_ready)
 
     def take_pending(self) -> list[Work]:
+        """The jobs not started yet: those waiting for a slot, and those given one that the
+        loop has not started (their slots are freed)."""
         with self._lock:
-            items = list(self._waiting)
+            items = [*self._ready, *self._waiting]
+            self._running -= len(self._ready)
+            self._ready.clear()
             self._waiting.clear()
             return items
 
