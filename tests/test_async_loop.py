@@ -236,11 +236,11 @@ def test_tinyq_never_blocks_the_loop_long_during_a_drain() -> None:
           f"p99 {sorted(lags)[396] * 1000:.1f} ms")
     # Measured on a quiet 2-core machine: max 31-40 ms, p99 2-6 ms. The max is a full
     # garbage collection (gen 2, 57-74 ms seen with gc.callbacks), which stops every thread,
-    # or a thousand sleeps ending in one iteration; under a load of 5 on 2 cores the p99
-    # reached 25 ms. Bounded loosely: this catches a loop blocked per job (a broker call on
-    # it), not the machine's scheduling.
+    # or a thousand sleeps ending in one iteration; under a load of 4-5 on 2 cores the p99
+    # reached 25 ms and the max 88 ms and more. Bounded loosely: this catches a loop blocked
+    # per job (a broker call on it), not the machine's scheduling.
     assert sorted(lags)[396] < 0.05
-    assert worst < 0.25
+    assert worst < 0.5
 
 
 def test_no_thread_of_the_loop_outlives_run_and_progress_is_stored() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
 import functools
 import logging
 import threading
@@ -40,6 +41,7 @@ logger = logging.getLogger("tinyq.worker")
 DEFAULT_ASYNC_CONCURRENCY = 100
 START_BATCH = 32  # jobs started per loop iteration: a big batch must not stall the loop
 STOP_WAIT = 5.0  # seconds cancelled tasks get to end before the loop stops regardless
+
 
 class AsyncRunner:
     """Runs async jobs on its own event loop, ``slots`` at a time; more wait, unstarted and
@@ -126,7 +128,8 @@ class AsyncRunner:
             return
         task = self.loop.create_task(self._job(work))
         self._tasks.add(task)
-        task.add_done_callback(self._ended)
+        # In a context of its own: the next job must not start inside this one's.
+        task.add_done_callback(self._ended, context=contextvars.Context())
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -48,7 +48,7 @@ async def run_job_task(
     caller cancels the task too (a cold stop)."""
     loop = asyncio.get_running_loop()
     started: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-    _job_tasks.set(started)  # in the caller's task's context only: the job's run
+    token = _job_tasks.set(started)  # in the caller's task's context only: the job's run
     task = loop.create_task(coroutine)  # a copy of the context: current_job() is the job's
     expired = cancelled = False
 
@@ -91,6 +91,7 @@ async def run_job_task(
         if expired or cancelled or not task.done():
             for leftover in list(started):  # what the job started and left running
                 leftover.cancel()
+        _job_tasks.reset(token)
     if expired:
         raise timed_out(timeout)
     return value
