@@ -41,7 +41,9 @@ def test_a_timed_out_async_job_is_cancelled_and_never_resumes_in_the_next_job() 
 
     timed_out = slow.delay()
     second = after.delay()
-    worker = app.worker(concurrency=1)  # one thread, so both jobs share its event loop
+    # The inline executor runs async jobs one at a time on its thread's own event loop (the
+    # thread executor runs them on the worker's event loop: tests/test_async_loop.py).
+    worker = app.worker(concurrency=1, executor="inline")
     assert worker.run(burst=True) == 0
     assert [event for event, _ in events] == [
         "slow started", "slow cancelled", "after started", "after finished"]
@@ -72,7 +74,7 @@ def test_the_loop_holds_nothing_of_a_timed_out_job() -> None:
 
     slow.delay()
     counted = count_tasks.delay()
-    assert app.worker(concurrency=1).run(burst=True) == 0
+    assert app.worker(concurrency=1, executor="inline").run(burst=True) == 0
     assert counted.result(0) == 1
     assert loops[0] is loops[1]  # the thread's loop was kept, and is usable
 

@@ -22,7 +22,7 @@ from ._runtime_interfaces import Serializer
 from ._schedules import Schedule, ScheduleInfo, Schedules
 from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, as_seconds, new_job_id
 from ._types import Job, WorkerInfo
-from ._worker import DEFAULT_HEARTBEAT_INTERVAL, Worker
+from ._worker import DEFAULT_ASYNC_CONCURRENCY, DEFAULT_HEARTBEAT_INTERVAL, Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -335,10 +335,13 @@ class Application:
         executor: str | None = None,
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         scheduler: bool = True,
+        async_concurrency: int = DEFAULT_ASYNC_CONCURRENCY,
     ) -> Worker:
         """A worker for this application; ``run()`` it (``burst=True`` to stop when idle).
         It records itself in the broker's worker registry every ``heartbeat_interval``
-        seconds (see :meth:`workers`) and, with ``scheduler``, enqueues the schedules."""
+        seconds (see :meth:`workers`) and, with ``scheduler``, enqueues the schedules.
+        ``async_concurrency``: async jobs run at a time on its event loop
+        (docs/asyncio-worker.md)."""
         return Worker(
             self,
             concurrency=concurrency,
@@ -348,5 +351,6 @@ class Application:
             executor=executor or self.executor_name,
             heartbeat_interval=heartbeat_interval,
             scheduler=scheduler,
+            async_concurrency=async_concurrency,
         )
 

@@ -18,6 +18,8 @@ import pluggy
 
 from ._errors import Cancelled, JobTimeout, PluginError
 
+Entered = list[tuple[str, Generator[None, Any, Any]]]  # the run_job wrappers a job is inside
+
 logger = logging.getLogger("tinyq.plugins")
 
 LIFECYCLE_HOOKS = (
@@ -99,22 +101,32 @@ class Hooks:
     def around(self, job_kwargs: dict[str, Any], call: Callable[[], Any]) -> Any:
         """Run ``call()`` inside every ``tinyq_run_job`` wrapper, the first in calling order
         outermost, and return its value or raise its exception, whatever the wrappers do."""
-        entered: list[tuple[str, Generator[None, Any, Any]]] = []
+        entered: Entered = []
         value: Any = None
         error: BaseException | None = None
         try:
-            for plugin, function, argnames in self.run_job:
-                try:
-                    gen = function(**{arg: job_kwargs[arg] for arg in argnames})
-                    next(gen)
-                    entered.append((plugin, gen))
-                except (JobTimeout, Cancelled):  # landing in a wrapper: the job's end
-                    raise
-                except Exception as exc:
-                    self.failed("tinyq_run_job", plugin, exc)
+            self.enter(job_kwargs, entered)
             value = call()
         except BaseException as exc:
             error = exc
+        return self.leave(entered, value, error)
+
+    def enter(self, job_kwargs: dict[str, Any], entered: Entered) -> None:
+        """``around``'s first half: enter the wrappers, adding each to ``entered`` (an async
+        job awaits its coroutine between ``enter`` and ``leave``)."""
+        for plugin, function, argnames in self.run_job:
+            try:
+                gen = function(**{arg: job_kwargs[arg] for arg in argnames})
+                next(gen)
+                entered.append((plugin, gen))
+            except (JobTimeout, Cancelled):  # landing in a wrapper: the job's end
+                raise
+            except Exception as exc:
+                self.failed("tinyq_run_job", plugin, exc)
+
+    def leave(self, entered: Entered, value: Any, error: BaseException | None) -> Any:
+        """``around``'s second half: leave the wrappers, innermost first; the job's value,
+        or its exception raised."""
         for plugin, gen in reversed(entered):
             try:
                 if error is None:

@@ -18,6 +18,10 @@ class ProgressStore:
         self._codec, self._results, self._ttl = codec, results, ttl
 
     def write(self, job_id: str, queue: str, value: Any) -> None:
+        self.store(job_id, queue, self.encode(job_id, value))
+
+    def encode(self, job_id: str, value: Any) -> bytes:
+        """``value`` encoded for the backend; TypeError or ValueError if it cannot be."""
         try:
             body = self._codec.encode_progress(job_id, value)
         except (TypeError, ValueError) as exc:
@@ -27,6 +31,9 @@ class ProgressStore:
             raise ValueError(f"progress of {len(body):,} bytes encoded is over the limit of "
                              f"{MAX_PROGRESS_SIZE:,}: report a summary (counts, a percentage), "
                              "not the data")
+        return body
+
+    def store(self, job_id: str, queue: str, body: bytes) -> None:
         try:
             self._results.store_progress(job_id, queue, body, self._ttl)
         except NotImplementedError:

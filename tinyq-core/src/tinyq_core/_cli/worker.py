@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from .._app import Application
 from .._supervisor import PARENT_ENV, PROCESSES_ENV, Supervisor, guard_os_exit, watch_parent
 from .._version import __version__
-from .._worker import DEFAULT_HEARTBEAT_INTERVAL
+from .._worker import DEFAULT_ASYNC_CONCURRENCY, DEFAULT_HEARTBEAT_INTERVAL
 from . import metrics
 from .loading import LEVELS, LOG_FORMATS, CommandError, describe_broker, load_app, wait_for_broker
 
@@ -41,6 +41,9 @@ def build_parser(prog: str = "tinyq") -> argparse.ArgumentParser:
                         help="debug logging, and tracebacks for errors")
     parser.add_argument("-w", "--worker-number", type=int, default=8, metavar="WORKER_NUMBER",
                         help="worker threads (default: 8)")
+    parser.add_argument("--async-concurrency", type=int, default=DEFAULT_ASYNC_CONCURRENCY,
+                        metavar="N", help="async jobs run at a time on the worker process's "
+                        f"event loop, beside the -w threads (default: {DEFAULT_ASYNC_CONCURRENCY})")
     parser.add_argument("-a", "--app", default="app.app",
                         help="the Application, as module.attribute (default: app.app)")
     parser.add_argument("-l", "--log-level", default="warn", choices=list(LEVELS),
@@ -75,6 +78,8 @@ def build_parser(prog: str = "tinyq") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.worker_number < 1:
         raise CommandError("-w must be at least 1")
+    if args.async_concurrency < 1:
+        raise CommandError("--async-concurrency must be at least 1")
     if args.processes < 1:
         raise CommandError("-p must be at least 1")
     if not args.heartbeat_interval > 0:
@@ -98,7 +103,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     worker = app.worker(concurrency=args.worker_number, queues=args.queues,
                         shutdown_timeout=args.shutdown_timeout,
                         heartbeat_interval=args.heartbeat_interval,
-                        scheduler=not args.no_scheduler)
+                        scheduler=not args.no_scheduler,
+                        async_concurrency=args.async_concurrency)
     worker.install_signal_handlers()
     watch_parent(worker.stop)
     guard_os_exit()

@@ -75,22 +75,26 @@ class HeldJobs:
         self.inline = inline
         self._held: set[Work] = set()
         self._zombies: set[Work] = set()  # timed out, but the thread has not returned yet
-        self.job_seconds: float | None = None  # running average of the jobs' run time
+        self.job_seconds: float | None = None  # running average of the sync jobs' run time
+        # Slots of the worker's event loop (aloop.py), counted beside the sync ones: async
+        # jobs neither take a thread's slot nor its prefetch. 0: async jobs use the threads.
+        self.async_slots = 0
 
     def _capacity(self) -> int:
         if self.inline:
             return 1
         if self.prefetch is not None:
-            return self.concurrency + self.prefetch
+            return self.concurrency + self.prefetch + self.async_slots
         average = self.job_seconds
         # A job running much longer than the average (before any finished: than
         # 4 * PREFETCH_WAIT) holds its slot: after short jobs, a few long ones must not leave
         # the deep prefetch of the short ones in place, nor a first long job the initial one.
         typical = PREFETCH_WAIT if average is None else max(PREFETCH_WAIT / 4, average)
         since = time.monotonic() - 4 * typical
-        stuck = sum(1 for w in self._held
-                    if w.started is not None and w.started < since and not w.finished)
-        return self.concurrency + adaptive_prefetch(self.concurrency, average, stuck)
+        stuck = sum(1 for w in self._held if w.started is not None and w.started < since
+                    and not w.finished and not (self.async_slots and w.task.is_async))
+        return (self.concurrency + adaptive_prefetch(self.concurrency, average, stuck)
+                + self.async_slots)
 
     def room(self) -> tuple[int, int]:
         """(free, linger goal): how many more jobs to reserve, and how many finished jobs a
@@ -128,8 +132,9 @@ class HeldJobs:
             work.in_user_code = False
             timed_out = work.finished
             average = self.job_seconds
-            self.job_seconds = run_seconds if average is None else (
-                average + (run_seconds - average) * EWMA_WEIGHT)
+            if not (self.async_slots and work.task.is_async):
+                self.job_seconds = run_seconds if average is None else (
+                    average + (run_seconds - average) * EWMA_WEIGHT)
             if timed_out and work.thread_id is not None:
                 raise_in_thread(work.thread_id, None)
 

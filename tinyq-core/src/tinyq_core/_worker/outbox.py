@@ -117,9 +117,10 @@ class Outbox:
         self.cancelled = 0  # of those, the ones cancelled (before they started, or running)
         self.expired = 0  # of those, the ones that expired before they could start
 
-    def put(self, settlement: Settlement, work: Work | None = None) -> None:
+    def put(self, settlement: Settlement, work: Work | None = None, flush: bool = True) -> bool:
         """Add a settlement; ``work``, a held job it settles, is released in the same step
-        (and counted as processed). Sends at once unless the fetcher will."""
+        (and counted as processed). Sends at once unless the fetcher will; with ``flush``
+        False it does not, and returns True when the caller must have it sent (flush)."""
         with self._cond:
             if work is not None:
                 work.settled = True
@@ -134,8 +135,9 @@ class Outbox:
             self._items.append(settlement)
             self._cond.notify_all()
             fetcher_sends = self._fetcher_sends
-        if not fetcher_sends:
+        if not fetcher_sends and flush:
             self.flush_quietly()
+        return not fetcher_sends and not flush
 
     def with_next_send(self, action: Callable[[], None]) -> bool:
         """When the fetcher sends soon: run ``action`` (no I/O) under the lock, so that the

@@ -3,6 +3,7 @@ outbox. ``async def`` tasks run on an event loop kept per thread (coroutines.py)
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -113,13 +114,15 @@ class JobRunner:
         self._hooks = hooks
         self._cancels = cancels  # None: the broker cannot cancel
         self._clock = clock  # the broker's: it decides whether a job expired
-        self._store_progress = None if progress is None else progress.write
+        self._store_progress: Callable[[str, str, Any], None] | None = (
+            None if progress is None else progress.write)
         self._held = held
         self._outbox = outbox
         self._codec = codec
         self._max_result_size = max_result_size
         self._deadline_set = deadline_set
         self._loops = ThreadLoops()
+        self._owe_flush: Callable[[], object] | None = None  # None: put() sends when it must
 
     def run(self, work: Work) -> None:
         if work.task.options.limits is not None and self._limiter is not None:
@@ -128,26 +131,18 @@ class JobRunner:
             self._run(work)
 
     def _run(self, work: Work) -> None:
-        job = work.job
-        if job.expires is not None and job.expires <= self._clock():
-            self._expire(work)
+        started = self.begin(work)
+        if started is None:
             return
-        if not self._held.begin(work):  # given back by a stop (or cancelled) before it started
-            return
-        if work.deadline is not None:
-            self._deadline_set.set()
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("Got a job: %r", job, extra=job_fields(work))
         value: Any = None
         error: BaseException | None = None
-        started = time.monotonic()
         # Left only after leave_user_code, when no timeout can land in the reset any more.
         hooks = self._hooks
-        with job_running(RunningJob(job, work.delivery.attempts, self._store_progress, work)):
+        with job_running(self.running_job(work)):
             try:
                 try:
                     if hooks.run_job:
-                        value = hooks.around({"job": job}, lambda: self._call(work))
+                        value = hooks.around({"job": work.job}, lambda: self._call(work))
                     else:
                         value = self._call(work)
                 except BaseException as exc:
@@ -156,6 +151,41 @@ class JobRunner:
                     self._held.leave_user_code(work, time.monotonic() - started)
             except (JobTimeout, Cancelled) as exc:  # arrived just after the job returned
                 error = error or exc
+        self.conclude(work, value, error, started)
+
+    def for_loop(self, owe_flush: Callable[[], object],
+                 store_progress: Callable[[str, str, Any], None] | None) -> JobRunner:
+        """A copy for jobs on an event loop (aloop.py): it never sends the outbox itself
+        (``owe_flush`` asks another thread to), and writes progress through
+        ``store_progress``, so no broker call blocks the loop."""
+        runner = copy.copy(self)
+        runner._owe_flush = owe_flush
+        runner._store_progress = store_progress
+        return runner
+
+    def running_job(self, work: Work) -> RunningJob:
+        return RunningJob(work.job, work.delivery.attempts, self._store_progress, work)
+
+    def begin(self, work: Work) -> float | None:
+        """Start ``work``: its monotonic start time, or None when it must not run (expired,
+        settled here; or given back or cancelled before it started)."""
+        job = work.job
+        if job.expires is not None and job.expires <= self._clock():
+            self._expire(work)
+            return None
+        if not self._held.begin(work):  # given back by a stop (or cancelled) before it started
+            return None
+        if work.deadline is not None:
+            self._deadline_set.set()
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Got a job: %r", job, extra=job_fields(work))
+        return time.monotonic()
+
+    def conclude(self, work: Work, value: Any, error: BaseException | None,
+                 started: float) -> None:
+        """Settle a job that ran (unless a timeout or a cold stop decided it already): log,
+        outcome hooks, and its settlement into the outbox."""
+        job, hooks = work.job, self._hooks
         if not self._held.finish(work):  # a timeout or a cold stop decided it already
             return
         try:
@@ -166,11 +196,16 @@ class JobRunner:
         duration = time.monotonic() - started
         if hooks.settles:
             report(hooks, work, settlement, value, error, duration)
-        self._outbox.put(settlement, work)
+        self._put(settlement, work)
         if logger.isEnabledFor(logging.INFO):
             outcome = outcome_of(settlement, error)
             logger.info("Finish run job %r: %s in %.3fs", job, outcome, duration,
                         extra=job_fields(work, outcome=outcome, duration=round(duration, 6)))
+
+    def _put(self, settlement: Settlement, work: Work) -> None:
+        if self._outbox.put(settlement, work, flush=self._owe_flush is None):
+            assert self._owe_flush is not None
+            self._owe_flush()
 
     def _settle(self, work: Work, value: Any, error: BaseException | None) -> Settlement:
         """What the broker is told; a cancelled job that did not return a value (it raised,
@@ -198,12 +233,18 @@ class JobRunner:
         settlement = expired_settlement(work, self._codec, self._clock())
         if self._hooks.settles:
             self._hooks.call("tinyq_job_expired", job=work.job)
-        self._outbox.put(settlement, work)
+        self._put(settlement, work)
+
+    def call_args(self, work: Work) -> tuple[Any, ...]:
+        """The positional arguments of ``work``'s call: a workflow step's come with the
+        previous step's result (or a chord's members' results, read from the backend)."""
+        job = work.job
+        return job.args if job.workflow is None else workflow_args(job, self._codec,
+                                                                   self._results)
 
     def _call(self, work: Work) -> Any:
         job, task = work.job, work.task
-        args = job.args if job.workflow is None else workflow_args(job, self._codec,
-                                                                   self._results)
+        args = self.call_args(work)
         if task.is_async:
             return run_coroutine(self._loops.get(), task.fn(*args, **job.kwargs),
                                  work.deadline, task.options.timeout,

@@ -31,6 +31,7 @@ from .._interfaces import Broker, WorkerRegistry
 from .._lifecycle import NO_HOOKS
 from .._progress import ProgressStore
 from .._runtime_interfaces import Executor
+from .aloop import DEFAULT_ASYNC_CONCURRENCY, SplitExecutor, event_loop_for
 from .cancels import CancelWatcher
 from .expiry import broker_clock
 from .fetcher import Fetcher
@@ -74,9 +75,11 @@ class Worker:
         executor: str = "thread",
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         scheduler: bool = True,
+        async_concurrency: int = DEFAULT_ASYNC_CONCURRENCY,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        if concurrency < 1 or async_concurrency < 1:
+            raise ValueError("concurrency and async_concurrency must be at least 1")
+        self.async_concurrency = async_concurrency  # async jobs at a time (aloop.py)
         if not heartbeat_interval > 0:
             raise ValueError("heartbeat_interval must be more than 0 seconds")
         self.heartbeat_interval = heartbeat_interval
@@ -93,6 +96,7 @@ class Worker:
         self._outbox: Outbox | None = None  # made by run()
         self._hooks = NO_HOOKS  # the application's, from run()
         self.heartbeat: Heartbeat | None = None  # made by run() when the broker has a registry
+        self._jobs: Executor[Work] = self.executor  # with the event loop's, from run()
 
     @property
     def processed(self) -> int:
@@ -145,9 +149,6 @@ class Worker:
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
         hooks = self._hooks = app.registry.hooks
-        fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
-                          health, self.executor, admission, leases,
-                          app.results if codec.signs else None, hooks)
         limiter = limiter_for(app, broker, codec, self._held, outbox)
         sender.before_send = None if limiter is None else limiter.free_finished
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
@@ -155,13 +156,22 @@ class Worker:
                              None if limiter is None else limiter.renew)
         cancels = CancelWatcher(broker, self._held, outbox, codec, self._ladder, health,
                                 deadline_set, hooks) if isinstance(broker, CancelRequests) else None
+        progress = ProgressStore(codec, app.results, app.result_ttl)
         runner = JobRunner(self._held, outbox, codec, deadline_set, app.max_result_size, hooks,
-                           ProgressStore(codec, app.results, app.result_ttl), cancels,
-                           broker_clock(broker), limiter, app.results)
+                           progress, cancels, broker_clock(broker), limiter, app.results)
+        aloop = event_loop_for(app.tasks, self._held, self.executor, self.async_concurrency,
+                               runner, outbox, hooks, progress)
+        jobs = self._jobs = self.executor if aloop is None else SplitExecutor(self.executor,
+                                                                              aloop)
+        fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
+                          health, jobs, admission, leases,
+                          app.results if codec.signs else None, hooks)
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:
                 helpers.start(keeper.run, "Housekeeper")
+                if aloop is not None:
+                    helpers.start(aloop.run, "EventLoop")
                 helpers.start(Mover(broker, self.queues, self._ladder, health).run, "Mover")
                 if isinstance(broker, WorkerRegistry):
                     self.heartbeat = Heartbeat(broker, self.heartbeat_interval, self.queues,
@@ -178,13 +188,15 @@ class Worker:
             finally:
                 self._ladder.climb(Stage.DONE)
                 deadline_set.set()  # the housekeeper sleeps on it
+                if aloop is not None:
+                    aloop.stop()
 
     def _shut_down(self, broker: Broker, outbox: Outbox) -> int:
         """Give back unstarted jobs, let running ones finish (warm) or give them back (cold)."""
         self._hooks.call("tinyq_worker_stopping", worker=self, cold=self._ladder.cold)
         outbox.fetcher_leaving()
         outbox.flush_with_retries(give_up=self._ladder.cold)
-        for work in self.executor.take_pending():
+        for work in self._jobs.take_pending():
             self._give_back(broker, work)
         deadline = None if self.shutdown_timeout is None else (
             time.monotonic() + self.shutdown_timeout)
@@ -203,7 +215,7 @@ class Worker:
         outbox.flush_with_retries(give_up=cold)
         # Threads stuck in a timed-out job (in C code) cannot be joined: do not wait for them.
         zombies = self._held.snapshot()[2]
-        self.executor.shutdown(wait=not cold and not zombies)
+        self._jobs.shutdown(wait=not cold and not zombies)
         logger.info("Exit workers.")
         return 1 if cold else 0
 
