@@ -341,7 +341,7 @@ class Application:
         It records itself in the broker's worker registry every ``heartbeat_interval``
         seconds (see :meth:`workers`) and, with ``scheduler``, enqueues the schedules.
         ``async_concurrency``: async jobs run at a time on its event loop
-        (docs/asyncio-worker.md)."""
+        (docs/asyncio.md)."""
         return Worker(
             self,
             concurrency=concurrency,
