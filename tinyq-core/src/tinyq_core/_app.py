@@ -1,38 +1,34 @@
-"""The Application: task registry, producer side, and the factory for workers."""
+"""The Application: its broker and backends, the producer side, and the factory for workers
+(task registration is the mixin in _app_tasks.py)."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar, overload
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from ._app_tasks import TaskRegistration
 from ._backends import Backends
-from ._broker_choice import chosen_broker, module_name
+from ._broker_choice import chosen_broker
 from ._cancelling import CancelOutcome
 from ._codec import Codec
-from ._errors import ConfigurationError, DuplicateTaskError, UnknownTaskError
+from ._errors import ConfigurationError, UnknownTaskError
 from ._handle import JobHandle
 from ._interfaces import Broker, BrokerAdmin, ResultBackend, WorkerRegistry
-from ._limits import task_limits
 from ._plugins import Registry, build_registry
 from ._producer import Producer
 from ._registry import decode_workers
 from ._runtime_interfaces import Serializer
-from ._schedules import Schedule, ScheduleInfo, Schedules
-from ._task import AsyncTask, Task, TaskDecorator, TaskOptions, as_seconds, new_job_id
+from ._schedules import Schedules
+from ._task import Task, new_job_id
 from ._types import Job, WorkerInfo
 from ._worker import DEFAULT_ASYNC_CONCURRENCY, DEFAULT_HEARTBEAT_INTERVAL, Worker
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 DEFAULT_RESULT_TTL = 24 * 3600.0
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024  # bytes of an encoded job
 DEFAULT_MAX_RESULT_SIZE = DEFAULT_MAX_MESSAGE_SIZE  # bytes of an encoded result
 
 
-class Application:
+class Application(TaskRegistration):
     """A tinyq application: a broker, a result backend, and the tasks registered on it.
 
     ``broker`` is a URI (``"redis://"``, ``"sqlite:///tinyq.db"``, ``"memory://"``, ...) or a
@@ -136,132 +132,8 @@ class Application:
         it in your framework's shutdown, on the loop that used them; see docs/asyncio.md)."""
         await self._producer.aio.aclose()
 
-    # -- tasks -------------------------------------------------------------------------------
+    # -- tasks: task(), schedule() and schedules() are in _app_tasks.py ----------------
 
-    @overload
-    def task(
-        self, fn: Callable[P, Coroutine[Any, Any, R]], /
-    ) -> AsyncTask[P, R]: ...
-
-    @overload
-    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
-
-    @overload
-    def task(
-        self,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        max_retries: int = 0,
-        retry_backoff: float = 1.0,
-        retry_backoff_max: float = 600.0,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-        timeout: float | None = None,
-        store_result: bool = True,
-        expires: float | timedelta | None = None,
-        unique: bool = False,
-        unique_for: float | timedelta = 0.0,
-        rate_limit: str | None = None,
-        rate_key: Callable[..., str] | None = None,
-        concurrency: int | None = None,
-        concurrency_key: Callable[..., str] | None = None,
-        cron: str | None = None,
-        every: float | timedelta | None = None,
-        tz: str | None = None,
-        catch_up: bool = True,
-    ) -> TaskDecorator: ...
-
-    def task(
-        self,
-        fn: Callable[..., Any] | None = None,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        max_retries: int = 0,
-        retry_backoff: float = 1.0,
-        retry_backoff_max: float = 600.0,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-        timeout: float | None = None,
-        store_result: bool = True,
-        expires: float | timedelta | None = None,
-        unique: bool = False,
-        unique_for: float | timedelta = 0.0,
-        rate_limit: str | None = None,
-        rate_key: Callable[..., str] | None = None,
-        concurrency: int | None = None,
-        concurrency_key: Callable[..., str] | None = None,
-        cron: str | None = None,
-        every: float | timedelta | None = None,
-        tz: str | None = None,
-        catch_up: bool = True,
-    ) -> Any:
-        """Register a function as a task: ``@app.task()`` or ``@app.task(name=..., ...)``.
-
-        The name defaults to ``module.qualname``; registering a name twice is an error.
-        ``expires``: seconds after enqueue its jobs may still start (docs/tasks.md);
-        ``unique``: one job per arguments at a time, its lock kept ``unique_for`` seconds
-        after it finished; ``cron`` or ``every`` run it periodically, with ``tz`` and
-        ``catch_up`` as for :meth:`schedule` (docs/scheduling.md); ``rate_limit``,
-        ``concurrency`` and their keys limit it across all workers (docs/limits.md)."""
-        options = TaskOptions(
-            queue=queue,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            retry_backoff_max=retry_backoff_max,
-            retry_on=tuple(retry_on),
-            timeout=timeout,
-            store_result=store_result,
-            expires=as_seconds(expires),
-            unique=unique,
-            unique_for=as_seconds(unique_for) or 0.0,
-            limits=task_limits(rate_limit, rate_key, concurrency, concurrency_key),
-        )
-
-        def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            task_name = name or f"{module_name(func)}.{func.__qualname__}"
-            if task_name in self.tasks:
-                raise DuplicateTaskError(
-                    f"a task named {task_name!r} is already registered on this application; "
-                    "give one of them another name with @app.task(name=...)"
-                )
-            kind = AsyncTask if inspect.iscoroutinefunction(func) else Task
-            task: Task[Any, Any] = kind(self, self._producer, func, task_name, options)
-            self.tasks[task_name] = task
-            if cron is not None or every is not None:
-                try:
-                    self.schedule(task, cron=cron, every=every, tz=tz, catch_up=catch_up)
-                except BaseException:  # the decorator failed: leave nothing half-registered
-                    del self.tasks[task_name]
-                    raise
-            return task
-
-        return register(fn) if fn is not None else register
-
-    def schedule(
-        self,
-        task: Task[..., Any] | str,
-        *,
-        cron: str | None = None,
-        every: float | timedelta | None = None,
-        tz: str | None = None,
-        args: Iterable[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        name: str | None = None,
-        catch_up: bool = True,
-    ) -> Schedule:
-        """Run ``task`` periodically: on a ``cron`` expression (5 fields, or 6 with seconds
-        first) in time zone ``tz`` (an IANA name; UTC by default), or ``every`` so many
-        seconds. ``name`` tells schedules of one task apart (default: the task's name).
-        Every worker runs the scheduler (``--no-scheduler`` opts out) and exactly one job is
-        enqueued per tick. After an outage, one catch-up run at start (``catch_up=False``:
-        none). See docs/scheduling.md."""
-        return self.schedule_registry.add(task, self.tasks, self.codec, cron=cron, every=every,
-                                          tz=tz, args=tuple(args), kwargs=kwargs, name=name,
-                                          catch_up=catch_up)
-
-    def schedules(self) -> list[ScheduleInfo]:
-        """The schedules, by name, with their next run and the last tick the broker recorded."""
-        return self.schedule_registry.infos(self.broker)
 
     def cancel(
         self, job_id: str, queue: str | None = None, *, grace: float | None = None
