@@ -1,12 +1,16 @@
-"""The per-job cost of rate and concurrency limits: `python -m benchmarks.limits_overhead`.
+"""The per-job cost of limits and workflows: `python -m benchmarks.job_overhead`.
 
-Three tasks doing nothing, in one run, on a throwaway redis-server (and the memory broker):
+Four cases of a task doing nothing, in one run, on a throwaway redis-server (and the memory
+broker):
 
 * plain: no limit;
 * rate: ``rate_limit="1000000/s"``: every job books a slot (one script call) that is due at
   once, so the figure is the booking's cost, not waiting;
 * concurrency: ``concurrency=1000``: every job takes a leased slot and frees it after it ran
-  (two calls), never waiting either.
+  (two calls), never waiting either;
+* chord member: the N jobs are the members of one chord (``chord([...], callback)``): each
+  member's result is stored before its report, and the chord's record is told it finished;
+  the callback (one job more) runs too.
 
 N jobs are enqueued in one batch, then drained by a burst worker (``-w`` threads); the median
 of several interleaved runs. On Redis each limited job adds round trips the plain job does not
@@ -26,12 +30,13 @@ CASES: dict[str, dict[str, Any]] = {
     "plain": {},
     "rate": {"rate_limit": "1000000/s"},
     "concurrency": {"concurrency": 1000},
+    "chord member": {},
 }
 
 
 def one_run(make_broker: Callable[[], Any], case: str, jobs: int, threads: int) -> float:
     """Drain seconds per job of ``case``."""
-    from tinyq_core import Application
+    from tinyq_core import Application, chord
 
     app = Application(make_broker())
 
@@ -39,12 +44,22 @@ def one_run(make_broker: Callable[[], Any], case: str, jobs: int, threads: int) 
     def noop(n: int) -> None:
         return None
 
-    noop.map(range(jobs))
+    @app.task(name="count")
+    def count(values: list[None]) -> int:
+        return len(values)
+
+    if case == "chord member":
+        handle = chord([noop.s(n) for n in range(jobs)], count.s()).delay()
+    else:
+        noop.map(range(jobs))
     started = time.perf_counter()
     worker = app.worker(concurrency=threads, scheduler=False)
     worker.run(burst=True)
     elapsed = time.perf_counter() - started
-    assert worker.processed == jobs, (case, worker.processed)
+    if case == "chord member":
+        assert handle.result(0) == jobs and worker.processed == jobs + 1
+    else:
+        assert worker.processed == jobs, (case, worker.processed)
     app.close()
     return elapsed / jobs
 
