@@ -124,7 +124,11 @@ def test_burst_with_processes_exits_when_done(project: AppProject) -> None:
 
 def test_children_stop_when_the_supervisor_dies(project: AppProject) -> None:
     parent = project.worker("-p", "2", "-w", "1")
-    enqueue(project, 20, 0.01)
+    # Both children up before the jobs come: else, on a loaded machine, the first child to
+    # start ran all of them before the second one read.
+    wait_until(lambda: project.output(parent).count("Starting TinyQ worker") == 2, 30,
+               message="both children")
+    enqueue(project, 40, 0.05)
     wait_until(lambda: len(pids(project)) == 2, 30, message="both children to work")
     parent.kill()  # SIGKILL: no chance to forward anything
     parent.wait()
