@@ -54,7 +54,6 @@ from redis.exceptions import OutOfMemoryError
 
 from tinyq_core.plugin import (
     Broker,
-    BrokerError,
     Delivery,
     Result,
 )
@@ -67,7 +66,7 @@ from ._connection import Options, connect, translate_errors
 from ._enqueue import RedisEnqueue
 from ._keys import GROUP, Keys, check_name, text
 from ._limits import RedisJobLimits
-from ._memory import check_eviction
+from ._memory import check_eviction, check_group_at_maxmemory
 from ._registry import RedisRegistry
 from ._reserve import RedisReserve
 from ._results import RedisResultBackend
@@ -158,27 +157,11 @@ class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUn
             pipe.xgroup_create(self.keys(queue).stream, GROUP, id="0", mkstream=True)
         for queue, reply in zip(missing, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(reply, OutOfMemoryError):
-                self._group_at_maxmemory(queue)
+                check_group_at_maxmemory(self.client, self.where, self.keys(queue).stream,
+                                         queue)
             elif isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
                 raise reply
             self._groups.add(queue)
-
-    def _group_at_maxmemory(self, queue: str) -> None:
-        """At maxmemory Redis refuses XGROUP CREATE before it looks for the group: find out
-        whether it exists (enqueue makes it with the stream), or say what is wrong."""
-        stream = self.keys(queue).stream
-        if self.client.exists(stream) and any(
-            text(g["name"]) == GROUP for g in self.client.xinfo_groups(stream)
-        ):
-            return
-        raise BrokerError(
-            f"Redis at {self.where} is out of memory (maxmemory) and refuses to create the "
-            f"consumer group of queue {queue!r}, so no worker can read that queue (it was "
-            "filled before any worker started, by an older tinyq, or by hand). Free memory: "
-            "raise maxmemory (CONFIG SET maxmemory ...), or delete keys; the worker goes on "
-            "by itself"
-        )
-
 
     def renew(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         with self._lock:

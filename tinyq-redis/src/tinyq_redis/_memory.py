@@ -16,9 +16,9 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from tinyq_core.plugin import ConfigurationError
+from tinyq_core.plugin import BrokerError, ConfigurationError
 
-from ._keys import text
+from ._keys import GROUP, text
 
 logger = logging.getLogger("tinyq.redis")
 
@@ -71,3 +71,18 @@ def check_eviction(client: Any, where: str, allow_eviction: bool) -> None:
                            "keys with a TTL, which are job results: result() may then find "
                            "none before result_ttl. Queued jobs are safe. noeviction keeps "
                            "results too", where, policy)
+
+
+def check_group_at_maxmemory(client: Any, where: str, stream: str, queue: str) -> None:
+    """At maxmemory Redis refuses XGROUP CREATE before it looks for the group: find out
+    whether it exists (enqueue makes it with the stream), or say what is wrong."""
+    if client.exists(stream) and any(
+        text(g["name"]) == GROUP for g in client.xinfo_groups(stream)
+    ):
+        return
+    raise BrokerError(
+        f"Redis at {where} is out of memory (maxmemory) and refuses to create the consumer "
+        f"group of queue {queue!r}, so no worker can read that queue (it was filled before "
+        "any worker started, by an older tinyq, or by hand). Free memory: raise maxmemory "
+        "(CONFIG SET maxmemory ...), or delete keys; the worker goes on by itself"
+    )
