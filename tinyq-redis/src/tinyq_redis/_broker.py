@@ -136,13 +136,17 @@ class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUn
         return self.client.pipeline(transaction=False)
 
     def check_server(self) -> None:
-        """Refuse a Redis that evicts queued jobs (see _memory.py); once per broker."""
+        """Refuse a Redis that evicts queued jobs (see _memory.py), once per broker; and, at
+        every call (a worker starting), load the scripts, so that none of its pipelines meets
+        NOSCRIPT behind a blocking read on a server that restarted since this broker's first
+        use."""
         with self._lock:
-            if self._server_checked:
-                return
-            with translate_errors(self.where):
-                check_eviction(self.client, self.where, self.options.allow_eviction)
-            self._server_checked = True
+            if not self._server_checked:
+                with translate_errors(self.where):
+                    check_eviction(self.client, self.where, self.options.allow_eviction)
+                self._server_checked = True
+        with translate_errors(self.where):
+            load_all(self.client)
 
     def _ensure_groups(self, queues: Iterable[str]) -> None:
         missing = [q for q in queues if q not in self._groups]
