@@ -42,6 +42,19 @@ class JobLimits(abc.ABC):
     def release_slot(self, queue: str, key: str, holder: str) -> None:
         """Free the slot of ``key`` (of ``queue``) held by ``holder``, if any."""
 
+    def book_rates(self, bookings: Sequence[tuple[str, str, float, int, str]]) -> list[float]:
+        """:meth:`book_rate` for each ``(queue, key, interval, burst, token)``, in order (so
+        jobs of one key keep their order): a worker books for a whole fetched batch at once.
+        A broker that can do it in one round trip overrides this."""
+        return [self.book_rate(*booking) for booking in bookings]
+
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
+                      ) -> list[bool]:
+        """:meth:`acquire_slot` for each ``(queue, key, limit, holder, lease_seconds)``, in
+        order: a worker asks for a whole fetched batch, and renews its held slots, at once. A
+        broker that can do it in one round trip overrides this."""
+        return [self.acquire_slot(*request) for request in requests]
+
     def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:
         """:meth:`release_slot` for each ``(queue, key, holder)``: a worker frees the slots of
         the jobs finished since its last report at once. A broker that can do it in one round

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tinyq_core.plugin import JobLimits
 
 from ._connection import translate_errors
-from ._scripts import Lua
+from ._scripts import Lua, execute
 
 BOOK_RATE = Lua("book_rate.lua")
 ACQUIRE_SLOT = Lua("acquire_slot.lua")
@@ -32,20 +32,33 @@ class RedisJobLimits(JobLimits):
     def book_rate(
         self, queue: str, key: str, interval: float, burst: int, token: str
     ) -> float:
-        keys = (limit_key(self.prefix, queue, "rate", key),
-                limit_key(self.prefix, queue, "rate-booked", key))
-        args = (repr(interval * 1000), max(1, int(burst)), token, BOOKINGS_KEPT_MS)
+        return self.book_rates([(queue, key, interval, burst, token)])[0]
+
+    def book_rates(self, bookings: Sequence[tuple[str, str, float, int, str]]) -> list[float]:
+        pipe = self.client.pipeline(transaction=False)  # one round trip, scripts in order
+        for queue, key, interval, burst, token in bookings:
+            BOOK_RATE.queue(pipe, (limit_key(self.prefix, queue, "rate", key),
+                                   limit_key(self.prefix, queue, "rate-booked", key)),
+                            (repr(interval * 1000), max(1, int(burst)), token,
+                             BOOKINGS_KEPT_MS))
         with translate_errors(self.where):
-            wait_ms = BOOK_RATE(self.client, keys, args)
-        return max(0.0, float(wait_ms) / 1000)
+            waits_ms = execute(self.client, pipe)
+        return [max(0.0, float(wait_ms) / 1000) for wait_ms in waits_ms]
 
     def acquire_slot(
         self, queue: str, key: str, limit: int, holder: str, lease_seconds: float
     ) -> bool:
+        return self.acquire_slots([(queue, key, limit, holder, lease_seconds)])[0]
+
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
+                      ) -> list[bool]:
+        pipe = self.client.pipeline(transaction=False)
+        for queue, key, limit, holder, lease_seconds in requests:
+            ACQUIRE_SLOT.queue(pipe, (limit_key(self.prefix, queue, "slots", key),),
+                               (limit, holder, max(1, int(lease_seconds * 1000))))
         with translate_errors(self.where):
-            held = ACQUIRE_SLOT(self.client, (limit_key(self.prefix, queue, "slots", key),),
-                                (limit, holder, max(1, int(lease_seconds * 1000))))
-        return bool(int(held))
+            replies = execute(self.client, pipe)
+        return [bool(int(held)) for held in replies]
 
     def release_slot(self, queue: str, key: str, holder: str) -> None:
         with translate_errors(self.where):

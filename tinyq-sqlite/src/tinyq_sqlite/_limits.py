@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 
 from tinyq_core.plugin import JobLimits
 
@@ -25,6 +26,7 @@ _EXPIRE_SLOTS = "DELETE FROM limit_slots WHERE queue = ? AND key = ? AND expires
 _SWEEP_SLOTS = "DELETE FROM limit_slots WHERE expires <= ?"  # a small table: running jobs
 _COUNT_SLOTS = """SELECT COUNT(*), SUM(holder = ?) FROM limit_slots
     WHERE queue = ? AND key = ?"""
+_RELEASE_SLOT = "DELETE FROM limit_slots WHERE queue = ? AND key = ? AND holder = ?"
 _TAKE_SLOT = """INSERT OR REPLACE INTO limit_slots (queue, key, holder, expires)
     VALUES (?, ?, ?, ?)"""
 
@@ -35,37 +37,57 @@ class SqliteJobLimits(JobLimits):
     def book_rate(
         self, queue: str, key: str, interval: float, burst: int, token: str
     ) -> float:
-        def work(conn: sqlite3.Connection) -> float:
+        return self.book_rates([(queue, key, interval, burst, token)])[0]
+
+    def book_rates(self, bookings: Sequence[tuple[str, str, float, int, str]]) -> list[float]:
+        def work(conn: sqlite3.Connection) -> list[float]:  # one transaction for all
             now = time.time()
-            row = conn.execute(_BOOKED, (queue, key, token)).fetchone()
-            if row is not None:
-                return max(0.0, float(row[0]) - now)
-            row = conn.execute(_TAT, (queue, key)).fetchone()
-            tat = 0.0 if row is None else float(row[0])
-            slot = max(now, tat - (burst - 1) * interval)
-            conn.execute(_SET_TAT, (queue, key, max(tat, now) + interval))
-            conn.execute(_BOOK, (queue, key, token, slot))
+            waits = [_book(conn, now, *booking) for booking in bookings]
             conn.execute(_SWEEP_BOOKINGS, (now - BOOKINGS_KEPT,))
             conn.execute(_SWEEP_RATES, (now - IDLE_KEPT,))
-            return slot - now
+            return waits
 
         return self._db.write(work)
 
     def acquire_slot(
         self, queue: str, key: str, limit: int, holder: str, lease_seconds: float
     ) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
+        return self.acquire_slots([(queue, key, limit, holder, lease_seconds)])[0]
+
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
+                      ) -> list[bool]:
+        def work(conn: sqlite3.Connection) -> list[bool]:
             now = time.time()
-            conn.execute(_EXPIRE_SLOTS, (queue, key, now))
             conn.execute(_SWEEP_SLOTS, (now - IDLE_KEPT,))  # dead holders of idle keys
-            held, mine = conn.execute(_COUNT_SLOTS, (holder, queue, key)).fetchone()
-            if not mine and held >= limit:
-                return False
-            conn.execute(_TAKE_SLOT, (queue, key, holder, now + lease_seconds))
-            return True
+            return [_acquire(conn, now, *request) for request in requests]
 
         return self._db.write(work)
 
     def release_slot(self, queue: str, key: str, holder: str) -> None:
-        self._db.write_one("DELETE FROM limit_slots WHERE queue = ? AND key = ? AND "
-                           "holder = ?", (queue, key, holder))
+        self.release_slots([(queue, key, holder)])
+
+    def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:
+        self._db.write(lambda conn: conn.executemany(_RELEASE_SLOT, slots))
+
+
+def _book(conn: sqlite3.Connection, now: float, queue: str, key: str, interval: float,
+          burst: int, token: str) -> float:
+    row = conn.execute(_BOOKED, (queue, key, token)).fetchone()
+    if row is not None:  # asked again: the slot it got
+        return max(0.0, float(row[0]) - now)
+    row = conn.execute(_TAT, (queue, key)).fetchone()
+    tat = 0.0 if row is None else float(row[0])
+    slot = max(now, tat - (burst - 1) * interval)
+    conn.execute(_SET_TAT, (queue, key, max(tat, now) + interval))
+    conn.execute(_BOOK, (queue, key, token, slot))
+    return slot - now
+
+
+def _acquire(conn: sqlite3.Connection, now: float, queue: str, key: str, limit: int,
+             holder: str, lease_seconds: float) -> bool:
+    conn.execute(_EXPIRE_SLOTS, (queue, key, now))
+    held, mine = conn.execute(_COUNT_SLOTS, (holder, queue, key)).fetchone()
+    if not mine and held >= limit:
+        return False
+    conn.execute(_TAKE_SLOT, (queue, key, holder, now + lease_seconds))
+    return True

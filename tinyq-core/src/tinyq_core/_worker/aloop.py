@@ -155,6 +155,7 @@ class AsyncRunner:
         runner = self._runner
         started = runner.begin(work)
         if started is None:
+            self._submit_io(lambda: runner.release_limits(work))
             return
         value: Any = None
         error: BaseException | None = None
@@ -167,8 +168,12 @@ class AsyncRunner:
                 self._held.leave_user_code(work, time.monotonic() - started)
         # Settling (encoding the result, hooks, logs, the outbox) off the loop: a thousand
         # jobs ending in one iteration would hold it up otherwise.
-        if not self._submit_io(lambda: runner.conclude(work, value, error, started)):
+        def conclude() -> None:
             runner.conclude(work, value, error, started)
+            runner.release_limits(work)
+
+        if not self._submit_io(conclude):
+            conclude()
 
     async def _call(self, work: Work) -> Any:
         job, task, hooks = work.job, work.task, self._hooks
@@ -218,8 +223,7 @@ class SplitExecutor(Executor[Work]):
         self._threads.start(concurrency, run)
 
     def submit(self, item: Work) -> None:
-        # A limited async task keeps a thread: its limiter books with blocking broker calls.
-        if item.task.is_async and item.task.options.limits is None:
+        if item.task.is_async:
             self._aloop.submit(item)
         else:
             self._threads.submit(item)

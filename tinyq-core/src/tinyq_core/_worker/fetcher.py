@@ -1,6 +1,7 @@
 """The fetcher: the thread that calls ``Worker.run``. It reports finished jobs and reserves
-the next batch in one broker call, admits what it got (or dead-letters it) and hands the jobs
-to the executor, with a backoff while the broker is down."""
+the next batch in one broker call, admits what it got (or dead-letters it), takes the limited
+jobs' rate and concurrency slots for the batch at once, and hands the jobs to the executor,
+with a backoff while the broker is down."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .ladder import ShutdownLadder
 from .leases import LostLeases
+from .limits import Limiter
 from .outbox import Outbox
 from .policy import AckJob, Admitted, DeadLetterJob
 
@@ -44,8 +46,10 @@ class Fetcher:
         leases: LostLeases,
         replays_in: ResultBackend | None = None,
         hooks: Hooks = NO_HOOKS,
+        limiter: Limiter | None = None,
     ) -> None:
         self._hooks = hooks
+        self._limiter = limiter  # admits limited jobs, a batch at a time (limits.py)
         self._leases = leases
         self._broker, self._queues = broker, list(queues)
         self._cond, self._held, self._outbox = cond, held, outbox
@@ -115,6 +119,7 @@ class Fetcher:
         self._leases.reserved(deliveries)
         verdicts = [self._admit(delivery) for delivery in deliveries]
         ran = self._ran_already(deliveries, verdicts)
+        works: list[Work] = []
         for delivery, verdict in zip(deliveries, verdicts, strict=True):
             if isinstance(verdict, DeadLetterJob):
                 logger.error("Dead-lettering message %s from queue %r: %s", delivery.id,
@@ -136,6 +141,10 @@ class Fetcher:
             if self._hooks.received or self._hooks.recovered:
                 self._receive(work)
             self._held.add(work)
+            works.append(work)
+        if self._limiter is not None:
+            works = self._limiter.admit(works)
+        for work in works:
             self._executor.submit(work)
         if deliveries:
             # Let a woken job thread take the GIL now, before this thread builds its next

@@ -1,14 +1,19 @@
 """Rate and concurrency limits on the worker side: the step between a job's admission and
-its run, in the job's executor thread, taken only for a task with limits (one attribute test
-for the others).
+its run, taken by the fetcher for each batch it reserved (one broker call per kind of limit
+for the whole batch, so no job's thread waits on the broker for it), only for tasks with
+limits (one attribute test for the others).
 
-* Rate: the job books the next free slot of its key in the broker (``book_rate``). Due now:
-  it runs. Later: it is given back, due at its slot, with a header saying which run booked
-  it (its retry count), so when it comes back it runs without booking again; a redelivery
-  after a crash keeps the header (no second booking), a retry books anew.
-* Concurrency: the job takes a leased slot of its key (``acquire_slot``), renewed with the
-  worker's leases and freed when the job's code returned; none free: it is given back after a
-  short jittered delay, without holding a thread meanwhile.
+* Rate: the job books the next free slot of its key in the broker (``book_rates``, in batch
+  order, so the jobs of one key keep theirs). Due now: it runs. Later: it is given back, due at
+  its slot, with a header saying which run booked it (its retry count), so when it comes back
+  it runs without booking again; a redelivery after a crash keeps the header (no second
+  booking), a retry books anew.
+* Concurrency: the job takes a leased slot of its key (``acquire_slots``), renewed with the
+  worker's leases and freed when the job's code returned (or when a stop gives the job back);
+  none free: it is given back after a short jittered delay, without holding a thread.
+
+A slot is taken when the job is fetched, so a job the worker prefetched holds its slot while
+it waits for a thread (a worker fetches about as many jobs as it has free threads).
 
 A job given back this way is not a retry: its retry count and the outcome hooks and counters
 are untouched (``tinyq_job_received`` fires again each time it is fetched).
@@ -19,7 +24,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -76,26 +80,35 @@ class Limiter:
         self._slots: dict[int, HeldSlot] = {}  # id(work) -> the slot its running job holds
         self._finished: list[HeldSlot] = []  # slots of finished jobs, freed with a report
 
-    def run(self, work: Work, run: Callable[[Work], None]) -> None:
-        """``run(work)`` when its limits let it start now; else give the job back."""
+    def admit(self, works: list[Work]) -> list[Work]:
+        """The jobs of a fetched (and held) batch that may start now, in order: unlimited
+        ones, and limited ones whose limits let them (their slots taken). The others are
+        given back, or failed when their key function raised. One broker call per kind of
+        limit for the whole batch, from the fetcher: a job's thread never waits for one."""
+        limited: list[tuple[Work, str | None, str | None]] = []
+        for work in works:
+            if work.task.options.limits is None:
+                continue
+            try:
+                limited.append((work, *self._keys(work)))
+            except Exception as exc:  # the user's key function: fails as if the job raised
+                self._fail(work, exc)
+        if not limited:
+            return works
         try:
-            keys = self._keys(work)
-        except Exception as exc:  # the user's key function: the job fails as if it raised
-            self._fail(work, exc)
-            return
-        try:
-            slot = self._admit(work, *keys)
-        except Exception as exc:  # the broker is down: the job waits, it does not fail
-            logger.warning("Could not check the limits of %r, giving it back: %s", work.job,
-                           exc)
-            self._give_back(work, work.delivery.message.body, random.uniform(*SLOT_WAIT))
-            return
-        if slot is None:
-            return
-        try:
-            run(work)
-        finally:
-            self._release(work, slot)
+            booked = self._book(limited)
+            slots = self._take_slots([(w, key) for w, _, key in limited if w in booked],
+                                     booked)
+        except Exception as exc:  # the broker is down: the jobs wait, they do not fail
+            logger.warning("Could not check the limits of %d job(s), giving them back: %s",
+                           len(limited), exc)
+            for work, _, _ in limited:
+                self._give_back(work, work.delivery.message.body, random.uniform(*SLOT_WAIT))
+            return [w for w in works if w.task.options.limits is None]
+        with self._lock:
+            self._slots.update((id(w), slot) for w, slot in slots.items()
+                               if isinstance(slot, HeldSlot))
+        return [w for w in works if w.task.options.limits is None or w in slots]
 
     @staticmethod
     def _keys(work: Work) -> tuple[str | None, str | None]:
@@ -113,33 +126,50 @@ class Limiter:
             self._outbox.put(settle(work.delivery, work.job, work.task.options, self._codec,
                                     None, exc), work)
 
-    def _admit(self, work: Work, rate_key: str | None, slot_key: str | None
-               ) -> HeldSlot | bool | None:
-        """The slot taken (True: no concurrency limit), or None when the job was given back."""
-        job, limits = work.job, work.task.options.limits
-        assert limits is not None
-        booked_now = False
-        if rate_key is not None and limits.rate_interval is not None and job.headers.get(
-                RATE_BOOKED) != str(job.retries):
-            wait = self._broker.book_rate(job.queue, rate_key, limits.rate_interval,
-                                          limits.rate_burst,
-                                          f"{job.id}:{job.retries}")
-            booked_now = True
+    def _book(self, limited: list[tuple[Work, str | None, str | None]]) -> dict[Work, bool]:
+        """Book the rate slots of the jobs that need one, in batch order (so a key's jobs
+        keep theirs), and give back those whose slot is later. Returns the jobs that may go
+        on, each with whether it booked just now (no rate limit, or booked on an earlier
+        delivery: False)."""
+        going: dict[Work, bool] = {}
+        asking: list[tuple[Work, tuple[str, str, float, int, str]]] = []
+        for work, key, _ in limited:
+            job, limits = work.job, work.task.options.limits
+            assert limits is not None
+            if key is None or limits.rate_interval is None or job.headers.get(
+                    RATE_BOOKED) == str(job.retries):
+                going[work] = False
+            else:
+                asking.append((work, (job.queue, key, limits.rate_interval, limits.rate_burst,
+                                      f"{job.id}:{job.retries}")))
+        waits = self._broker.book_rates([booking for _, booking in asking]) if asking else []
+        for (work, _), wait in zip(asking, waits, strict=True):
             if wait > RUN_NOW:
                 self._give_back(work, self._booked_body(work), wait)
-                return None
-        if slot_key is None or limits.concurrency is None:
-            return True
-        slot = HeldSlot(job.queue, slot_key, limits.concurrency, job.id)
-        if not self._broker.acquire_slot(slot.queue, slot.key, slot.limit, slot.holder,
-                                         self._lease):
+            else:
+                going[work] = True
+        return going
+
+    def _take_slots(self, wanting: list[tuple[Work, str | None]], booked_now: dict[Work, bool]
+                    ) -> dict[Work, HeldSlot | bool]:
+        """Take a slot for each job with a concurrency key; give back those that got none.
+        Returns the jobs that may start, with their slot (True: no concurrency limit)."""
+        admitted: dict[Work, HeldSlot | bool] = {w: True for w, key in wanting if key is None}
+        asking = [(work, HeldSlot(work.job.queue, key, limits.concurrency, work.job.id))
+                  for work, key in wanting if key is not None
+                  and (limits := work.task.options.limits) is not None
+                  and limits.concurrency is not None]
+        taken = self._broker.acquire_slots([
+            (slot.queue, slot.key, slot.limit, slot.holder, self._lease)
+            for _, slot in asking]) if asking else []
+        for (work, slot), took in zip(asking, taken, strict=True):
+            if took:
+                admitted[work] = slot
+                continue
             # A slot in time booked just now is kept: the job does not book again.
-            body = self._booked_body(work) if booked_now else work.delivery.message.body
+            body = self._booked_body(work) if booked_now[work] else work.delivery.message.body
             self._give_back(work, body, random.uniform(*SLOT_WAIT))
-            return None
-        with self._lock:
-            self._slots[id(work)] = slot
-        return slot
+        return admitted
 
     def _booked_body(self, work: Work) -> bytes:
         """The job's body marked as having its rate slot booked (for this run)."""
@@ -152,13 +182,15 @@ class Limiter:
             logger.debug("Job %r waits %.3fs for its limits", work.job, delay)
             self._outbox.put(RetryJob(work.delivery, body, delay))
 
-    def _release(self, work: Work, slot: HeldSlot | bool) -> None:
-        """The job's code returned: its slot goes with the fetcher's next report when there
-        is one soon (one round trip for many), else it is freed now, from this thread."""
-        if not isinstance(slot, HeldSlot):
-            return
+    def release(self, work: Work) -> None:
+        """The job's code returned, or it will not run here (given back, expired): its slot
+        goes with the fetcher's next report when there is one soon (one round trip for
+        many), else it is freed now, from this thread. Safe to call twice."""
         with self._lock:
-            self._slots.pop(id(work), None)
+            slot = self._slots.pop(id(work), None)
+        if slot is None:
+            return
+
         def keep() -> None:
             with self._lock:
                 self._finished.append(slot)
@@ -182,12 +214,15 @@ class Limiter:
                            "they free when their lease expires: %s", len(slots), exc)
 
     def renew(self) -> None:
-        """Renew the leases of the slots held by running jobs (with the worker's leases)."""
+        """Renew the leases of the slots held by running jobs (with the worker's leases),
+        in one broker call."""
         with self._lock:
             slots = list(self._slots.values())
-        for slot in slots:
-            if not self._broker.acquire_slot(slot.queue, slot.key, slot.limit, slot.holder,
-                                             self._lease):
+        if not slots:
+            return
+        kept = self._broker.acquire_slots([(s.queue, s.key, s.limit, s.holder, self._lease)
+                                           for s in slots])
+        for slot, held in zip(slots, kept, strict=True):
+            if not held:
                 logger.warning("Lost the concurrency slot of job %s (%r)", slot.holder,
                                slot.key)
-

@@ -109,7 +109,7 @@ class JobRunner:
         limiter: Limiter | None = None,
         results: ResultBackend | None = None,
     ) -> None:
-        self._limiter = limiter  # keeps the tasks' rate and concurrency limits (limits.py)
+        self._limiter = limiter  # frees the slots of limited jobs (limits.py)
         self._results = results  # a chord callback's arguments are read there
         self._hooks = hooks
         self._cancels = cancels  # None: the broker cannot cancel
@@ -125,10 +125,16 @@ class JobRunner:
         self._owe_flush: Callable[[], object] | None = None  # None: put() sends when it must
 
     def run(self, work: Work) -> None:
-        if work.task.options.limits is not None and self._limiter is not None:
-            self._limiter.run(work, self._run)
-        else:
+        try:
             self._run(work)
+        finally:
+            self.release_limits(work)
+
+    def release_limits(self, work: Work) -> None:
+        """Free the concurrency slot the fetcher took for ``work`` (limits.py), once its code
+        returned or it will not run here; nothing for an unlimited job."""
+        if self._limiter is not None and work.task.options.limits is not None:
+            self._limiter.release(work)
 
     def _run(self, work: Work) -> None:
         started = self.begin(work)

@@ -41,7 +41,7 @@ from .held import HeldJobs, Work
 from .housekeeping import Housekeeper, Mover
 from .ladder import ShutdownLadder, Stage
 from .leases import LostLeases
-from .limits import limiter_for
+from .limits import Limiter, limiter_for
 from .outbox import Outbox, Sender
 from .policy import admit
 from .runner import JobRunner
@@ -95,6 +95,7 @@ class Worker:
         self._held = HeldJobs(self._cond, concurrency, prefetch, self.executor.inline)
         self._outbox: Outbox | None = None  # made by run()
         self._hooks = NO_HOOKS  # the application's, from run()
+        self._limiter: Limiter | None = None  # from run(), when the app has limited tasks
         self.heartbeat: Heartbeat | None = None  # made by run() when the broker has a registry
         self._jobs: Executor[Work] = self.executor  # with the event loop's, from run()
 
@@ -149,7 +150,7 @@ class Worker:
         admission = functools.partial(admit, codec=codec, tasks=app.tasks,
                                       max_message_size=app.max_message_size)
         hooks = self._hooks = app.registry.hooks
-        limiter = limiter_for(app, broker, codec, self._held, outbox)
+        limiter = self._limiter = limiter_for(app, broker, codec, self._held, outbox)
         sender.before_send = None if limiter is None else limiter.free_finished
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
                              health, deadline_set, leases, hooks,
@@ -165,7 +166,7 @@ class Worker:
                                                                               aloop)
         fetcher = Fetcher(broker, self.queues, self._cond, self._held, outbox, self._ladder,
                           health, jobs, admission, leases,
-                          app.results if codec.signs else None, hooks)
+                          app.results if codec.signs else None, hooks, limiter)
         self.executor.start(self.concurrency, runner.run)
         with ThreadGroup() as helpers:
             try:
@@ -220,6 +221,8 @@ class Worker:
         return 1 if cold else 0
 
     def _give_back(self, broker: Broker, work: Work) -> None:
+        if self._limiter is not None:  # its concurrency slot, if any, goes with it
+            self._limiter.release(work)
         if not self._held.take_back(work):
             return
         if self._hooks.given_back:

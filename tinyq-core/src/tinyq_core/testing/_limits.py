@@ -111,3 +111,26 @@ class LimitsContract(ContractBase):
         limits.release_slots([(queue, one, "a"), (queue, two, "b"), (queue, two, "gone")])
         assert limits.acquire_slot(queue, one, 1, "c", 60)
         assert limits.acquire_slot(queue, two, 1, "d", 60)
+
+    def test_bookings_of_one_batch_are_made_in_order_and_can_be_asked_again(
+        self, limits: JobLimits
+    ) -> None:
+        queue, key, other = new_queue(), new_key(), new_key()
+        batch = [(queue, key, 10.0, 1, "a"), (queue, other, 10.0, 1, "x"),
+                 (queue, key, 10.0, 1, "b"), (queue, key, 10.0, 1, "c")]
+        waits = limits.book_rates(batch)
+        assert waits == pytest.approx([0.0, 0.0, 10.0, 20.0], abs=SLACK)
+        assert limits.book_rates(batch) == pytest.approx(waits, abs=SLACK)  # a re-sent call
+        assert limits.book_rates([]) == []
+        assert limits.book_rate(queue, key, 10.0, 1, "d") == pytest.approx(30.0, abs=SLACK)
+
+    def test_slots_asked_in_one_batch_count_in_order_and_renew(
+        self, limits: JobLimits
+    ) -> None:
+        queue, key, other = new_queue(), new_key(), new_key()
+        asked = [(queue, key, 2, h, 60.0) for h in ("a", "b", "c")]
+        assert limits.acquire_slots([*asked, (queue, other, 1, "d", 60.0)]) == [
+            True, True, False, True]
+        assert limits.acquire_slots(asked[:2]) == [True, True]  # their holders renew them
+        assert limits.acquire_slots([]) == []
+        assert not limits.acquire_slot(queue, key, 2, "c", 60)

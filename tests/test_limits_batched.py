@@ -1,0 +1,112 @@
+"""Limits are taken a fetched batch at a time, by the fetcher (issue 16: a limited job cost
+about twice a plain one on Redis, one blocking round trip from each job's thread): the broker
+is asked once per batch, never from a job's thread; a limited async task runs on the event
+loop like any other; a slot taken for a job that a stop gives back before it ran is freed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from tinyq_core import Application
+from tinyq_memory import MemoryBroker
+
+from support.waiting import wait_until
+from support.worker_thread import running_worker
+
+
+class CountingBroker(MemoryBroker):
+    """Notes each batch call of the limits tier: the calling thread and the batch's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int, int]] = []  # (method, thread id, batch size)
+
+    def book_rates(self, bookings: Sequence[tuple[str, str, float, int, str]]) -> list[float]:
+        self.calls.append(("book_rates", threading.get_ident(), len(bookings)))
+        return super().book_rates(bookings)
+
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
+                      ) -> list[bool]:
+        self.calls.append(("acquire_slots", threading.get_ident(), len(requests)))
+        return super().acquire_slots(requests)
+
+
+def test_the_limits_of_a_fetched_batch_are_asked_at_once_by_the_fetcher() -> None:
+    broker = CountingBroker()
+    app = Application(broker)
+    ran_in: set[int] = set()
+
+    @app.task(rate_limit="1000000/s", concurrency=100)
+    def limited(n: int) -> None:
+        ran_in.add(threading.get_ident())
+
+    limited.map(range(60))
+    worker = app.worker(concurrency=8, scheduler=False)
+    worker.run(burst=True)  # this thread is the fetcher
+    assert worker.processed == 60
+    fetcher = threading.get_ident()
+    assert fetcher not in ran_in  # the jobs ran in the worker's threads
+    by_method = {m: [(t, n) for name, t, n in broker.calls if name == m]
+                 for m in ("book_rates", "acquire_slots")}
+    for calls in by_method.values():
+        assert {t for t, _ in calls} == {fetcher}  # never from a job's thread
+        assert sum(n for _, n in calls) == 60  # each job asked once
+        assert len(calls) < 30  # in batches, not one call per job
+    app.close()
+
+
+def test_a_limited_async_task_runs_on_the_event_loop_beside_others() -> None:
+    app = Application(MemoryBroker())
+    started: list[int] = []
+    loops: set[int] = set()
+
+    @app.task(concurrency=10, rate_limit="1000/s")
+    async def waits_for_all(n: int) -> int:
+        loops.add(id(asyncio.get_running_loop()))
+        started.append(n)
+        for _ in range(500):  # all five at once: only on the loop, with one thread
+            if len(started) == 5:
+                return len(started)
+            await asyncio.sleep(0.01)
+        return len(started)
+
+    handles = waits_for_all.map(range(5))
+    with running_worker(app, concurrency=1):
+        values = [h.result(timeout=30) for h in handles]
+    assert values == [5] * 5
+    assert len(loops) == 1  # the worker's one event loop, not a loop per thread
+    app.close()
+
+
+def test_the_slot_of_a_job_given_back_at_a_stop_is_freed() -> None:
+    broker = MemoryBroker()
+    app = Application(broker)
+    release = threading.Event()
+    began: list[int] = []
+
+    @app.task(concurrency=5)
+    def blocks(n: int) -> None:
+        began.append(n)
+        release.wait(10)
+
+    blocks.map(range(3))
+    # One thread: the first job runs, the next waits its turn in the worker (prefetched,
+    # its slot taken at the fetch) and is given back by the stop without having run.
+    with running_worker(app, concurrency=1, cold=True) as worker:
+        wait_until(lambda: began and worker.processed == 0, timeout=10)
+        held = _holders(broker, "default")
+        assert held, "the prefetched job holds no slot: the test cannot tell"
+    release.set()
+    wait_until(lambda: not _holders(broker, "default"), timeout=10)
+    app.close()
+
+
+def _holders(broker: MemoryBroker, queue: str) -> list[Any]:
+    """The holders of the task's concurrency slots still leased."""
+    state = broker._limit_state  # what the memory broker keeps, to look at it in a test
+    now = broker.clock.time()
+    return [holder for (q, _), slots in state.slots.items() if q == queue
+            for holder, ends in slots.items() if ends > now]
