@@ -68,6 +68,31 @@ def test_a_rate_limited_task_starts_one_job_per_interval_in_order(
         [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], abs=0.01)
 
 
+def test_rate_burst_lets_that_many_start_at_once_after_a_quiet_spell(
+    app: Application, clock: FakeClock
+) -> None:
+    started: list[float] = []
+
+    @app.task(rate_limit="1/s", rate_burst=3)
+    def call(n: int) -> None:
+        started.append(clock.time())
+
+    start = clock.time()
+    call.map(range(5))
+    assert drain(app) == 5
+    assert [at - start for at in started] == pytest.approx([0, 0, 0, 1, 2], abs=0.01)
+    clock.advance(10)  # quiet: the burst is back, no more (unused slots are not saved up)
+    start = clock.time()
+    call.map(range(4))
+    assert drain(app) == 4
+    assert [at - start for at in started[5:]] == pytest.approx([0, 0, 0, 1], abs=0.01)
+    with pytest.raises(ValueError, match="rate_burst= needs rate_limit="):
+        app.task(rate_burst=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="rate_burst="):
+            app.task(rate_limit="1/s", rate_burst=bad)  # type: ignore[arg-type]
+
+
 def test_a_burst_of_one_key_does_not_delay_another_key(
     app: Application, clock: FakeClock
 ) -> None:

@@ -62,6 +62,7 @@ class TaskRegistration:
         unique_for: float | timedelta = 0.0,
         rate_limit: str | None = None,
         rate_key: Callable[..., str] | None = None,
+        rate_burst: int = 1,
         concurrency: int | None = None,
         concurrency_key: Callable[..., str] | None = None,
         cron: str | None = None,
@@ -87,6 +88,7 @@ class TaskRegistration:
         unique_for: float | timedelta = 0.0,
         rate_limit: str | None = None,
         rate_key: Callable[..., str] | None = None,
+        rate_burst: int = 1,
         concurrency: int | None = None,
         concurrency_key: Callable[..., str] | None = None,
         cron: str | None = None,
@@ -100,8 +102,9 @@ class TaskRegistration:
         ``expires``: seconds after enqueue its jobs may still start (docs/tasks.md);
         ``unique``: one job per arguments at a time, its lock kept ``unique_for`` seconds
         after it finished; ``cron`` or ``every`` run it periodically, with ``tz`` and
-        ``catch_up`` as for :meth:`schedule` (docs/scheduling.md); ``rate_limit``,
-        ``concurrency`` and their keys limit it across all workers (docs/limits.md)."""
+        ``catch_up`` as for :meth:`schedule` (docs/scheduling.md); ``rate_limit`` (with
+        ``rate_burst`` starts at once after a quiet spell), ``concurrency`` and their keys
+        limit it across all workers (docs/limits.md)."""
         options = TaskOptions(
             queue=queue,
             max_retries=max_retries,
@@ -113,7 +116,7 @@ class TaskRegistration:
             expires=as_seconds(expires),
             unique=unique,
             unique_for=as_seconds(unique_for) or 0.0,
-            limits=task_limits(rate_limit, rate_key, concurrency, concurrency_key),
+            limits=task_limits(rate_limit, rate_key, concurrency, concurrency_key, rate_burst),
         )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:

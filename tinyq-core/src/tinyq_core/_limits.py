@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
@@ -34,7 +33,8 @@ def parse_rate(spec: str) -> float:
 @attrs.frozen
 class TaskLimits:
     """A task's limits. ``rate_interval``: seconds between two jobs' starts (None: no rate
-    limit); ``concurrency``: jobs running at once (None: no limit). Each is per task, or per
+    limit), ``rate_burst`` of them at once after a quiet spell; ``concurrency``: jobs running
+    at once (None: no limit). Each is per task, or per
     the key its function returns for a job's arguments."""
 
     rate_interval: float | None = None
@@ -66,10 +66,15 @@ def task_limits(
     rate_key: KeyFunction | None,
     concurrency: int | None,
     concurrency_key: KeyFunction | None,
+    rate_burst: int = 1,
 ) -> TaskLimits | None:
     """The limits asked for in ``@app.task(...)``, or a clear error; None without any."""
     if rate_key is not None and rate_limit is None:
         raise ValueError("rate_key= needs rate_limit=")
+    if rate_burst != 1 and rate_limit is None:
+        raise ValueError("rate_burst= needs rate_limit=")
+    if type(rate_burst) is not int or rate_burst < 1:
+        raise ValueError(f"rate_burst={rate_burst!r:.40} must be an int of at least 1")
     if concurrency_key is not None and concurrency is None:
         raise ValueError("concurrency_key= needs concurrency=")
     for name, function in (("rate_key", rate_key), ("concurrency_key", concurrency_key)):
@@ -82,14 +87,4 @@ def task_limits(
     if rate_limit is None and concurrency is None:
         return None
     interval = None if rate_limit is None else parse_rate(rate_limit)
-    return TaskLimits(interval, rate_key, concurrency, concurrency_key)
-
-
-def describe(limits: Any) -> str:
-    """For log lines: what a task's limits are."""
-    parts = []
-    if limits.rate_interval is not None:
-        parts.append(f"one start per {limits.rate_interval:g}s")
-    if limits.concurrency is not None:
-        parts.append(f"{limits.concurrency} at once")
-    return ", ".join(parts)
+    return TaskLimits(interval, rate_key, concurrency, concurrency_key, rate_burst)
