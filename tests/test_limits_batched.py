@@ -10,8 +10,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from tinyq_core import Application
-from tinyq_memory import MemoryBroker
+from tinyq_core import Application, BrokerUnavailable
+from tinyq_memory import FakeClock, MemoryBroker, drain
 
 from support.waiting import wait_until
 from support.worker_thread import running_worker
@@ -110,3 +110,39 @@ def _holders(broker: MemoryBroker, queue: str) -> list[Any]:
     now = broker.clock.time()
     return [holder for (q, _), slots in state.slots.items() if q == queue
             for holder, ends in slots.items() if ends > now]
+
+
+class SlotsDownOnce(MemoryBroker):
+    """Books rate slots, but fails the first call that takes concurrency slots."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.tokens: list[str] = []
+        self.slot_calls = 0
+
+    def book_rates(self, bookings: Sequence[tuple[str, str, float, int, str]]) -> list[float]:
+        self.tokens += [token for *_, token in bookings]
+        return super().book_rates(bookings)
+
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
+                      ) -> list[bool]:
+        self.slot_calls += 1
+        if self.slot_calls == 1:
+            raise BrokerUnavailable("down for a moment")
+        return super().acquire_slots(requests)
+
+
+def test_a_broker_failing_between_booking_and_slots_keeps_the_bookings() -> None:
+    broker = SlotsDownOnce(FakeClock())
+    app = Application(broker)
+    ran: list[int] = []
+
+    @app.task(rate_limit="1000/s", concurrency=10)
+    def limited(n: int) -> None:
+        ran.append(n)
+
+    limited.map(range(3))
+    assert drain(app) == 3  # given back (not failed) by the failure, then run
+    assert sorted(ran) == [0, 1, 2]
+    assert broker.slot_calls >= 2
+    assert sorted(broker.tokens) == sorted(set(broker.tokens))  # none booked twice

@@ -94,16 +94,17 @@ class Limiter:
             except Exception as exc:  # the user's key function: fails as if the job raised
                 self._fail(work, exc)
         if not limited:
-            return works
+            return [w for w in works if w.task.options.limits is None]
         try:
             booked = self._book(limited)
+        except Exception as exc:  # the broker is down: the jobs wait, they do not fail
+            self._give_all_back([(work, False) for work, _, _ in limited], exc)
+            return [w for w in works if w.task.options.limits is None]
+        try:
             slots = self._take_slots([(w, key) for w, _, key in limited if w in booked],
                                      booked)
-        except Exception as exc:  # the broker is down: the jobs wait, they do not fail
-            logger.warning("Could not check the limits of %d job(s), giving them back: %s",
-                           len(limited), exc)
-            for work, _, _ in limited:
-                self._give_back(work, work.delivery.message.body, random.uniform(*SLOT_WAIT))
+        except Exception as exc:
+            self._give_all_back(list(booked.items()), exc)
             return [w for w in works if w.task.options.limits is None]
         with self._lock:
             self._slots.update((id(w), slot) for w, slot in slots.items()
@@ -170,6 +171,15 @@ class Limiter:
             body = self._booked_body(work) if booked_now[work] else work.delivery.message.body
             self._give_back(work, body, random.uniform(*SLOT_WAIT))
         return admitted
+
+    def _give_all_back(self, works: list[tuple[Work, bool]], exc: Exception) -> None:
+        """The broker failed while limits were checked: each job waits and asks again (it
+        does not fail), keeping a rate slot it booked just now (True beside it)."""
+        logger.warning("Could not check the limits of %d job(s), giving them back: %s",
+                       len(works), exc)
+        for work, booked_now in works:
+            body = self._booked_body(work) if booked_now else work.delivery.message.body
+            self._give_back(work, body, random.uniform(*SLOT_WAIT))
 
     def _booked_body(self, work: Work) -> bytes:
         """The job's body marked as having its rate slot booked (for this run)."""
