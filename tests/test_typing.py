@@ -78,7 +78,10 @@ async def main() -> None:
     reveal_type(await add.aapply_async((1, 2), countdown=1.5))
     reveal_type(await (await fetch.adelay("u")).aresult())
     reveal_type(await app.asend("add", 1, 2))
-    await add.adelay(1, "x")  # line 23: wrong type
+    reveal_type(await h.acancel(grace=1.0))
+    reveal_type(await app.acancel(h.id, grace=None))
+    reveal_type(await h.aprogress())
+    await add.adelay(1, "x")  # line 26: wrong type
 '''
 
 
@@ -98,6 +101,7 @@ def test_mypy_checks_the_awaitable_api_like_the_blocking_one(tmp_path: Path) -> 
     assert out.count('Revealed type is "tinyq_core._handle.JobHandle[int]"') == 2
     assert 'Revealed type is "bytes"' in out  # async task: the awaited value
     assert 'Revealed type is "tinyq_core._handle.JobHandle[Any]"' in out
-    assert ('snippet.py:23: error: Argument 2 to "adelay" of "AwaitableEnqueue" has '
+    assert out.count("Literal['cancelled'] | Literal['cancelling'] | Literal['finished']") == 2
+    assert ('snippet.py:26: error: Argument 2 to "adelay" of "AwaitableEnqueue" has '
             'incompatible type "str"') in out, out
     assert out.count("error:") == 1, out

@@ -143,6 +143,12 @@ class Application(TaskRegistration):
         Returns a :data:`CancelOutcome`. See docs/tasks.md."""
         return self._producer.cancel(job_id, queue, grace)
 
+    async def acancel(
+        self, job_id: str, queue: str | None = None, *, grace: float | None = None
+    ) -> CancelOutcome:
+        """:meth:`cancel`, awaitable."""
+        return await self._producer.aio.acancel(job_id, queue, grace)
+
     def send(self, task_name: str, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         """Enqueue a job by task name, without importing the task's code. The job goes to the
         task's queue when the task is registered here, else to ``"default"``."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ._control_interfaces import CancelRequests, CancelState
 from ._interfaces import Broker, BrokerAdmin, ResultBackend
 from ._types import JobStatus, Message, Result
 
@@ -27,7 +28,8 @@ WAIT_SLICE = 0.5  # seconds one threaded result wait holds a thread before it is
 
 
 class AsyncBrokerClient(abc.ABC):
-    """One event loop's way to a broker: enqueue, wait for a result, read a status."""
+    """One event loop's way to a broker: enqueue, wait for a result, read a status; and,
+    optionally, read a progress and cancel."""
 
     @abc.abstractmethod
     async def aenqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None:
@@ -44,6 +46,19 @@ class AsyncBrokerClient(abc.ABC):
     async def astatus(self, job_id: str, queue: str = "default") -> JobStatus:
         """:meth:`BrokerAdmin.status`, awaitable; ``"unknown"`` without the admin tier."""
         return "unknown"
+
+    async def aprogress(self, job_id: str, queue: str = "default") -> bytes | None:
+        """:meth:`ResultBackend.progress` of the broker's own result backend, awaitable.
+        Optional: without it (NotImplementedError) the producer reads on a thread."""
+        raise NotImplementedError
+
+    async def acancel(
+        self, job_id: str, queue: str, *, grace: float | None, ttl: float,
+        result: Result | None = None, result_ttl: float = 0.0,
+    ) -> CancelState:
+        """:meth:`CancelRequests.cancel`, awaitable (the same one atomic step). Optional:
+        without it (NotImplementedError) the producer cancels on a thread."""
+        raise NotImplementedError
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release this loop's connections; called on the client's own loop."""
@@ -95,6 +110,19 @@ class ThreadedAsyncClient(AsyncBrokerClient):
         if not isinstance(broker, BrokerAdmin):
             return "unknown"
         return await self._run(broker.status, job_id, queue)
+
+    async def aprogress(self, job_id: str, queue: str = "default") -> bytes | None:
+        return await self._run(self.results.progress, job_id, queue)
+
+    async def acancel(
+        self, job_id: str, queue: str, *, grace: float | None, ttl: float,
+        result: Result | None = None, result_ttl: float = 0.0,
+    ) -> CancelState:
+        broker = self.broker
+        if not isinstance(broker, CancelRequests):
+            raise NotImplementedError
+        return await self._run(lambda: broker.cancel(job_id, queue, grace=grace, ttl=ttl,
+                                                     result=result, result_ttl=result_ttl))
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)`` on this client's threads: for what the tier has no method for."""

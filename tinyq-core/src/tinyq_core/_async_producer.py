@@ -16,16 +16,19 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._async_cancelling import acancel_job
 from ._async_interfaces import AsyncBroker, AsyncBrokerClient, ThreadedAsyncClient
 from ._codec import Outcome
 from ._current import running_job
 from ._errors import EnqueueError
 from ._handle import FIND_INTERVAL, JobHandle
 from ._interfaces import Broker
+from ._progress import ProgressStore
 from ._types import Job, JobStatus, Message
 from ._unique import enqueue_unique
 
 if TYPE_CHECKING:
+    from ._cancelling import CancelOutcome
     from ._producer import Producer
 
 
@@ -47,7 +50,7 @@ class AsyncProducer:
     """Awaitable enqueue and result reads for one :class:`Producer`."""
 
     def __init__(self, producer: Producer) -> None:
-        self._producer = producer
+        self._producer = self.producer = producer
         self._lock = threading.Lock()  # loops in several threads share this object
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary())
@@ -80,6 +83,10 @@ class AsyncProducer:
             self._closing.add(task := loop.create_task(clients.aclose()))
             task.add_done_callback(self._closing.discard)
         return made
+
+    def broker_client(self) -> AsyncBrokerClient:
+        """The running loop's client of the broker."""
+        return self._loop_clients().broker_client
 
     async def aclose(self) -> None:
         """Close the running loop's clients (its connection pool); the next call makes new
@@ -137,32 +144,48 @@ class AsyncProducer:
                                                                                job_id)
 
     async def astatus(self, handle: JobHandle[Any]) -> JobStatus:
-        queue = await self._locate(handle)
+        queue = await self.locate(handle)
         if queue is None:
             return "unknown"
         outcome = await self.aoutcome(handle.id, 0, queue)
-        if outcome is not None:
-            return "succeeded" if outcome.ok else "failed"
+        if outcome is not None:  # "cancelled" and "expired" too, as status() says
+            return outcome.status()
         return await self._loop_clients().broker_client.astatus(handle.id, queue)
+
+    async def aprogress(self, handle: JobHandle[Any]) -> Any:
+        queue = await self.locate(handle)
+        if queue is None:
+            return None
+        try:
+            body = await self._loop_clients().results.aprogress(handle.id, queue)
+        except NotImplementedError:
+            # A client without the optional method, or a backend that keeps no progress:
+            # the blocking read, on a thread, reads it or says which.
+            return await asyncio.to_thread(self._producer.progress, handle.id, queue)
+        backends = self._producer.backends
+        return ProgressStore(self._producer.codec, backends.results, 0).decode(handle.id, body)
+
+    async def acancel(self, job_id: str, queue: str | None, grace: float | None) -> CancelOutcome:
+        return await acancel_job(self, job_id, queue, grace)
 
     async def aresult(self, handle: JobHandle[Any], timeout: float | None) -> Any:
         running = running_job()
         if running is not None:
             handle._check_wait_inside(running, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        queue = await self._locate(handle)
+        queue = await self.locate(handle)
         while queue is None:  # a handle from app.job(id) of a job not found yet
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {handle.id} was not found in any known queue")
             await asyncio.sleep(FIND_INTERVAL)
-            queue = await self._locate(handle)
+            queue = await self.locate(handle)
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         outcome = await self.aoutcome(handle.id, remaining, queue)
         if outcome is None:
             raise TimeoutError(f"job {handle.id} did not finish within {timeout} seconds")
         return outcome.unwrap()
 
-    async def _locate(self, handle: JobHandle[Any]) -> str | None:
+    async def locate(self, handle: JobHandle[Any]) -> str | None:
         if handle.queue is None:
             # Several reads over the known queues (a scan on Redis): on a thread.
             handle.queue = await asyncio.to_thread(self._producer.find_queue, handle.id)

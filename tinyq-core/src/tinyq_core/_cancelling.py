@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from ._codec import Outcome
 from ._control_interfaces import CancelRequests
 from ._errors import ConfigurationError
+from ._types import Result
 
 if TYPE_CHECKING:
     from ._producer import Producer
@@ -33,23 +34,14 @@ def cancel_job(
     producer: Producer, job_id: str, queue: str | None, grace: float | None
 ) -> CancelOutcome:
     """Cancel job ``job_id`` of ``queue`` (None: looked for in the known queues)."""
-    broker = producer.backends.broker
-    if not isinstance(broker, CancelRequests):
-        raise ConfigurationError(
-            f"the broker {type(broker).__name__} cannot cancel jobs (it does not offer the "
-            "CancelRequests tier); use a broker that can (redis, sqlite, memory)")
-    if grace is not None and not grace >= 0:
-        raise ValueError(f"grace must be a number of seconds (0 or more), not {grace!r}")
+    broker = cancelling_broker(producer, grace)
     if queue is None:
         queue = producer.find_queue(job_id)
         if queue is None:
             return "unknown"
     if producer.outcome(job_id, 0, queue) is not None:
-        logger.info("Job %s has finished already: cancel() changes nothing, its outcome "
-                    "stands", job_id)
-        return "finished"
-    result = producer.codec.encode_result(
-        job_id, queue, Outcome.cancelled("cancelled before it started"))
+        return finished(job_id)
+    result = cancelled_result(producer, job_id, queue)
     own_results = producer.backends.explicit_results is None
     ttl = producer.result_ttl
     state = broker.cancel(job_id, queue, grace=grace, ttl=max(ttl, MIN_REQUEST_TTL),
@@ -61,7 +53,28 @@ def cancel_job(
     if state == "flagged":
         return "cancelling"
     # Neither waiting nor leased: it may have finished between the two looks.
-    if producer.outcome(job_id, 0, queue) is not None:
-        logger.info("Job %s has finished already: cancel() changes nothing", job_id)
-        return "finished"
-    return "unknown"
+    return finished(job_id) if producer.outcome(job_id, 0, queue) is not None else "unknown"
+
+
+def cancelling_broker(producer: Producer, grace: float | None) -> CancelRequests:
+    """The producer's broker, if it can cancel and ``grace`` is valid (else the error)."""
+    broker = producer.backends.broker
+    if not isinstance(broker, CancelRequests):
+        raise ConfigurationError(
+            f"the broker {type(broker).__name__} cannot cancel jobs (it does not offer the "
+            "CancelRequests tier); use a broker that can (redis, sqlite, memory)")
+    if grace is not None and not grace >= 0:
+        raise ValueError(f"grace must be a number of seconds (0 or more), not {grace!r}")
+    return broker
+
+
+def cancelled_result(producer: Producer, job_id: str, queue: str) -> Result:
+    """The "cancelled" outcome a waiting job gets when the cancel removes it."""
+    return producer.codec.encode_result(
+        job_id, queue, Outcome.cancelled("cancelled before it started"))
+
+
+def finished(job_id: str) -> CancelOutcome:
+    logger.info("Job %s has finished already: cancel() changes nothing, its outcome "
+                "stands", job_id)
+    return "finished"

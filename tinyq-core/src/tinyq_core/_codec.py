@@ -33,7 +33,7 @@ from ._errors import (
     describe_exception,
 )
 from ._runtime_interfaces import Serializer
-from ._types import Job, Result
+from ._types import Job, JobStatus, Result
 
 _PREFIX = b"tqs2:"
 _OLD_PREFIX = b"tqs1:"  # signed over the payload alone: refused, it binds no id or queue
@@ -92,6 +92,13 @@ class Outcome:
     @classmethod
     def expired(cls, why: str) -> Outcome:
         return cls(False, None, "Expired", f"Expired: {why}", "", "expired")
+
+    def status(self) -> JobStatus:
+        """The status of a job with this outcome."""
+        if self.ok:
+            return "succeeded"
+        return "cancelled" if self.kind == "cancelled" else (
+            "expired" if self.kind == "expired" else "failed")
 
     def unwrap(self) -> Any:
         """The value, or :class:`JobFailed` carrying the failure (:class:`JobCancelled`,

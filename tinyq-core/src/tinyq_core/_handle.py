@@ -104,6 +104,15 @@ class JobHandle(Generic[R]):
         """:meth:`status`, awaitable."""
         return await self._producer.aio.astatus(self)
 
+    async def aprogress(self) -> Any:
+        """:meth:`progress`, awaitable."""
+        return await self._producer.aio.aprogress(self)
+
+    async def acancel(self, grace: float | None = None) -> CancelOutcome:
+        """:meth:`cancel`, awaitable: the same outcomes."""
+        aio = self._producer.aio
+        return await aio.acancel(self.id, await aio.locate(self), grace)
+
     def _check_wait_inside(self, running: RunningJob, timeout: float | None) -> None:
         """A job waiting for a result: for its own, an error at once; for another, without a
         timeout, a warning (once) that it can deadlock the worker."""

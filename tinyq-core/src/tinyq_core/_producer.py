@@ -206,10 +206,7 @@ class Producer:
     def status(self, job_id: str, queue: str) -> JobStatus:
         outcome = self.outcome(job_id, 0, queue)
         if outcome is not None:
-            if outcome.ok:
-                return "succeeded"
-            return "cancelled" if outcome.kind == "cancelled" else (
-                "expired" if outcome.kind == "expired" else "failed")
+            return outcome.status()
         broker = self.backends.broker
         return broker.status(job_id, queue) if isinstance(broker, BrokerAdmin) else "unknown"
 

@@ -45,6 +45,10 @@ class ProgressStore:
             body = self._results.progress(job_id, queue)
         except NotImplementedError:
             raise self._unsupported() from None
+        return self.decode(job_id, body)
+
+    def decode(self, job_id: str, body: bytes | None) -> Any:
+        """The progress stored as ``body`` (None: none reported)."""
         if body is None:
             return None
         try:

@@ -33,6 +33,7 @@ def encode_worker(info: WorkerInfo) -> bytes:
         "started_at": info.started_at, "heartbeat_at": info.heartbeat_at,
         "processed": info.processed, "failed": info.failed, "state": info.state,
         "cancelled": info.cancelled, "expired": info.expired,
+        "async_concurrency": info.async_concurrency, "async_running": info.async_running,
         "jobs": [{"id": j.id, "task": j.task, "queue": j.queue, "started_at": j.started_at}
                  for j in info.jobs],
     }
@@ -57,6 +58,8 @@ def decode_worker(record: bytes) -> WorkerInfo:
         state="stopping" if state == "stopping" else "running",
         jobs=tuple(_job(j) for j in raw.get("jobs", ())),
         cancelled=int(raw.get("cancelled", 0)), expired=int(raw.get("expired", 0)),
+        async_concurrency=int(raw.get("async_concurrency", 0)),
+        async_running=int(raw.get("async_running", 0)),
     )
 
 

@@ -189,6 +189,9 @@ class WorkerInfo:
     * ``started_at`` / ``heartbeat_at``: Unix times of start and of this record.
     * ``cancelled`` / ``expired``: of the jobs processed, those cancelled (before they
       started, or running) and those that expired before they could start.
+    * ``async_concurrency`` / ``async_running``: the slots of the worker's event loop
+      (``async_concurrency``; 0: it has none, async jobs take threads) and how many of them
+      run a job now. ``concurrency`` counts the sync threads only.
     """
 
     id: str
@@ -205,3 +208,5 @@ class WorkerInfo:
     jobs: tuple[CurrentJob, ...] = ()
     cancelled: int = 0
     expired: int = 0
+    async_concurrency: int = 0
+    async_running: int = 0

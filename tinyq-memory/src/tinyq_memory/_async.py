@@ -9,7 +9,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tinyq_core.plugin import AsyncBroker, AsyncBrokerClient, JobStatus, Message, Result
+from tinyq_core.plugin import (
+    AsyncBroker,
+    AsyncBrokerClient,
+    CancelState,
+    JobStatus,
+    Message,
+    Result,
+)
 
 if TYPE_CHECKING:
     from ._broker import MemoryBroker
@@ -61,6 +68,17 @@ class MemoryAsyncClient(AsyncBrokerClient):
 
     async def astatus(self, job_id: str, queue: str = "default") -> JobStatus:
         return self.broker.status(job_id, queue)
+
+    async def aprogress(self, job_id: str, queue: str = "default") -> bytes | None:
+        return self.broker.result_backend().progress(job_id, queue)
+
+    async def acancel(
+        self, job_id: str, queue: str, *, grace: float | None, ttl: float,
+        result: Result | None = None, result_ttl: float = 0.0,
+    ) -> CancelState:
+        # The broker's lock, held for microseconds: native, as the rest of this tier.
+        return self.broker.cancel(job_id, queue, grace=grace, ttl=ttl, result=result,
+                                  result_ttl=result_ttl)
 
 
 class MemoryAsyncTier(AsyncBroker):

@@ -17,6 +17,7 @@ from tinyq_core.plugin import (
     AsyncBroker,
     AsyncBrokerClient,
     BrokerError,
+    CancelState,
     EnqueueError,
     JobStatus,
     Message,
@@ -25,10 +26,11 @@ from tinyq_core.plugin import (
 )
 
 from ._admin import ADMIN_CHUNK
+from ._cancel import cancel_call, cancel_state
 from ._connection import connect, out_of_memory, translate_errors
 from ._keys import GROUP, queues_key, text
 from ._results import OOM_POLL, _bytes
-from ._scripts import ENQUEUE, STATUS, Lua
+from ._scripts import CANCEL, ENQUEUE, STATUS, Lua
 
 if TYPE_CHECKING:
     from ._broker import RedisBroker
@@ -158,6 +160,27 @@ class RedisAsyncClient(AsyncBrokerClient):
                     raise
         # No consumer group yet (or the server lost its data): the blocking broker makes it.
         return await asyncio.to_thread(self.broker.status, job_id, queue)
+
+    async def aprogress(self, job_id: str, queue: str = "default") -> bytes | None:
+        with translate_errors(self.where):
+            body = await self.client.get(self.broker.keys(queue).progress(job_id))
+        return None if body is None else _bytes(body)
+
+    async def acancel(
+        self, job_id: str, queue: str, *, grace: float | None, ttl: float,
+        result: Result | None = None, result_ttl: float = 0.0,
+    ) -> CancelState:
+        script_keys, args = cancel_call(self.broker.keys(queue), job_id, grace, ttl, result,
+                                        result_ttl)
+        with translate_errors(self.where):
+            try:  # the blocking broker's script object (cancel.lua), on this loop's pool
+                return cancel_state(await arun(CANCEL, self.client, script_keys, args))
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+        # No consumer group yet (or the server lost its data): the blocking broker makes it.
+        return await asyncio.to_thread(lambda: self.broker.cancel(
+            job_id, queue, grace=grace, ttl=ttl, result=result, result_ttl=result_ttl))
 
     async def aclose(self) -> None:
         await self.client.aclose()

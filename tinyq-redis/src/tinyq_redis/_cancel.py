@@ -22,6 +22,25 @@ def cancel_key(keys: Keys, job_id: str) -> str:
     return f"{keys.stream.removesuffix(':stream')}:cancel:{job_id}"
 
 
+def cancel_call(
+    keys: Keys, job_id: str, grace: float | None, ttl: float, result: Result | None,
+    result_ttl: float,
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The keys and arguments of cancel.lua (the blocking broker's and the async tier's)."""
+    script_keys = (keys.stream, keys.jobs, keys.delayed, keys.payloads, keys.recovered,
+                   cancel_key(keys, job_id), keys.result(job_id))
+    args = (GROUP, job_id, "" if grace is None else repr(float(grace)),
+            max(1, int(ttl * 1000)), max(1, int(result_ttl * 1000)),
+            "0" if result is None else "1", b"" if result is None else result.body)
+    return script_keys, args
+
+
+def cancel_state(reply: Any) -> CancelState:
+    state = text(reply)
+    assert state in ("removed", "flagged", "absent"), state
+    return state  # type: ignore[return-value]
+
+
 class RedisCancel(CancelRequests):
     if TYPE_CHECKING:  # provided by RedisBroker
         client: Any
@@ -41,16 +60,11 @@ class RedisCancel(CancelRequests):
         result: Result | None = None,
         result_ttl: float = 0.0,
     ) -> CancelState:
-        keys = self.keys(queue)
-        script_keys = (keys.stream, keys.jobs, keys.delayed, keys.payloads, keys.recovered,
-                       cancel_key(keys, job_id), keys.result(job_id))
-        args = (GROUP, job_id, "" if grace is None else repr(float(grace)),
-                max(1, int(ttl * 1000)), max(1, int(result_ttl * 1000)),
-                "0" if result is None else "1", b"" if result is None else result.body)
+        script_keys, args = cancel_call(self.keys(queue), job_id, grace, ttl, result,
+                                        result_ttl)
         # XPENDING needs the queue's group (made again if the server lost its data).
-        state = text(self._with_group(queue, lambda: CANCEL(self.client, script_keys, args)))
-        assert state in ("removed", "flagged", "absent"), state
-        return state  # type: ignore[return-value]
+        return cancel_state(
+            self._with_group(queue, lambda: CANCEL(self.client, script_keys, args)))
 
     def cancel_requests(self, queue: str, job_ids: Sequence[str]) -> dict[str, float | None]:
         if not job_ids:

@@ -127,10 +127,12 @@ def render(
         return "\n".join(lines)
     worker_rows = [
         [w.id, f"{w.host}/{w.pid}", w.state, ",".join(w.queues), w.concurrency,
+         f"{w.async_running}/{w.async_concurrency}" if w.async_concurrency else "-",
          f"{w.processed}/{w.failed}", age(now - w.started_at), f"{age(now - w.heartbeat_at)} ago"]
         for w in workers
     ]
-    headers = ["WORKER", "HOST/PID", "STATE", "QUEUES", "THREADS", "DONE/FAILED", "UP",
+    # ASYNC: the event loop's jobs running / its slots ("-": none, async jobs take threads).
+    headers = ["WORKER", "HOST/PID", "STATE", "QUEUES", "THREADS", "ASYNC", "DONE/FAILED", "UP",
                "HEARTBEAT"]
     header, *rows = table(headers, worker_rows).splitlines()
     lines.append(header)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextvars
 import functools
 import logging
@@ -33,6 +32,7 @@ from .._progress import ProgressStore
 from .._runtime_interfaces import Executor
 from .held import HeldJobs, Work
 from .jobtasks import job_task_factory, run_job_task
+from .loopio import LoopIo
 from .outbox import Outbox
 from .runner import JobRunner
 
@@ -53,7 +53,7 @@ class AsyncRunner:
         self._held, self._hooks, self._slots = held, hooks, slots
         self._progress = progress
         # One thread for the loop's blocking calls: outbox sends and progress writes, in order.
-        self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tinyq-loop-io")
+        self._io = LoopIo()
         self._runner = runner.for_loop(functools.partial(self._submit_io, outbox.flush_quietly),
                                        None if progress is None else self._store_progress)
         self.loop = asyncio.new_event_loop()
@@ -108,7 +108,7 @@ class AsyncRunner:
         try:
             self.loop.run_forever()
         finally:
-            self._io.shutdown(wait=True)
+            self._io.close()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
@@ -192,11 +192,8 @@ class AsyncRunner:
         return hooks.leave(entered, value, error)
 
     def _submit_io(self, call: Callable[[], None]) -> bool:
-        try:
-            self._io.submit(call)
-            return True
-        except RuntimeError:  # shut down: the worker's shutdown flushes the outbox itself
-            return False
+        # False once closed: the worker's shutdown flushes the outbox itself.
+        return self._io.submit(call)
 
     def _store_progress(self, job_id: str, queue: str, value: Any) -> None:
         assert self._progress is not None

@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .._errors import Cancelled
-from .policy import timed_out
+from .taskstop import Stopper, TaskStop
 
 
 class ThreadLoops:
@@ -39,7 +37,7 @@ def run_coroutine(
     coroutine: Coroutine[Any, Any, Any],
     deadline: float | None,
     timeout: float | None,
-    on_start: Callable[[Callable[[], None] | None], None] | None = None,
+    on_start: Callable[[Stopper | None], None] | None = None,
 ) -> Any:
     """Run ``coroutine`` to its end on ``loop`` and return its value. Past ``deadline`` (a
     ``time.monotonic()`` time) the task is cancelled and ``JobTimeout`` raised, even if the
@@ -48,48 +46,22 @@ def run_coroutine(
     thread may call to cancel the job (``h.cancel()``: then ``Cancelled`` is raised, unless
     the coroutine swallowed its cancellation and returned), and None once it ended."""
     task = loop.create_task(coroutine)
-    expired = cancelled = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    def cancel() -> None:
-        nonlocal cancelled
-        if not task.done():
-            cancelled = True
-            task.cancel()
-
-    def cancel_from_any_thread() -> None:
-        loop.call_soon_threadsafe(cancel)
-
-    if on_start is not None:
-        on_start(cancel_from_any_thread)
-
-    timer = None
-    if deadline is not None:
-        timer = loop.call_later(max(0.0, deadline - time.monotonic()), expire)
+    stop = TaskStop(loop, task, timeout, on_start)
+    stop.arm(deadline)
     try:
         value = loop.run_until_complete(task)
     except BaseException as exc:
-        if cancelled and not expired and isinstance(exc, asyncio.CancelledError):
-            raise Cancelled("the job was cancelled") from None
-        if not expired:
+        error = stop.outcome(exc)
+        if error is None:
             raise
-        cause = None if isinstance(exc, asyncio.CancelledError) else exc
-        raise timed_out(timeout) from cause
+        raise error from error.__cause__
     finally:
-        if on_start is not None:
-            on_start(None)
-        if timer is not None:
-            timer.cancel()
+        stop.disarm()
         if not task.done():  # an exception from outside the task, like KeyboardInterrupt
             task.cancel()
-        if expired or cancelled or not task.done():
+        if stop.stopped or not task.done():
             cancel_leftovers(loop)
-    if expired:
-        raise timed_out(timeout)
+    stop.check()
     return value
 
 

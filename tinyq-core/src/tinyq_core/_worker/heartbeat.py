@@ -15,7 +15,7 @@ from .._interfaces import WorkerRegistry
 from .._registry import encode_worker, new_worker_id
 from .._types import CurrentJob, WorkerInfo
 from .._version import __version__
-from .held import HeldJobs
+from .held import HeldJobs, Work
 from .ladder import ShutdownLadder, Stage
 from .outbox import Outbox
 
@@ -53,6 +53,7 @@ class Heartbeat:
         """This worker now: counts, running jobs (with wall-clock start times), state."""
         now, clock = time.time(), time.monotonic()
         _, running, _ = self._held.snapshot()
+        slots = self._held.async_slots
         jobs = tuple(sorted(
             (CurrentJob(id=w.job.id, task=w.job.task_name, queue=w.job.queue,
                         started_at=now - (clock - w.started))
@@ -64,7 +65,9 @@ class Heartbeat:
             started_at=self.started_at, heartbeat_at=now, processed=self._outbox.processed,
             failed=self._outbox.failed,
             state="running" if self._ladder.running else "stopping", jobs=jobs,
-            cancelled=self._outbox.cancelled, expired=self._outbox.expired)
+            cancelled=self._outbox.cancelled, expired=self._outbox.expired,
+            async_concurrency=slots,
+            async_running=sum(1 for w in running if slots and on_event_loop(w)))
 
     def beat(self) -> None:
         try:
@@ -93,3 +96,9 @@ class Heartbeat:
             self._registry.remove_worker(self.worker_id)
         except Exception as exc:  # the record expires by itself
             self._failed(exc)
+
+
+def on_event_loop(work: Work) -> bool:
+    """Run by the worker's event loop (when it has one), as SplitExecutor sends it (aloop.py):
+    a limited async task keeps a thread."""
+    return work.task.is_async and work.task.options.limits is None

@@ -4,14 +4,12 @@ by the job's timeout or cancel, with every task the job started (aloop.py runs t
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context, ContextVar
 from typing import Any, TypeVar
 
-from .._errors import Cancelled
-from .policy import timed_out
+from .taskstop import Stopper, TaskStop
 
 T = TypeVar("T")
 
@@ -39,7 +37,7 @@ async def run_job_task(
     coroutine: Coroutine[Any, Any, T],
     deadline: float | None,
     timeout: float | None,
-    on_start: Callable[[Callable[[], None] | None], None],
+    on_start: Callable[[Stopper | None], None],
 ) -> T:
     """Run ``coroutine`` as a task of its own and return its value. Past ``deadline`` (a
     ``time.monotonic()`` time) the task is cancelled and ``JobTimeout`` raised, even if the
@@ -50,48 +48,21 @@ async def run_job_task(
     started: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
     token = _job_tasks.set(started)  # in the caller's task's context only: the job's run
     task = loop.create_task(coroutine)  # a copy of the context: current_job() is the job's
-    expired = cancelled = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    def cancel() -> None:
-        nonlocal cancelled
-        if not task.done():
-            cancelled = True
-            task.cancel()
-
-    def cancel_from_any_thread() -> None:
-        try:
-            loop.call_soon_threadsafe(cancel)
-        except RuntimeError:  # the loop closed: nothing runs any more
-            pass
-
-    on_start(cancel_from_any_thread)
-    timer = None if deadline is None else loop.call_later(
-        max(0.0, deadline - time.monotonic()), expire)
+    stop = TaskStop(loop, task, timeout, on_start)
+    stop.arm(deadline)
     try:
         value = await task
-    except asyncio.CancelledError:
-        if expired:
-            raise timed_out(timeout) from None
-        if cancelled and task.cancelled():
-            raise Cancelled("the job was cancelled") from None
-        raise  # the runner's own task was cancelled: a cold stop
     except BaseException as exc:
-        if expired:
-            raise timed_out(timeout) from exc
-        raise
+        # A cancel of the runner's own task (a cold stop) is not ours: it goes on as it is.
+        error = stop.outcome(exc)
+        if error is None:
+            raise
+        raise error from error.__cause__
     finally:
-        on_start(None)
-        if timer is not None:
-            timer.cancel()
-        if expired or cancelled or not task.done():
+        stop.disarm()
+        if stop.stopped or not task.done():
             for leftover in list(started):  # what the job started and left running
                 leftover.cancel()
         _job_tasks.reset(token)
-    if expired:
-        raise timed_out(timeout)
+    stop.check()
     return value

@@ -1,7 +1,8 @@
 """The async tier (:class:`AsyncBroker`): a client made on the running loop enqueues as
-``enqueue`` does, waits for results without blocking the loop, reads statuses, and survives a
-cancelled wait. Every test takes the ``tier`` fixture, which skips them for a broker without
-the tier; each runs its coroutine on a fresh loop with ``asyncio.run``."""
+``enqueue`` does, waits for results without blocking the loop, reads statuses, survives a
+cancelled wait, and, when it offers them, cancels and reads progress. Every test takes the
+``tier`` fixture, which skips them for a broker without the tier; each runs its coroutine on
+a fresh loop with ``asyncio.run``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from .._async_interfaces import AsyncBroker, AsyncBrokerClient
+from .._control_interfaces import CancelRequests
 from .._interfaces import Broker, BrokerAdmin, ResultBackend
 from .._types import Result
 from ._support import (
@@ -116,3 +118,50 @@ class AsyncContract(ContractBase):
                     await client.astatus(delayed.id, queue)]
 
         assert on_a_loop(tier, body) == ["unknown", "queued", "scheduled"]
+
+    def test_acancel_is_cancel(
+        self, broker: Broker, tier: AsyncBroker, results: ResultBackend
+    ) -> None:
+        """Optional (skipped when the client raises NotImplementedError): the same one
+        atomic step as :meth:`CancelRequests.cancel`."""
+        if not isinstance(broker, CancelRequests):
+            pytest.skip(f"{type(broker).__name__} is not a CancelRequests")
+        queue = new_queue()
+        waiting, leased = new_message(queue), new_message(queue)
+        broker.enqueue([leased])
+        assert self.reserve_all(broker, queue) == [leased.id]
+        broker.enqueue([waiting])
+        outcome = Result(waiting.id, b"cancelled", queue)
+
+        async def body(client: AsyncBrokerClient) -> list[str]:
+            try:
+                return [await client.acancel(waiting.id, queue, grace=None, ttl=60,
+                                             result=outcome, result_ttl=60),
+                        await client.acancel(waiting.id, queue, grace=None, ttl=60),
+                        await client.acancel(leased.id, queue, grace=2.5, ttl=60)]
+            except NotImplementedError:
+                pytest.skip("the client has no acancel (optional)")
+
+        assert on_a_loop(tier, body) == ["removed", "absent", "flagged"]
+        stored = results.get(waiting.id, 0, queue)
+        assert stored is not None and stored.body == b"cancelled"
+        assert broker.cancel_requests(queue, [leased.id, waiting.id]) == {leased.id: 2.5}
+        assert broker.reserve([queue], 10, 0) == []  # the waiting one never runs
+
+    def test_aprogress_is_progress(self, broker: Broker, tier: AsyncBroker,
+                                   results: ResultBackend) -> None:
+        """Optional (skipped when the client raises NotImplementedError)."""
+        queue = new_queue()
+        try:
+            results.store_progress("reporting", queue, b'{"n":1}', 60)
+        except NotImplementedError:
+            pytest.skip(f"{type(results).__name__} keeps no progress")
+
+        async def body(client: AsyncBrokerClient) -> list[bytes | None]:
+            try:
+                return [await client.aprogress("reporting", queue),
+                        await client.aprogress("silent", queue)]
+            except NotImplementedError:
+                pytest.skip("the client has no aprogress (optional)")
+
+        assert on_a_loop(tier, body) == [b'{"n":1}', None]
