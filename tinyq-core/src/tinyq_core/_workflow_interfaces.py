@@ -10,9 +10,13 @@ second time, where an increment would count it twice and fire early or never.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ._types import Message
+from ._types import Message, Result
+
+# The callback's messages, or what builds them: called only by a report that completes the
+# record (so the enqueue hooks run for the one callback that goes in, not once per member).
+Callback = Sequence[Message] | Callable[[], Sequence[Message]]
 
 
 class ChordRecords(abc.ABC):
@@ -26,7 +30,9 @@ class ChordRecords(abc.ABC):
         member: int,
         total: int,
         ttl: float,
-        messages: Sequence[Message] = (),
+        messages: Callback = (),
+        *,
+        results: Sequence[Result] = (),
     ) -> bool:
         """In one atomic step: record member ``member`` (an index below ``total``) of chord
         ``chord_id`` (of ``queue``) as done. When that call added the member and the record
@@ -34,4 +40,11 @@ class ChordRecords(abc.ABC):
         ``queue``, due now) as :meth:`Broker.enqueue` would, and return True. Otherwise
         (the member was recorded already, or others are missing) change nothing else and
         return False: True is returned once per chord, whatever the calls' order or
-        repeats. The record expires ``ttl`` seconds after its last change."""
+        repeats. The record expires ``ttl`` seconds after its last change.
+
+        ``messages`` may be a callable returning them: it is called only when this report
+        would complete the record (not for a member recorded already), before the step that
+        enqueues them; a report that raced another one sent for the same member may call
+        it and still return False. ``results`` are stored (with ``ttl``, in the broker's
+        own result backend) before the record changes, in the same step where the broker
+        can: a chord member's result, which its callback reads."""

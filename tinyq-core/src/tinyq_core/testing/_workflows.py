@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from .._interfaces import Broker
+from .._types import Message, Result
 from .._workflow_interfaces import ChordRecords
 from ._support import GRACE, ContractBase, new_message, new_queue
 
@@ -106,3 +108,37 @@ class ChordContract(ContractBase):
         assert chords.chord_member_done(queue, chord, 1, 3, TTL) is False
         assert chords.chord_member_done(queue, chord, 2, 3, TTL) is False
         assert chords.chord_member_done(queue, chord, 0, 3, TTL) is True
+
+    def test_a_builder_of_the_callback_is_called_by_the_completing_report_only(
+        self, broker: Broker, chords: ChordRecords
+    ) -> None:
+        queue, chord = new_queue(), new_chord()
+        callback = new_message(queue)
+        built: list[int] = []
+
+        def build(member: int) -> Callable[[], list[Message]]:
+            return lambda: built.append(member) or [callback]  # type: ignore[func-returns-value]
+
+        assert chords.chord_member_done(queue, chord, 0, 3, TTL, build(0)) is False
+        assert chords.chord_member_done(queue, chord, 2, 3, TTL, build(2)) is False
+        assert chords.chord_member_done(queue, chord, 2, 3, TTL, build(2)) is False
+        assert built == [] and broker.reserve([queue], 10, 0) == []
+        assert chords.chord_member_done(queue, chord, 1, 3, TTL, build(1)) is True
+        assert chords.chord_member_done(queue, chord, 1, 3, TTL, build(1)) is False
+        assert built == [1]
+        assert self.reserve_all(broker, queue) == [callback.id]
+
+    def test_a_report_stores_its_results_before_the_callback_goes_in(
+        self, broker: Broker, chords: ChordRecords
+    ) -> None:
+        queue, other, chord = new_queue(), new_queue(), new_chord()
+        mine = Result(uuid.uuid4().hex, b"mine", queue)
+        theirs = Result(uuid.uuid4().hex, b"theirs", other)  # beside another queue
+        callback = new_message(queue)
+        assert chords.chord_member_done(queue, chord, 0, 1, TTL, [callback],
+                                        results=[mine, theirs]) is True
+        backend = broker.result_backend()
+        for result in (mine, theirs):
+            got = backend.get(result.job_id, 0, result.queue)
+            assert got is not None and got.body == result.body
+        assert self.reserve_all(broker, queue) == [callback.id]
