@@ -13,7 +13,7 @@ import pytest
 
 from tinyq_core import Application, chain, chord
 from tinyq_core._worker.policy import settle
-from tinyq_core._worker.workflows import take_next_steps
+from tinyq_core._worker.followups import FollowUps
 from tinyq_core.plugin import Job, Message, Result, hookimpl
 from tinyq_memory import FakeClock, MemoryBroker, MemoryResultBackend, drain
 
@@ -152,8 +152,8 @@ def test_a_redelivered_step_does_not_run_its_finished_next_step_again(
     handle = chain(add.s(1, 1), add.s(5)).delay()
     [delivery] = broker.reserve(["default"], 1, 0)
     job = app.codec.decode_job(delivery.message.body, "default", delivery.id)
-    take_next_steps(broker, app.results, [settle(delivery, job, add.options, app.codec, 2,
-                                                 None)], 60)
+    FollowUps(app._producer, 60).take([settle(delivery, job, add.options, app.codec, 2,
+                                                 None)])
     # (the worker died here.) The next step runs to its end on another worker:
     drain(app)
     assert handle.result(0) == 7 and runs["add(2,5)"] == 1
