@@ -75,10 +75,12 @@ def workflow_args(job: Job, codec: Codec, results: ResultBackend | None) -> tupl
     collect = (job.workflow or {}).get("in")
     if collect is None or results is None:
         return job.args
+    members = [(queue_of(collect["q"], i), member_id(collect["g"], i))
+               for i in range(collect["n"])]
     values = []
-    for index in range(collect["n"]):
-        job_id, queue = member_id(collect["g"], index), queue_of(collect["q"], index)
-        stored = results.get(job_id, 0, queue)
+    # One read for them all (one round trip on Redis), not one per member.
+    for index, ((_, job_id), stored) in enumerate(zip(members, results.get_many(members),
+                                                      strict=True)):
         if stored is None:
             raise JobFailed(f"the result of member {index} (job {job_id}) is gone: expired, "
                             "or its result backend lost it")
