@@ -6,13 +6,12 @@ one step."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
 from tinyq_core.plugin import ChordRecords, Message, Result
-from tinyq_core._workflow_interfaces import Callback
 
 from ._clock import Clock
 
@@ -51,7 +50,7 @@ class MemoryChordRecords(ChordRecords):
         member: int,
         total: int,
         ttl: float,
-        messages: Callback = (),
+        messages: Sequence[Message] | Callable[[], Sequence[Message]] = (),
         *,
         results: Sequence[Result] = (),
     ) -> bool:

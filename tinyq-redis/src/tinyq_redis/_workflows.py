@@ -5,10 +5,9 @@ report that completes it and the callback's enqueue are one script in one Cluste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tinyq_core._workflow_interfaces import Callback
 from tinyq_core.plugin import ChordRecords, Message, Result
 
 from ._connection import translate_errors
@@ -45,7 +44,7 @@ class RedisChordRecords(ChordRecords):
         member: int,
         total: int,
         ttl: float,
-        messages: Callback = (),
+        messages: Sequence[Message] | Callable[[], Sequence[Message]] = (),
         *,
         results: Sequence[Result] = (),
     ) -> bool:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tinyq_core.plugin import ChordRecords, EnqueueError, Message, Result
-from tinyq_core._workflow_interfaces import Callback
 
 from ._db import Database, StoreFull
 from ._results import SWEEP_EVERY, store_results
@@ -32,7 +31,7 @@ class SqliteChordRecords(ChordRecords):
         member: int,
         total: int,
         ttl: float,
-        messages: Callback = (),
+        messages: Sequence[Message] | Callable[[], Sequence[Message]] = (),
         *,
         results: Sequence[Result] = (),
     ) -> bool:
