@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tinyq_core import Application, chain, chord
-from tinyq_core._worker.policy import settle
 from tinyq_core._worker.followups import FollowUps
+from tinyq_core._worker.policy import settle
 from tinyq_core.plugin import Job, Message, Result, hookimpl
 from tinyq_memory import FakeClock, MemoryBroker, MemoryResultBackend, drain
 

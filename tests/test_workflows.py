@@ -14,8 +14,8 @@ from tinyq_core import Application, ConfigurationError, JobFailed, Retry, chain,
 from tinyq_core._codec import Codec
 from tinyq_core._serializers import JSONSerializer
 from tinyq_core._types import Job
-from tinyq_core._worker.policy import settle
 from tinyq_core._worker.followups import FollowUps
+from tinyq_core._worker.policy import settle
 from tinyq_memory import FakeClock, MemoryBroker, drain
 
 from support.worker_thread import running_worker
