@@ -177,3 +177,23 @@ def test_a_chord_member_stores_its_result_once() -> None:
     assert handle.result(0) == 3
     assert Counter(stored) == Counter({f"{handle.id}.{i}": 1 for i in range(3)}
                                       | {f"{handle.id}.cb": 1})
+
+
+def test_a_chords_callback_reads_its_members_results_in_one_call() -> None:
+    reads: list[int] = []
+
+    class Counting(MemoryResultBackend):
+        def get(self, job_id: str, timeout: float | None = 0,
+                queue: str = "default") -> Result | None:
+            reads.append(1)
+            return super().get(job_id, timeout, queue)
+
+        def get_many(self, jobs: Sequence[tuple[str, str]]) -> list[Result | None]:
+            reads.append(len(jobs))
+            return [MemoryResultBackend.get(self, j, 0, q) for q, j in jobs]
+
+    app = make_app(MemoryBroker(clock=FakeClock()), result_backend=Counting())
+    handle = chord([app.tasks["add"].s(i) for i in range(5)], app.tasks["total"].s()).delay()
+    drain(app)
+    assert reads == [5]  # one call for the five members' results, not five
+    assert handle.result(0) == 10
