@@ -5,6 +5,7 @@ chord member stores its result once."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -197,3 +198,30 @@ def test_a_chords_callback_reads_its_members_results_in_one_call() -> None:
     drain(app)
     assert reads == [5]  # one call for the five members' results, not five
     assert handle.result(0) == 10
+
+
+@pytest.mark.parametrize("own_results", [True, False])
+def test_on_redis_a_step_taken_again_after_its_next_step_finished_adds_nothing(
+    redis_server: Any, own_results: bool,
+) -> None:
+    """Redis skips a job id whose result it stores; with a result backend of its own (here
+    another prefix, which the broker cannot see) the worker asks that backend first."""
+    from tinyq_redis import RedisBroker
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    options: dict[str, Any] = {} if own_results else {
+        "result_backend": RedisBroker(redis_server.url, prefix=f"{prefix}r").result_backend()}
+    app = make_app(RedisBroker(redis_server.url, prefix=prefix), **options)
+    add = app.tasks["add"]
+    handle = chain(add.s(1, 1), add.s(5)).delay()
+    [delivery] = app.broker.reserve(["default"], 1, 1)
+    job = app.codec.decode_job(delivery.message.body, "default", delivery.id)
+    settlement = settle(delivery, job, add.options, app.codec, 2, None)
+    FollowUps(app._producer, 60).take([settlement])
+    app.worker(concurrency=1, scheduler=False).run(burst=True)  # the next step, to its end
+    assert handle.result(5) == 7
+    FollowUps(app._producer, 60).take([settlement])  # the step, redelivered, taken again
+    app.broker.ack([delivery])
+    app.worker(concurrency=1, scheduler=False).run(burst=True)
+    assert runs["add(2,5)"] == 1, runs
+    app.close()
