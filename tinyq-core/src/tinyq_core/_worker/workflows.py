@@ -53,8 +53,8 @@ def carrying_next_steps(settlement: S, job: Job, value: Any, error: BaseExceptio
         if join is None:  # a chain's next step: the job's result goes with its ack
             steps = NextSteps(None, tuple(jobs))
         else:  # a chord member: its result goes with its report (the callback reads it)
-            fire = Fire(join.queue, join.chord_id, join.member, join.total, join.callback)
-            steps = NextSteps(getattr(settlement, "result", None), (), fire)
+            report = Fire(join.queue, join.chord_id, join.member, join.total, join.callback)
+            steps = NextSteps(getattr(settlement, "result", None), (), report)
     else:
         why = getattr(settlement, "error", "") or getattr(settlement, "reason", "failed")
         kind = "JobFailed" if error is None else type(error).__name__
