@@ -12,11 +12,25 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 
+import attrs
+
 from ._types import Message, Result
 
 # The callback's messages, or what builds them: called only by a report that completes the
 # record (so the enqueue hooks run for the one callback that goes in, not once per member).
 Callback = Sequence[Message] | Callable[[], Sequence[Message]]
+
+
+@attrs.frozen
+class ChordReport:
+    """One call of :meth:`ChordRecords.chord_member_done`, for :meth:`chord_members_done`."""
+
+    queue: str
+    chord_id: str
+    member: int
+    total: int
+    messages: Callback = ()
+    results: Sequence[Result] = ()
 
 
 class ChordRecords(abc.ABC):
@@ -48,3 +62,12 @@ class ChordRecords(abc.ABC):
         it and still return False. ``results`` are stored (with ``ttl``, in the broker's
         own result backend) before the record changes, in the same step where the broker
         can: a chord member's result, which its callback reads."""
+
+    def chord_members_done(self, reports: Sequence[ChordReport], ttl: float) -> list[bool]:
+        """Several reports, in order, each as :meth:`chord_member_done` makes it (each one
+        atomic, not the whole), and what each returned: a worker's batch of chord members.
+        The default makes them one by one; a broker that can send them in one round trip
+        overrides it. An error raises: the caller makes them all again (they are
+        idempotent)."""
+        return [self.chord_member_done(r.queue, r.chord_id, r.member, r.total, ttl,
+                                       r.messages, results=r.results) for r in reports]

@@ -13,11 +13,11 @@ per callback enqueued, not once per member. A chord member's result goes in with
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .._types import Job, Message, Result
-from .._workflow_interfaces import ChordRecords
+from .._types import Job, Message
+from .._workflow_interfaces import ChordRecords, ChordReport
 from .workflows import Fire, NextSteps
 
 if TYPE_CHECKING:
@@ -51,11 +51,8 @@ class FollowUps:
         following = [j for _, steps in taken for j in steps.enqueue]
         if following:
             self._enqueue(following)
-        stored: set[str] = set()
-        for settlement, steps in taken:
-            if steps.fire is not None and self._report(steps.fire, steps):
-                stored.add(settlement.delivery.receipt)
-        return stored
+        reports = [(s, steps.fire, steps) for s, steps in taken if steps.fire is not None]
+        return self._report(reports) if reports else set()
 
     def _enqueue(self, jobs: list[Job]) -> None:
         if not self.own_results:
@@ -66,39 +63,44 @@ class FollowUps:
         if jobs:
             self.producer.enqueue(jobs, plan_checked=True)
 
-    def _report(self, fire: Fire, steps: NextSteps) -> bool:
-        """Report a chord member (or a workflow's first failure, to its on_error record);
-        True when the member's result went in with it."""
+    def _report(self, reports: list[tuple[Settlement, Fire, NextSteps]]) -> set[str]:
+        """Report the batch's chord members (and workflows' first failures, to their
+        on_error records) in one call; the receipts of those whose result went with it."""
         producer = self.producer
         broker = producer.backends.broker
         if not isinstance(broker, ChordRecords):
             logger.error("Workflow step lost: %s keeps no chord records (the ChordRecords "
                          "tier)", type(broker).__name__)
-            return False
-        mine: Sequence[Result] = ()
-        if steps.result is not None:
-            if self.own_results:
-                mine = (steps.result,)
-            else:
-                producer.backends.results.store([steps.result], self.ttl)
-        built: list[tuple[list[Job], list[Message]]] = []
+            return set()
+        own, stored = self.own_results, set()
+        mine = [steps.result for _, _, steps in reports if steps.result is not None]
+        if mine and not own:  # a backend of its own: before the reports, on their own
+            producer.backends.results.store(mine, self.ttl)
+        built: dict[int, tuple[list[Job], list[Message]]] = {}
 
-        def callback() -> list[Message]:
-            built[:] = [producer.prepare(fire.callback, plan_checked=True)]
-            return built[0][1]
+        def callback(index: int, fire: Fire) -> Callable[[], list[Message]]:
+            def build() -> list[Message]:
+                built[index] = producer.prepare(fire.callback, plan_checked=True)
+                return built[index][1]
+            return build
 
+        batch = []
+        for index, (settlement, fire, steps) in enumerate(reports):
+            if steps.result is not None:
+                stored.add(settlement.delivery.receipt)
+            batch.append(ChordReport(fire.queue, fire.record, fire.member, fire.total,
+                                     callback(index, fire),
+                                     (steps.result,) if own and steps.result else ()))
         try:
-            fired = broker.chord_member_done(fire.queue, fire.record, fire.member,
-                                             fire.total, self.ttl, callback, results=mine)
+            fired = broker.chord_members_done(batch, self.ttl)
         except BaseException as exc:
-            if built:
-                producer.announce_enqueued(built[0][0], (), exc)
+            for jobs, _ in built.values():
+                producer.announce_enqueued(jobs, (), exc)
             raise
-        if built:
-            jobs, messages = built[0]
+        for index, (jobs, messages) in built.items():
             # A report that raced another one for the same member built it in vain: no hook.
-            producer.announce_enqueued(jobs, {j.id for j in jobs} if fired else ())
-            if fired and producer.durable_enqueue:
+            producer.announce_enqueued(jobs, {j.id for j in jobs} if fired[index] else ())
+            if fired[index] and producer.durable_enqueue:
                 # In already: sent again, it adds nothing and waits for a replica's word.
-                broker.enqueue(messages, durable=True)
-        return steps.result is not None
+                producer.backends.broker.enqueue(messages, durable=True)
+        return stored

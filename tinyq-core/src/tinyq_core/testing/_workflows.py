@@ -12,7 +12,7 @@ import pytest
 
 from .._interfaces import Broker
 from .._types import Message, Result
-from .._workflow_interfaces import ChordRecords
+from .._workflow_interfaces import ChordRecords, ChordReport
 from ._support import GRACE, ContractBase, new_message, new_queue
 
 TTL = 3600.0  # a record's lifetime where a test does not look at it
@@ -142,3 +142,25 @@ class ChordContract(ContractBase):
             got = backend.get(result.job_id, 0, result.queue)
             assert got is not None and got.body == result.body
         assert self.reserve_all(broker, queue) == [callback.id]
+
+    def test_several_reports_in_one_call_each_as_alone(
+        self, broker: Broker, chords: ChordRecords
+    ) -> None:
+        queue, one, two = new_queue(), new_chord(), new_chord()
+        first, second = new_message(queue), new_message(queue)
+        built: list[str] = []
+
+        def build(message: Message) -> Callable[[], list[Message]]:
+            return lambda: built.append(message.id) or [message]  # type: ignore[func-returns-value]
+
+        result = Result(uuid.uuid4().hex, b"member", queue)
+        assert chords.chord_members_done([
+            ChordReport(queue, one, 0, 2, build(first), [result]),
+            ChordReport(queue, one, 0, 2, build(first)),  # the same member again
+            ChordReport(queue, two, 0, 1, build(second)),  # completes chord two
+            ChordReport(queue, one, 1, 2, build(first)),  # completes chord one
+        ], TTL) == [False, False, True, True]
+        assert sorted(built) == sorted([first.id, second.id])
+        assert sorted(self.reserve_all(broker, queue)) == sorted([first.id, second.id])
+        got = broker.result_backend().get(result.job_id, 0, queue)
+        assert got is not None and got.body == b"member"
