@@ -9,8 +9,8 @@ broker):
 * concurrency: ``concurrency=1000``: every job takes a leased slot and frees it after it ran
   (two calls), never waiting either;
 * chord member: the N jobs are the members of one chord (``chord([...], callback)``): each
-  member's result is stored before its report, and the chord's record is told it finished;
-  the callback (one job more) runs too.
+  member's report (its result with it) tells the chord's record it finished; the callback
+  (one job more, reading the N results) runs too.
 
 N jobs are enqueued in one batch, then drained by a burst worker (``-w`` threads); the time
 per job is from the first job's start to the last one's end (the worker's start and its burst

@@ -33,7 +33,7 @@ PLUGIN_API = {
     "ResultBackend", "SerializationError", "Serializer", "SerializerFactory", "SettleRequest",
     "hookimpl", "hookspec", "redact_uri", "WorkerRegistry", "WorkerInfo", "WorkerState",
     "CurrentJob", "QueueCounts", "CancelRequests", "CancelState", "ScheduleRecords",
-    "UniqueLocks", "JobLimits", "ChordRecords",
+    "UniqueLocks", "JobLimits", "ChordRecords", "ChordReport",
     "AsyncBroker", "AsyncBrokerClient", "ThreadedAsyncClient",
 }
 # Names that were in tinyq_core before the split: still importable from there.

@@ -14,8 +14,8 @@ from tinyq_core import Application, ConfigurationError, JobFailed, Retry, chain,
 from tinyq_core._codec import Codec
 from tinyq_core._serializers import JSONSerializer
 from tinyq_core._types import Job
+from tinyq_core._worker.followups import FollowUps
 from tinyq_core._worker.policy import settle
-from tinyq_core._worker.workflows import take_next_steps
 from tinyq_memory import FakeClock, MemoryBroker, drain
 
 from support.worker_thread import running_worker
@@ -203,8 +203,8 @@ def test_a_step_taken_twice_adds_its_jobs_once(app: Application) -> None:
     # What a worker does with the finished job, twice: the second time is the redelivery's.
     job = app.codec.decode_job(delivery.message.body, "default", delivery.id)
     settlement = settle(delivery, job, add.options, app.codec, 2, None)
-    take_next_steps(broker, app.results, [settlement], 60)
-    take_next_steps(broker, app.results, [settlement], 60)
+    FollowUps(app._producer, 60).take([settlement])
+    FollowUps(app._producer, 60).take([settlement])
     broker.ack([delivery])
     drain(app)
     assert calls == Counter({"add(2,5)": 1})

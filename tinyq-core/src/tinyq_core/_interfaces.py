@@ -47,6 +47,12 @@ class ResultBackend(abc.ABC):
         return {(queue, job_id) for queue, job_id in jobs
                 if self.get(job_id, 0, queue) is not None}
 
+    def get_many(self, jobs: Sequence[tuple[str, str]]) -> list[Result | None]:
+        """The results of ``jobs``, ``(queue, job id)`` pairs, in order, without waiting (a
+        chord's callback reads its members'). The default calls ``get`` for each; a backend
+        that can read them in one round trip overrides it."""
+        return [self.get(job_id, 0, queue) for queue, job_id in jobs]
+
     def store_progress(self, job_id: str, queue: str, body: bytes, ttl: float) -> None:
         """Optional: keep ``body``, the latest progress of running job ``job_id`` (of
         ``queue``), replacing the one before, for ``ttl`` seconds. Not implemented: the

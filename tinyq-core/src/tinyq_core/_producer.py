@@ -56,9 +56,12 @@ class Producer:
         self.hooks = backends.registry.hooks
         self.aio = AsyncProducer(self)  # the awaitable API's side (_async_producer.py)
 
-    def enqueue(self, jobs: Sequence[Job], durable: bool | None = None) -> list[JobHandle[Any]]:
-        """Encode ``jobs`` and add them in one broker operation; one handle each."""
-        jobs, messages = self.prepare(jobs)
+    def enqueue(self, jobs: Sequence[Job], durable: bool | None = None, *,
+                plan_checked: bool = False) -> list[JobHandle[Any]]:
+        """Encode ``jobs`` and add them in one broker operation; one handle each.
+        ``plan_checked``: a workflow's follow-up jobs (_worker/followups.py): their queues
+        were checked by the producer that started it, their ids are fixed by its plan."""
+        jobs, messages = self.prepare(jobs, plan_checked=plan_checked)
         if any(job.unique_key is not None for job in jobs):  # one lock each: see _unique.py
             return enqueue_unique(self, jobs, messages,
                                   self.durable_enqueue if durable is None else durable)
@@ -66,14 +69,17 @@ class Producer:
         return self._send(messages, self.durable_enqueue if durable is None else durable,
                           handles, jobs)
 
-    def prepare(self, jobs: Sequence[Job]) -> tuple[list[Job], list[Message]]:
+    def prepare(self, jobs: Sequence[Job], *, plan_checked: bool = False
+                ) -> tuple[list[Job], list[Message]]:
         """``jobs`` stamped, locked when unique, with the hooks' headers, and their messages
         (checked and encoded): what :meth:`enqueue` and ``aenqueue`` send."""
-        known = self.known_queues() if self.strict_queues else set()
+        strict = self.strict_queues and not plan_checked
+        known = self.known_queues() if strict else None
         now = time.time()
         jobs = [job if job.enqueued_at is not None else attrs.evolve(job, enqueued_at=now)
                 for job in jobs]
-        jobs = unique_jobs(jobs, self._tasks, self.codec.serializer)
+        if not plan_checked:  # a follow-up's fixed id is its lock: the plan names it
+            jobs = unique_jobs(jobs, self._tasks, self.codec.serializer)
         hooks = self.hooks
         if hooks.before_enqueue:
             jobs = [self._before_enqueue(job) for job in jobs]
@@ -101,7 +107,7 @@ class Producer:
         message, for a caller that enqueues it through another broker call (a schedule's)."""
         job = job if job.enqueued_at is not None else attrs.evolve(job, enqueued_at=time.time())
         job = self._before_enqueue(job) if self.hooks.before_enqueue else job
-        return job, self._message(job, self.known_queues() if self.strict_queues else set())
+        return job, self._message(job, self.known_queues() if self.strict_queues else None)
 
     def _before_enqueue(self, job: Job) -> Job:
         """``job`` with the headers the ``tinyq_before_enqueue`` hooks added."""
@@ -169,8 +175,9 @@ class Producer:
             aretry=aretry,
         )
 
-    def _message(self, job: Job, known: set[str]) -> Message:
-        if self.strict_queues and job.queue not in known:
+    def _message(self, job: Job, known: set[str] | None) -> Message:
+        """``known``: the queues a strict application knows (None: not checked)."""
+        if known is not None and job.queue not in known:
             raise ConfigurationError(
                 f"cannot enqueue {job.task_name}: unknown queue {job.queue!r} (known: "
                 f"{', '.join(sorted(known))}); declare it with Application(queues=[...])"

@@ -38,7 +38,7 @@ from ._types import (
     WorkerState,
 )
 from ._uri import redact_uri
-from ._workflow_interfaces import ChordRecords
+from ._workflow_interfaces import ChordRecords, ChordReport
 
 __all__ = [
     "AsyncBroker",
@@ -52,6 +52,7 @@ __all__ = [
     "CancelRequests",
     "CancelState",
     "ChordRecords",
+    "ChordReport",
     "ConfigurationError",
     "CurrentJob",
     "DeadLetter",

@@ -6,14 +6,17 @@ one step."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
-from tinyq_core.plugin import ChordRecords, Message
+from tinyq_core.plugin import ChordRecords, Message, Result
 
 from ._clock import Clock
+
+if TYPE_CHECKING:
+    from ._results import MemoryResultBackend
 
 
 @attrs.define
@@ -31,6 +34,8 @@ class MemoryChordRecords(ChordRecords):
 
         def enqueue(self, messages: Sequence[Message], *, durable: bool = False) -> None: ...
 
+        def result_backend(self) -> MemoryResultBackend: ...
+
     @property
     def _chords(self) -> dict[tuple[str, str], _Record]:
         """(queue, chord id) -> record; made on first use (MemoryBroker's __init__ is not
@@ -45,10 +50,14 @@ class MemoryChordRecords(ChordRecords):
         member: int,
         total: int,
         ttl: float,
-        messages: Sequence[Message] = (),
+        messages: Sequence[Message] | Callable[[], Sequence[Message]] = (),
+        *,
+        results: Sequence[Result] = (),
     ) -> bool:
         with self._cond:
             self._check()
+            if results:
+                self.result_backend().store(results, ttl)
             now = self.clock.time()
             record = self._chords.get((queue, chord_id))
             if record is None or record.expires <= now:
@@ -59,6 +68,8 @@ class MemoryChordRecords(ChordRecords):
             record.members.add(member)
             if len(record.members) != total:
                 return False
+            if callable(messages):
+                messages = messages()
             if messages:
                 self.enqueue(messages)  # the condition's lock is re-entrant
             return True

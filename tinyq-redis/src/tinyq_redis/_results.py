@@ -78,6 +78,17 @@ class RedisResultBackend(ResultBackend):
             found = pipe.execute()
         return {job for job, n in zip(jobs, found, strict=True) if int(n)}
 
+    def get_many(self, jobs: Sequence[tuple[str, str]]) -> list[Result | None]:
+        if not jobs:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for queue, job_id in jobs:
+            pipe.lindex(self.keys(queue).result(job_id), 0)
+        with translate_errors(self.where):
+            bodies = pipe.execute()
+        return [None if body is None else Result(job_id, _bytes(body), queue)
+                for (queue, job_id), body in zip(jobs, bodies, strict=True)]
+
     def get(
         self, job_id: str, timeout: float | None = 0, queue: str = "default"
     ) -> Result | None:

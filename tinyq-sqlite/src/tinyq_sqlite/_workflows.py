@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from tinyq_core.plugin import ChordRecords, EnqueueError, Message
+from tinyq_core.plugin import ChordRecords, EnqueueError, Message, Result
 
 from ._db import Database, StoreFull
-from ._results import SWEEP_EVERY
-from ._waiting import JOBS, Wakeups
+from ._results import SWEEP_EVERY, store_results
+from ._waiting import JOBS, RESULTS, Wakeups
 
 _FORGET_MEMBERS = """DELETE FROM chord_members WHERE (queue, chord_id) IN
     (SELECT queue, chord_id FROM chords WHERE expires <= ?)"""
@@ -31,12 +31,18 @@ class SqliteChordRecords(ChordRecords):
         member: int,
         total: int,
         ttl: float,
-        messages: Sequence[Message] = (),
+        messages: Sequence[Message] | Callable[[], Sequence[Message]] = (),
+        *,
+        results: Sequence[Result] = (),
     ) -> bool:
         from ._broker import _ADD_JOB, _ADD_QUEUE  # _broker imports this mixin
 
+        callback: list[Message] = []
+
         def work(conn: sqlite3.Connection) -> bool:
             now = time.time()
+            if results:  # first: the callback reads them
+                store_results(conn, results, ttl)
             key = (queue, chord_id)
             row = conn.execute("SELECT expires FROM chords WHERE queue = ? AND chord_id = ?",
                                key).fetchone()
@@ -59,14 +65,15 @@ class SqliteChordRecords(ChordRecords):
                 conn.execute(_FORGET, (now,))
             if done != total:
                 return False
-            for m in messages:
+            callback[:] = messages() if callable(messages) else messages
+            for m in callback:
                 conn.execute(_ADD_JOB, (m.queue, m.id, m.body, now, m.queue, m.id, now))
             return True
 
         sweep = time.monotonic() - self._chords_swept > SWEEP_EVERY
         known = self._db.known_queues()
         try:
-            for name in {m.queue for m in messages} - known:
+            for name in {queue} - known if messages else ():  # the callback's queue
                 self._db.write_one(_ADD_QUEUE, (name,))
                 known.add(name)
             fired = self._db.write(work)
@@ -74,6 +81,8 @@ class SqliteChordRecords(ChordRecords):
             raise EnqueueError(str(exc)) from None
         if sweep:
             self._chords_swept = time.monotonic()
-        if fired and messages:
+        if results:
+            self._wakeups.notify(RESULTS)
+        if fired and callback:
             self._wakeups.notify(JOBS)
         return fired

@@ -14,16 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import attrs
+
 from .._backoff import Backoff
 from .._interfaces import Broker, ResultBackend
 from .._types import Delivery, SettleRequest
+from .followups import FollowUps
 from .health import BrokerHealth
 from .held import HeldJobs, Work
 from .leases import LostLeases
 from .policy import AckJob, DeadLetterJob, RetryJob, Settlement
 from .sift import Sifter
 from .unique import drop_locks, keep_locks
-from .workflows import take_next_steps
 
 FLUSH_ATTEMPTS = 5  # at shutdown, before leaving outcomes to lease expiry
 FLUSH_BACKOFF = Backoff(base=0.2, cap=1.0)
@@ -47,13 +49,19 @@ class Sender:
         self.result_ttl, self.queues = result_ttl, list(queues)
         self.leases = leases
         self.before_send: Callable[[], None] | None = None  # frees finished jobs' slots
+        self.follow_ups: FollowUps | None = None  # a workflow's next steps (followups.py)
 
     def __call__(self, batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
         if self.before_send is not None:
             self.before_send()
         keep_locks(self.broker, batch)  # before the acks: the lock never frees in between
-        take_next_steps(self.broker, self.results, batch, self.result_ttl)
-        deliveries = self._send(batch, count, timeout)
+        sending = batch
+        if self.follow_ups is not None:
+            stored = self.follow_ups.take(batch)
+            if stored:  # those results went in with their chord reports: not again
+                sending = [attrs.evolve(s, result=None)  # type: ignore[arg-type]
+                           if s.delivery.receipt in stored else s for s in batch]
+        deliveries = self._send(sending, count, timeout)
         self.leases.settled([s.delivery for s in batch])
         drop_locks(self.broker, batch)
         return deliveries

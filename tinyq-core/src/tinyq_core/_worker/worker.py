@@ -35,6 +35,7 @@ from .aloop import DEFAULT_ASYNC_CONCURRENCY, SplitExecutor, event_loop_for
 from .cancels import CancelWatcher
 from .expiry import broker_clock
 from .fetcher import Fetcher
+from .followups import FollowUps
 from .health import BrokerHealth
 from .heartbeat import Heartbeat
 from .held import HeldJobs, Work
@@ -143,6 +144,7 @@ class Worker:
         leases = LostLeases(broker.visibility_timeout)
         sender = Sender(broker, app.results, app.result_backend is None, app.result_ttl,
                         self.queues, leases)
+        sender.follow_ups = FollowUps(app._producer, app.result_ttl)
         outbox = self._outbox = Outbox(self._cond, self._held, sender, health,
                                        Sifter(broker, sender, codec))
         health.unreported = outbox.pending

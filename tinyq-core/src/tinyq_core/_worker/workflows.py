@@ -1,30 +1,21 @@
 """Workflows on the worker side. A job of a workflow (``job.workflow`` set) that finished
 carries, in its settlement, what follows it (_workflow_plan.py decides what): the next step of
-a chain, a chord member's report, or the workflow's failure. The sender does that work just
-before the job's ack, after its result is stored: a crash in between redelivers the job,
-which does it again, and every step is idempotent (fixed job ids, which the broker adds once;
-chord records that are sets). Jobs outside a workflow pay one ``is None`` test."""
+a chain, a chord member's report, or the workflow's failure. The sender takes those steps
+(followups.py) just before the job's ack: a crash in between redelivers the job, which takes
+them again, and every step is idempotent (fixed job ids, which the broker adds once; chord
+records that are sets). Jobs outside a workflow pay one ``is None`` test."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
 from .._codec import Codec, Outcome
 from .._errors import JobFailed
-from .._interfaces import Broker, ResultBackend
-from .._types import Job, Message, Result
-from .._workflow_interfaces import ChordRecords
+from .._interfaces import ResultBackend
+from .._types import Job, Result
 from .._workflow_plan import error_record, failure, followups, member_id, queue_of
-
-if TYPE_CHECKING:
-    from .policy import Settlement
-
-logger = logging.getLogger("tinyq.worker")
 
 S = TypeVar("S")
 
@@ -32,29 +23,23 @@ S = TypeVar("S")
 @attrs.frozen
 class Fire:
     """A chord record to report to: ``member`` of ``total`` done; the one report that
-    completes it enqueues ``messages``."""
+    completes it enqueues ``callback`` (through the producer's path, see followups.py)."""
 
     queue: str
     record: str
     member: int
     total: int
-    messages: tuple[Message, ...]
+    callback: tuple[Job, ...]
 
 
 @attrs.frozen
 class NextSteps:
     """What follows a finished job of a workflow, done before its ack."""
 
-    result: Result | None = None  # stored first: a callback reads it, a handle waits on it
-    enqueue: tuple[Message, ...] = ()
+    result: Result | None = None  # a chord member's: stored with its report, not its ack
+    enqueue: tuple[Job, ...] = ()
     fire: Fire | None = None
     failures: tuple[Result, ...] = ()  # the workflow's failure, under its final results
-
-
-def _messages(jobs: Sequence[Job], codec: Codec) -> tuple[Message, ...]:
-    now = time.time()
-    return tuple(Message(j.id, j.queue, codec.encode_job(attrs.evolve(j, enqueued_at=now)))
-                 for j in jobs)
 
 
 def carrying_next_steps(settlement: S, job: Job, value: Any, error: BaseException | None,
@@ -63,13 +48,13 @@ def carrying_next_steps(settlement: S, job: Job, value: Any, error: BaseExceptio
     (a retry carries nothing: the job is not finished)."""
     if job.workflow is None or not hasattr(settlement, "workflow"):
         return settlement
-    result = getattr(settlement, "result", None)
     if not hasattr(settlement, "reason"):  # acknowledged: it succeeded
         jobs, join = followups(job, value)
-        fire = None if join is None else Fire(
-            join.queue, join.chord_id, join.member, join.total,
-            _messages(join.callback, codec))
-        steps = NextSteps(result, _messages(jobs, codec), fire)
+        if join is None:  # a chain's next step: the job's result goes with its ack
+            steps = NextSteps(None, tuple(jobs))
+        else:  # a chord member: its result goes with its report (the callback reads it)
+            report = Fire(join.queue, join.chord_id, join.member, join.total, join.callback)
+            steps = NextSteps(getattr(settlement, "result", None), (), report)
     else:
         why = getattr(settlement, "error", "") or getattr(settlement, "reason", "failed")
         kind = "JobFailed" if error is None else type(error).__name__
@@ -79,38 +64,9 @@ def carrying_next_steps(settlement: S, job: Job, value: Any, error: BaseExceptio
         failures = tuple(codec.encode_result(i, q, Outcome.failure(kind, text))
                          for i, q in targets if i != job.id)
         fire = None if handler is None else Fire(
-            handler.queue, error_record(job), 0, 1, _messages([handler], codec))
-        steps = NextSteps(result, (), fire, failures)
+            handler.queue, error_record(job), 0, 1, (handler,))
+        steps = NextSteps(None, (), fire, failures)
     return attrs.evolve(settlement, workflow=steps)  # type: ignore[misc]
-
-
-def take_next_steps(broker: Broker, results: ResultBackend, batch: Sequence[Settlement],
-                    ttl: float) -> None:
-    """Before ``batch`` is sent (its acks): store the results the next steps read, then
-    enqueue those steps and report chord members. An error raises: the batch is sent again
-    later, and each step taken again adds nothing twice."""
-    taken: list[NextSteps] = [steps for s in batch
-                              if (steps := getattr(s, "workflow", None)) is not None]
-    if not taken:
-        return
-    # One round trip for the batch's results and one for its next steps' jobs, then one
-    # report per chord member.
-    stored = [r for steps in taken for r in (steps.result, *steps.failures) if r is not None]
-    if stored:
-        results.store(stored, ttl)
-    following = [m for steps in taken for m in steps.enqueue]
-    if following:
-        broker.enqueue(following)
-    for steps in taken:
-        fire = steps.fire
-        if fire is None:
-            continue
-        if not isinstance(broker, ChordRecords):
-            logger.error("Workflow step lost: %s keeps no chord records (the ChordRecords "
-                         "tier)", type(broker).__name__)
-            continue
-        broker.chord_member_done(fire.queue, fire.record, fire.member, fire.total, ttl,
-                                 fire.messages)
 
 
 def workflow_args(job: Job, codec: Codec, results: ResultBackend | None) -> tuple[Any, ...]:
@@ -119,10 +75,12 @@ def workflow_args(job: Job, codec: Codec, results: ResultBackend | None) -> tupl
     collect = (job.workflow or {}).get("in")
     if collect is None or results is None:
         return job.args
+    members = [(queue_of(collect["q"], i), member_id(collect["g"], i))
+               for i in range(collect["n"])]
     values = []
-    for index in range(collect["n"]):
-        job_id, queue = member_id(collect["g"], index), queue_of(collect["q"], index)
-        stored = results.get(job_id, 0, queue)
+    # One read for them all (one round trip on Redis), not one per member.
+    for index, ((_, job_id), stored) in enumerate(zip(members, results.get_many(members),
+                                                      strict=True)):
         if stored is None:
             raise JobFailed(f"the result of member {index} (job {job_id}) is gone: expired, "
                             "or its result backend lost it")

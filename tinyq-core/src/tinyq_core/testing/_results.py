@@ -56,6 +56,15 @@ class ResultsContract(ContractBase):
         asked = [(queue, done.job_id), (queue, missing), ("default", done.job_id)]
         assert results.stored(asked) == {(queue, done.job_id)}
 
+    def test_get_many_reads_results_in_order(self, results: ResultBackend) -> None:
+        queue = new_queue()
+        first, second = Result(uuid.uuid4().hex, b"1", queue), Result(uuid.uuid4().hex, b"2")
+        results.store([first, second], ttl=60)
+        got = results.get_many([("default", second.job_id), (queue, uuid.uuid4().hex),
+                                (queue, first.job_id)])
+        assert [None if r is None else (r.job_id, r.body, r.queue) for r in got] == [
+            (second.job_id, b"2", "default"), None, (first.job_id, b"1", queue)]
+
     def test_enqueue_of_a_job_whose_result_is_stored_adds_nothing(
         self, broker: Broker, results: ResultBackend
     ) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from .._interfaces import Broker
-from .._workflow_interfaces import ChordRecords
+from .._types import Message, Result
+from .._workflow_interfaces import ChordRecords, ChordReport
 from ._support import GRACE, ContractBase, new_message, new_queue
 
 TTL = 3600.0  # a record's lifetime where a test does not look at it
@@ -106,3 +108,59 @@ class ChordContract(ContractBase):
         assert chords.chord_member_done(queue, chord, 1, 3, TTL) is False
         assert chords.chord_member_done(queue, chord, 2, 3, TTL) is False
         assert chords.chord_member_done(queue, chord, 0, 3, TTL) is True
+
+    def test_a_builder_of_the_callback_is_called_by_the_completing_report_only(
+        self, broker: Broker, chords: ChordRecords
+    ) -> None:
+        queue, chord = new_queue(), new_chord()
+        callback = new_message(queue)
+        built: list[int] = []
+
+        def build(member: int) -> Callable[[], list[Message]]:
+            return lambda: built.append(member) or [callback]  # type: ignore[func-returns-value]
+
+        assert chords.chord_member_done(queue, chord, 0, 3, TTL, build(0)) is False
+        assert chords.chord_member_done(queue, chord, 2, 3, TTL, build(2)) is False
+        assert chords.chord_member_done(queue, chord, 2, 3, TTL, build(2)) is False
+        assert built == [] and broker.reserve([queue], 10, 0) == []
+        assert chords.chord_member_done(queue, chord, 1, 3, TTL, build(1)) is True
+        assert chords.chord_member_done(queue, chord, 1, 3, TTL, build(1)) is False
+        assert built == [1]
+        assert self.reserve_all(broker, queue) == [callback.id]
+
+    def test_a_report_stores_its_results_before_the_callback_goes_in(
+        self, broker: Broker, chords: ChordRecords
+    ) -> None:
+        queue, other, chord = new_queue(), new_queue(), new_chord()
+        mine = Result(uuid.uuid4().hex, b"mine", queue)
+        theirs = Result(uuid.uuid4().hex, b"theirs", other)  # beside another queue
+        callback = new_message(queue)
+        assert chords.chord_member_done(queue, chord, 0, 1, TTL, [callback],
+                                        results=[mine, theirs]) is True
+        backend = broker.result_backend()
+        for result in (mine, theirs):
+            got = backend.get(result.job_id, 0, result.queue)
+            assert got is not None and got.body == result.body
+        assert self.reserve_all(broker, queue) == [callback.id]
+
+    def test_several_reports_in_one_call_each_as_alone(
+        self, broker: Broker, chords: ChordRecords
+    ) -> None:
+        queue, one, two = new_queue(), new_chord(), new_chord()
+        first, second = new_message(queue), new_message(queue)
+        built: list[str] = []
+
+        def build(message: Message) -> Callable[[], list[Message]]:
+            return lambda: built.append(message.id) or [message]  # type: ignore[func-returns-value]
+
+        result = Result(uuid.uuid4().hex, b"member", queue)
+        assert chords.chord_members_done([
+            ChordReport(queue, one, 0, 2, build(first), [result]),
+            ChordReport(queue, one, 0, 2, build(first)),  # the same member again
+            ChordReport(queue, two, 0, 1, build(second)),  # completes chord two
+            ChordReport(queue, one, 1, 2, build(first)),  # completes chord one
+        ], TTL) == [False, False, True, True]
+        assert sorted(built) == sorted([first.id, second.id])
+        assert sorted(self.reserve_all(broker, queue)) == sorted([first.id, second.id])
+        got = broker.result_backend().get(result.job_id, 0, queue)
+        assert got is not None and got.body == b"member"
