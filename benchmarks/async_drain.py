@@ -163,8 +163,8 @@ def run(server: RedisServer, n: int, runs: int, concurrency: int, systems: list[
                 print(f"run {number} {setting:11} {system:6} concurrency {k:3}: "
                       f"{rate[0]:,.0f} jobs/s first-to-last, {spawn} from spawn"
                       + (f", {rate[2]} job run(s) beyond one" if rate[2] else ""), flush=True)
-    lines = [f"| setting | system | concurrency | jobs/s first-to-last | jobs/s from spawn "
-             f"| tinyq / this | runs beyond one |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| setting | system | concurrency | jobs/s first-to-last | jobs/s from spawn "
+             "| tinyq / this | runs beyond one |", "|---|---|---:|---:|---:|---:|---:|"]
     for (setting, system), values in rates.items():
         k = settings[setting] or DRAINERS[system].default_concurrency
         med, lo, hi = c.median_spread([v[0] for v in values])

@@ -14,8 +14,8 @@ from ._redis_server import RedisServer
 
 def run(server: RedisServer, n: int, runs: int, concurrency: int) -> list[str]:
     """Both scenarios; prints progress and tables, returns the Markdown lines."""
-    print(f"\nAsync scenarios: {n:,} jobs, {runs} run(s); {peer_envs.describe(list(peer_envs.PEERS))}",
-          flush=True)
+    peers = peer_envs.describe(list(peer_envs.PEERS))
+    print(f"\nAsync scenarios: {n:,} jobs, {runs} run(s); {peers}", flush=True)
     drain = async_drain.run(server, n, runs, concurrency,
                             async_drain.available(list(async_drain.DRAINERS)))
     enqueue = async_enqueue.run(server, n, runs)

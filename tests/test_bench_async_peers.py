@@ -32,7 +32,8 @@ def test_drainer_is_well_formed(name: str) -> None:
     command = drainer.worker(Path("/venv/bin/python"), 37)
     assert command and all(isinstance(part, str) for part in command)
     # the concurrency reaches the worker: on its command line or through BENCH_CONCURRENCY
-    assert "37" in command or "CONCURRENCY" in drainer.app.split("def setup")[0].split("def work")[1]
+    settings = drainer.app.split("def work")[1].split("def setup")[0]
+    assert "37" in command or "CONCURRENCY" in settings
 
 
 def test_a_peer_runs_without_tinyqs_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +59,8 @@ def test_enqueue_peers_are_well_formed() -> None:
 
 
 def test_missing_peer_venvs_are_skipped_with_how_to_create_them(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv(peer_envs.ENV, str(tmp_path))
     assert async_drain.available(["tinyq", "saq"]) == ["tinyq"]
     assert "python -m benchmarks.peer_envs --peers saq" in capsys.readouterr().out
