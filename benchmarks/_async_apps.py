@@ -25,7 +25,9 @@ _clients = {}
 def client():
     loop = asyncio.get_running_loop()  # one client per event loop
     if loop not in _clients:
-        _clients[loop] = redis.asyncio.Redis.from_url(os.environ["BENCH_REDIS"])
+        # a connection per job at a time (redis-py 6+ caps a pool at 100 by default)
+        _clients[loop] = redis.asyncio.Redis.from_url(os.environ["BENCH_REDIS"],
+                                                      max_connections=CONCURRENCY + 10)
     return _clients[loop]
 
 
