@@ -70,3 +70,22 @@ def test_missing_peer_venvs_are_skipped_with_how_to_create_them(
 def test_python_m_benchmarks_has_the_async_scenarios() -> None:
     args = bench_main.parse_args(["--systems", "tinyq", "--async", "--async-n", "50"])
     assert args.run_async and args.async_n == 50
+
+
+@pytest.mark.redis
+@pytest.mark.process
+def test_tinyq_drains_and_enqueues_through_the_harness(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tinyq's app file runs: its jobs enqueued by a subprocess, drained by `--burst`, every
+    span in; the enqueue scenario runs with no peer venv."""
+    from benchmarks._redis_server import RedisServer
+
+    monkeypatch.setenv(peer_envs.ENV, str(tmp_path))  # no peers
+    server = RedisServer().start()
+    try:
+        first_to_last, from_spawn, again = async_drain.drain_once("tinyq", server, 30, 10)
+        assert first_to_last > 0 and from_spawn is not None and again == 0
+        table = async_enqueue.run(server, 20, 1)
+        assert [line.split("|")[1].strip() for line in table[2:]] == list(async_enqueue.SYSTEMS)
+    finally:
+        server.close()
