@@ -11,7 +11,9 @@ and the spread (min-max) over the runs:
    exactly once (the task counts its executions);
 3. latency from enqueue to execution on the idle worker, p50 and p99 of sequential jobs;
 4. plain redis-py: XADD/LPUSH one by one and pipelined, an XREADGROUP + XACK/XDEL drain loop;
-5. tinyq's worker RSS before and after draining --rss-jobs jobs.
+5. tinyq's worker RSS before and after draining --rss-jobs jobs;
+6. with --async, then: async jobs drained and enqueued by tinyq, arq, taskiq and SAQ, the
+   peers from their own venvs (benchmarks/async_suite.py, `python -m benchmarks.peer_envs`).
 
 The SQLite systems (tinyq-sqlite, huey-sqlite) run scenarios 1-3 in the same run, reported in
 tables of their own; every task records its execution in the throwaway Redis, whatever its
@@ -88,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="measure the RSS of the peers' workers too (slow)")
     parser.add_argument("--json", type=Path, help="write every measured value to this file")
     parser.add_argument("--markdown", type=Path, help="write the tables as Markdown here")
+    parser.add_argument("--async", dest="run_async", action="store_true",
+                        help="then the async scenarios with arq, taskiq and SAQ from their venvs "
+                             "(benchmarks.async_suite, benchmarks.peer_envs)")
+    parser.add_argument("--async-n", type=int, default=2_000,
+                        help="jobs for the async scenarios (default: 2000)")
+    parser.add_argument("--async-concurrency", type=int, default=100,
+                        help="the async drain's shared concurrency (default: 100)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.runs, args.latency_jobs = 1000, 1, 100
@@ -560,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
             md.append("**tinyq's medians as ratios**\n")
             md.extend("- " + line.strip() for line in ratio_lines)
             md.append("")
+        if args.run_async:
+            from . import async_suite
+
+            md.extend(async_suite.run(server, args.async_n, args.runs, args.async_concurrency))
         if args.markdown:
             args.markdown.write_text("\n".join(md))
         if args.json:
