@@ -126,8 +126,10 @@ def test_delayed_jobs_on_three_nodes(cluster: RedisClusterServers) -> None:
     def stamp() -> float:
         return time.time()
 
-    handles = [stamp.apply_async(countdown=0.5 + i * 0.3, queue=q) for i, q in enumerate(queues)]
-    due = [time.time() + 0.5 + i * 0.3 for i in range(3)]
+    handles, due = [], []
+    for i, q in enumerate(queues):  # each due counted from before its own enqueue (a slow
+        due.append(time.time() + 0.5 + i * 0.3)  # first call to a node must not move it)
+        handles.append(stamp.apply_async(countdown=0.5 + i * 0.3, queue=q))
     with running_worker(app, queues=queues, concurrency=2):
         ran = [h.result(timeout=10) for h in handles]
     for when, expected in zip(ran, due, strict=True):
