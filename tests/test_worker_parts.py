@@ -132,6 +132,29 @@ def test_the_running_average_feeds_the_adaptive_prefetch() -> None:
     assert held.room()[0] == 8 + 16 - 1  # short jobs: 2 * concurrency, one held
 
 
+@APP.task(name="t.nap")
+async def nap() -> None:
+    return None
+
+
+def test_the_event_loops_slots_have_an_adaptive_prefetch_of_their_own() -> None:
+    held = held_jobs(concurrency=4, prefetch=None)
+    held.async_slots = 100
+    assert held.room()[0] == 4 + 1 + 100 + 25  # before any job ran: a quarter of each
+    w = work(1, nap)
+    held.add(w)
+    held.begin(w)
+    held.leave_user_code(w, 0.05)  # one 50 ms async job: a slot frees every 0.5 ms
+    assert held.async_job_seconds == 0.05 and held.job_seconds is None
+    # As many as free within PREFETCH_WAIT (one job held):
+    assert held.room()[0] == 4 + 1 + 100 + 100 - 1
+    held.leave_user_code(w, 60.0)  # the average becomes 6 s: a slot frees every 60 ms
+    assert held.room()[0] == 4 + 1 + 100 + 0 - 1  # long async jobs: no prefetch
+    fixed = held_jobs(concurrency=4, prefetch=0)
+    fixed.async_slots = 100
+    assert fixed.room()[0] == 4 + 100  # a prefetch asked for applies to both
+
+
 # -- outbox ----------------------------------------------------------------------------------
 
 

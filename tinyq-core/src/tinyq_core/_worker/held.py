@@ -45,6 +45,11 @@ def adaptive_prefetch(concurrency: int, job_seconds: float | None, stuck: int = 
     return min(2 * concurrency, int(wanted))
 
 
+def _averaged(average: float | None, seconds: float) -> float:
+    """The running average of run times with one more."""
+    return seconds if average is None else average + (seconds - average) * EWMA_WEIGHT
+
+
 @attrs.define(eq=False)
 class Work:
     """One job this worker holds."""
@@ -76,6 +81,7 @@ class HeldJobs:
         self._held: set[Work] = set()
         self._zombies: set[Work] = set()  # timed out, but the thread has not returned yet
         self.job_seconds: float | None = None  # running average of the sync jobs' run time
+        self.async_job_seconds: float | None = None  # and of the event loop's jobs
         # Slots of the worker's event loop (aloop.py), counted beside the sync ones: async
         # jobs neither take a thread's slot nor its prefetch. 0: async jobs use the threads.
         self.async_slots = 0
@@ -84,7 +90,7 @@ class HeldJobs:
         if self.inline:
             return 1
         if self.prefetch is not None:
-            return self.concurrency + self.prefetch + self.async_slots
+            return self.concurrency + self.prefetch + self._async_capacity(self.prefetch)
         average = self.job_seconds
         # A job running much longer than the average (before any finished: than
         # 4 * PREFETCH_WAIT) holds its slot: after short jobs, a few long ones must not leave
@@ -94,7 +100,17 @@ class HeldJobs:
         stuck = sum(1 for w in self._held if w.started is not None and w.started < since
                     and not w.finished and not (self.async_slots and w.task.is_async))
         return (self.concurrency + adaptive_prefetch(self.concurrency, average, stuck)
-                + self.async_slots)
+                + self._async_capacity(None))
+
+    def _async_capacity(self, prefetch: int | None) -> int:
+        """The event loop's slots and their own prefetch (adaptive, from the async jobs'
+        average run time): a job waiting in the worker starts the moment a slot frees,
+        instead of a round trip later (a drain of 50 ms jobs on 100 slots: +5%)."""
+        if not self.async_slots:
+            return 0
+        if prefetch is None:
+            prefetch = adaptive_prefetch(self.async_slots, self.async_job_seconds)
+        return self.async_slots + prefetch
 
     def room(self) -> tuple[int, int]:
         """(free, linger goal): how many more jobs to reserve, and how many finished jobs a
@@ -131,10 +147,10 @@ class HeldJobs:
         with self._cond:
             work.in_user_code = False
             timed_out = work.finished
-            average = self.job_seconds
-            if not (self.async_slots and work.task.is_async):
-                self.job_seconds = run_seconds if average is None else (
-                    average + (run_seconds - average) * EWMA_WEIGHT)
+            if self.async_slots and work.task.is_async:
+                self.async_job_seconds = _averaged(self.async_job_seconds, run_seconds)
+            else:
+                self.job_seconds = _averaged(self.job_seconds, run_seconds)
             if timed_out and work.thread_id is not None:
                 raise_in_thread(work.thread_id, None)
 
