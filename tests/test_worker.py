@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -391,3 +392,19 @@ def test_queues_are_consumed_in_priority_order(tinyq_app: Application) -> None:
         note.apply_async(args=(f"high{i}",), queue="high")
     tinyq_app.worker(concurrency=1, executor="inline", queues=["high", "low"]).run(burst=True)
     assert order == ["high0", "high1", "high2", "low0", "low1", "low2"]
+
+
+def test_a_stopping_worker_wakes_its_mover_at_once() -> None:
+    """Its mover may wait up to a second for delayed jobs (on Redis, a blocking read): the
+    worker ends that wait as it stops, so it exits at once (a burst worker on Redis took
+    about a second to exit)."""
+    woken: list[list[str]] = []
+
+    class Recording(MemoryBroker):
+        def wake_delayed_waiters(self, queues: Sequence[str]) -> None:
+            woken.append(list(queues))
+
+    app = Application(Recording())
+    assert app.worker(queues=["a", "b"], scheduler=False).run(burst=True) == 0
+    assert woken == [["a", "b"]]
+    app.close()

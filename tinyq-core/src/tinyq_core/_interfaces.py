@@ -161,6 +161,13 @@ class Broker(abc.ABC):
         whose ``reserve`` delivers due messages anyway, or that cannot be woken."""
         return False
 
+    def wake_delayed_waiters(self, queues: Sequence[str]) -> None:
+        """End every ``wait_for_delayed`` of ``queues`` now: a stopping worker wakes its mover,
+        so that the worker exits at once rather than at the end of the mover's wait (other
+        workers' movers wake too, and wait again). The default does nothing: right for a
+        broker whose ``wait_for_delayed`` does not wait."""
+        return None
+
     def settle_and_reserve(self, request: SettleRequest) -> list[Delivery]:
         """The worker's whole report and next fetch (its hot path): store ``request.results``
         in this broker's own result backend, then ack ``request.acks``, then reserve up to

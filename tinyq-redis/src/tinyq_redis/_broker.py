@@ -277,6 +277,14 @@ class RedisBroker(RedisEnqueue, RedisReserve, RedisAdmin, RedisRegistry, RedisUn
                 self.client.blpop(wakes, timeout=wait)
         return True
 
+    def wake_delayed_waiters(self, queues: Sequence[str]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:  # as an enqueue of a delayed job wakes them (schedule.lua)
+            pipe.lpush(self.keys(queue).wake, 1)
+            pipe.ltrim(self.keys(queue).wake, 0, 0)
+        with translate_errors(self.where):
+            pipe.execute()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def ping(self) -> None:

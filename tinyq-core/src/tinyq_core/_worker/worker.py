@@ -191,6 +191,7 @@ class Worker:
             finally:
                 self._ladder.climb(Stage.DONE)
                 deadline_set.set()  # the housekeeper sleeps on it
+                _wake_mover(broker, self.queues)
                 if aloop is not None:
                     aloop.stop()
 
@@ -234,3 +235,12 @@ class Worker:
         except Exception as exc:  # its lease expires and the broker delivers it again
             logger.error("Could not give back %r (it will be redelivered after its lease): %s",
                          work.job, exc)
+
+
+def _wake_mover(broker: Broker, queues: Sequence[str]) -> None:
+    """End the mover's wait for delayed jobs now: the worker exits at once, not up to a
+    second later (the longest the mover waits)."""
+    try:
+        broker.wake_delayed_waiters(queues)
+    except Exception as exc:  # it ends when its wait does
+        logger.debug("Could not wake the mover: %s", exc)

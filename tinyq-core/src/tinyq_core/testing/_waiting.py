@@ -94,6 +94,23 @@ class WaitingContract(ContractBase):
         else:
             assert elapsed < wake_bound(broker), f"not woken: returned after {elapsed:.2f} s"
 
+    def test_wake_delayed_waiters_ends_a_wait_for_delayed(
+        self, broker: Broker, second_broker: Broker
+    ) -> None:
+        """A stopping worker wakes its mover (from another thread, maybe through another
+        connection): the wait ends now, not at its timeout."""
+        queue = new_queue()
+        broker.wait_for_delayed([queue], SHORT_WAIT)  # a wake-up left behind is used up
+        started = time.monotonic()
+        with later(lambda: second_broker.wake_delayed_waiters([queue, new_queue()])):
+            waited = broker.wait_for_delayed([queue], LONG_WAIT)
+            elapsed = time.monotonic() - started
+        if not waited:
+            assert elapsed < AT_ONCE, f"wait_for_delayed took {elapsed:.2f} s to say False"
+        else:
+            assert elapsed < wake_bound(broker), f"not woken: returned after {elapsed:.2f} s"
+        broker.wake_delayed_waiters([])  # nothing to wake: no error
+
     def test_ping_returns_on_a_reachable_broker(self, broker: Broker) -> None:
         started = time.monotonic()
         broker.ping()  # raises BrokerUnavailable when unreachable
