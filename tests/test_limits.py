@@ -203,9 +203,9 @@ def test_an_unlimited_task_never_asks_the_broker(app: Application) -> None:
     calls: list[str] = []
     broker = app.broker
     assert isinstance(broker, MemoryBroker)
-    original = broker.acquire_slot, broker.book_rate
-    broker.acquire_slot = lambda *a, **k: calls.append("slot") or original[0](*a, **k)  # type: ignore[method-assign]
-    broker.book_rate = lambda *a, **k: calls.append("rate") or original[1](*a, **k)  # type: ignore[method-assign]
+    original = broker.acquire_slots, broker.book_rates
+    broker.acquire_slots = lambda *a, **k: calls.append("slot") or original[0](*a, **k)  # type: ignore[method-assign]
+    broker.book_rates = lambda *a, **k: calls.append("rate") or original[1](*a, **k)  # type: ignore[method-assign]
 
     @app.task()
     def plain() -> int:

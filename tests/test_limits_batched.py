@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tinyq_core import Application, BrokerUnavailable
+from tinyq_core.plugin import hookimpl
 from tinyq_memory import FakeClock, MemoryBroker, drain
 
+from redis_server import RedisServer
 from support.waiting import wait_until
 from support.worker_thread import running_worker
 
@@ -28,10 +33,10 @@ class CountingBroker(MemoryBroker):
         self.calls.append(("book_rates", threading.get_ident(), len(bookings)))
         return super().book_rates(bookings)
 
-    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
-                      ) -> list[bool]:
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]], *,
+                      wait: bool = False) -> list[bool]:
         self.calls.append(("acquire_slots", threading.get_ident(), len(requests)))
-        return super().acquire_slots(requests)
+        return super().acquire_slots(requests, wait=wait)
 
 
 def test_the_limits_of_a_fetched_batch_are_asked_at_once_by_the_fetcher() -> None:
@@ -124,12 +129,12 @@ class SlotsDownOnce(MemoryBroker):
         self.tokens += [token for *_, token in bookings]
         return super().book_rates(bookings)
 
-    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
-                      ) -> list[bool]:
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]], *,
+                      wait: bool = False) -> list[bool]:
         self.slot_calls += 1
         if self.slot_calls == 1:
             raise BrokerUnavailable("down for a moment")
-        return super().acquire_slots(requests)
+        return super().acquire_slots(requests, wait=wait)
 
 
 def test_a_broker_failing_between_booking_and_slots_keeps_the_bookings() -> None:
@@ -146,3 +151,71 @@ def test_a_broker_failing_between_booking_and_slots_keeps_the_bookings() -> None
     assert sorted(ran) == [0, 1, 2]
     assert broker.slot_calls >= 2
     assert sorted(broker.tokens) == sorted(set(broker.tokens))  # none booked twice
+
+
+class CountFetches:
+    def __init__(self) -> None:
+        self.received: dict[str, int] = {}
+
+    @hookimpl
+    def tinyq_job_received(self, job: Any, attempt: int) -> None:
+        self.received[job.id] = self.received.get(job.id, 0) + 1
+
+
+def _waiting_jobs_are_woken_in_order(broker: Any) -> None:
+    """Five jobs, one slot, four threads: the four that find the slot taken wait (given back
+    delayed) and are woken one by one as the slot frees, in the queue's order, each fetched
+    twice at most: without wake-ups they would wait their fallback of 20 s or more."""
+    ran: list[int] = []
+    fetches = CountFetches()
+    app = Application(broker, plugins=[fetches])
+
+    @app.task(concurrency=1)
+    def one_at_a_time(n: int) -> None:
+        ran.append(n)
+        time.sleep(0.05)
+
+    one_at_a_time.map(range(5))
+    with running_worker(app, concurrency=4):
+        wait_until(lambda: len(ran) == 5, timeout=15, message="the waiting jobs to be woken")
+    assert ran == [0, 1, 2, 3, 4]
+    assert max(fetches.received.values()) <= 2
+    app.close()
+
+
+def test_jobs_waiting_for_a_slot_are_woken_in_order() -> None:
+    _waiting_jobs_are_woken_in_order(MemoryBroker())
+
+
+def test_jobs_waiting_for_a_slot_are_woken_in_order_on_redis(redis_server: RedisServer) -> None:
+    _waiting_jobs_are_woken_in_order(f"{redis_server.url}?prefix=w{uuid.uuid4().hex[:8]}")
+
+
+def test_jobs_waiting_for_a_slot_are_woken_in_order_on_sqlite(tmp_path: Path) -> None:
+    _waiting_jobs_are_woken_in_order(f"sqlite:///{tmp_path / 'q.db'}")
+
+
+def test_a_hoarded_job_given_back_frees_its_slot_at_once() -> None:
+    """A prefetched job given back because the worker's one thread is busy with a long job
+    (HeldJobs.take_hoarded) frees the slot taken at its fetch then, not when the thread
+    comes to it: it may run on another worker meanwhile, and must not hold a slot here."""
+    broker = MemoryBroker()
+    app = Application(broker)
+    release = threading.Event()
+    began: list[int] = []
+
+    @app.task(concurrency=5)
+    def blocks(n: int) -> None:
+        began.append(n)
+        release.wait(10)
+
+    handles = blocks.map(range(2))
+    with running_worker(app, concurrency=1):
+        wait_until(lambda: began == [0], timeout=10)
+        wait_until(lambda: handles[1].status() == "queued", timeout=10,
+                   message="the prefetched job to be given back")
+        wait_until(lambda: _holders(broker, "default") == [handles[0].id], timeout=5,
+                   message="its slot to be freed")
+        release.set()
+        wait_until(lambda: began == [0, 1], timeout=10)
+    app.close()

@@ -65,10 +65,12 @@ def _enqueue(project: AppProject, task: str, jobs: int) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_concurrency_two_across_two_sqlite_worker_processes(tmp_path: Path) -> None:
+def test_concurrency_two_across_three_sqlite_worker_processes(tmp_path: Path) -> None:
+    """Three processes of one thread each: a limit kept per process would let three run at
+    once; the shared one lets two, and the jobs run in more than one process."""
     with _project(tmp_path) as project:
         _enqueue(project, "busy", 16)
-        workers = [project.worker("-w", "4") for _ in range(2)]
+        workers = [project.worker("-w", "1") for _ in range(3)]
         samples = tmp_path / "samples"
         wait_until(lambda: len(_samples(samples)) >= 16, 120, message="16 jobs to run")
         for worker in workers:
@@ -76,8 +78,8 @@ def test_concurrency_two_across_two_sqlite_worker_processes(tmp_path: Path) -> N
             assert "Traceback" not in out, out
         found = _samples(samples)
         assert len(found) == 16
-        assert max(n for n, _, _ in found) == 2  # never 3, though 8 threads could
-        assert len({pid for _, pid, _ in found}) == 2  # both processes ran some
+        assert max(n for n, _, _ in found) == 2  # never 3, though 3 threads could
+        assert len({pid for _, pid, _ in found}) >= 2  # not one process alone
 
 
 def test_a_rate_across_two_sqlite_worker_processes(tmp_path: Path) -> None:

@@ -17,7 +17,16 @@ from collections.abc import Sequence
 
 class JobLimits(abc.ABC):
     """Rate limits as a scheduler (GCRA: each booking gets the next free slot of its key)
-    and concurrency limits as leases (a dead worker's slot frees when its lease expires)."""
+    and concurrency limits as leases (a dead worker's slot frees when its lease expires).
+
+    A broker that sets ``wakes_slot_waiters`` keeps, per concurrency key, the jobs that found
+    no free slot (``acquire_slots(..., wait=True)``) in the order they first waited, and a slot
+    freed by ``release_slot(s)`` makes the first of them that is delayed (given back to wait)
+    due now: a waiting job then starts within a moment of a slot freeing, and waiting jobs are
+    not fetched over and over. Without it a worker gives such jobs back for a short random
+    delay instead."""
+
+    wakes_slot_waiters: bool = False
 
     @abc.abstractmethod
     def book_rate(
@@ -40,7 +49,10 @@ class JobLimits(abc.ABC):
 
     @abc.abstractmethod
     def release_slot(self, queue: str, key: str, holder: str) -> None:
-        """Free the slot of ``key`` (of ``queue``) held by ``holder``, if any."""
+        """Free the slot of ``key`` (of ``queue``) held by ``holder``, if any; with
+        ``wakes_slot_waiters``, then wake the first waiter of ``key`` whose job is delayed
+        (it is no longer a waiter; waiters whose job is not delayed are dropped on the
+        way). A call that freed nothing (a re-sent one) wakes nobody."""
 
     def book_rates(self, bookings: Sequence[tuple[str, str, float, int, str]]) -> list[float]:
         """:meth:`book_rate` for each ``(queue, key, interval, burst, token)``, in order (so
@@ -48,11 +60,13 @@ class JobLimits(abc.ABC):
         A broker that can do it in one round trip overrides this."""
         return [self.book_rate(*booking) for booking in bookings]
 
-    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
-                      ) -> list[bool]:
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]], *,
+                      wait: bool = False) -> list[bool]:
         """:meth:`acquire_slot` for each ``(queue, key, limit, holder, lease_seconds)``, in
-        order: a worker asks for a whole fetched batch, and renews its held slots, at once. A
-        broker that can do it in one round trip overrides this."""
+        order: a worker asks for a whole fetched batch, and renews its held slots, at once.
+        ``wait`` (with ``wakes_slot_waiters``): a holder that gets no slot becomes a waiter
+        of its key, keeping its place if it is one already; one that gets a slot is no longer
+        a waiter. A broker that can do it in one round trip overrides this."""
         return [self.acquire_slot(*request) for request in requests]
 
     def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:

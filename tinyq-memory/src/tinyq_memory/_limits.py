@@ -4,12 +4,14 @@ on its clock (a FakeClock in tests)."""
 
 from __future__ import annotations
 
+import heapq
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
-from tinyq_core.plugin import JobLimits
+from tinyq_core.plugin import JobLimits, Message
 
 from ._clock import Clock
 
@@ -21,13 +23,18 @@ class _LimitState:
     tat: dict[tuple[str, str], float] = attrs.Factory(dict)  # the next slot of each key (GCRA)
     booked: dict[tuple[str, str, str], float] = attrs.Factory(dict)  # (queue, key, token)
     slots: dict[tuple[str, str], dict[str, float]] = attrs.Factory(dict)  # holder -> lease end
+    # (queue, key) -> its waiters, in the order they first waited (dicts keep that order)
+    waiters: dict[tuple[str, str], dict[str, None]] = attrs.Factory(dict)
     swept: float = 0.0  # clock time old bookings were last forgotten
 
 
 class MemoryJobLimits(JobLimits):
+    wakes_slot_waiters = True
+
     if TYPE_CHECKING:  # provided by MemoryBroker
         clock: Clock
         _cond: threading.Condition
+        _delayed: list[tuple[float, int, Message]]
 
         def _check(self) -> None: ...
 
@@ -61,18 +68,51 @@ class MemoryJobLimits(JobLimits):
     def acquire_slot(
         self, queue: str, key: str, limit: int, holder: str, lease_seconds: float
     ) -> bool:
+        return self.acquire_slots([(queue, key, limit, holder, lease_seconds)])[0]
+
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]], *,
+                      wait: bool = False) -> list[bool]:
         with self._cond:
             self._check()
-            now = self.clock.time()
-            slots = self._limit_state.slots.setdefault((queue, key), {})
-            for expired in [h for h, until in slots.items() if until <= now]:
-                del slots[expired]
-            if holder not in slots and len(slots) >= limit:
-                return False
-            slots[holder] = now + lease_seconds
-            return True
+            return [self._acquire_locked(*request, wait) for request in requests]
+
+    def _acquire_locked(self, queue: str, key: str, limit: int, holder: str,
+                        lease_seconds: float, wait: bool) -> bool:
+        now = self.clock.time()
+        state = self._limit_state
+        slots = state.slots.setdefault((queue, key), {})
+        for expired in [h for h, until in slots.items() if until <= now]:
+            del slots[expired]
+        waiters = state.waiters.setdefault((queue, key), {})
+        if holder not in slots and len(slots) >= limit:
+            if wait:
+                waiters.setdefault(holder, None)  # a waiter already keeps its place
+            return False
+        slots[holder] = now + lease_seconds
+        if wait:
+            waiters.pop(holder, None)
+        return True
 
     def release_slot(self, queue: str, key: str, holder: str) -> None:
+        self.release_slots([(queue, key, holder)])
+
+    def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:
         with self._cond:
             self._check()
-            self._limit_state.slots.get((queue, key), {}).pop(holder, None)
+            state = self._limit_state
+            for queue, key, holder in slots:
+                if state.slots.get((queue, key), {}).pop(holder, None) is not None:
+                    self._wake_first_locked(queue, state.waiters.get((queue, key), {}))
+
+    def _wake_first_locked(self, queue: str, waiters: dict[str, None]) -> None:
+        """Make the first waiter whose job is delayed due now; drop the others on the way."""
+        now = self.clock.time()
+        while waiters:
+            holder = next(iter(waiters))
+            del waiters[holder]
+            for index, (due, order, message) in enumerate(self._delayed):
+                if message.queue == queue and message.id == holder and due > now:
+                    self._delayed[index] = (now, order, attrs.evolve(message, due=now))
+                    heapq.heapify(self._delayed)
+                    self._cond.notify_all()  # a reserve waiting for its due time looks again
+                    return

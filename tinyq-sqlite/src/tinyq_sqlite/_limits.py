@@ -26,12 +26,18 @@ _EXPIRE_SLOTS = "DELETE FROM limit_slots WHERE queue = ? AND key = ? AND expires
 _SWEEP_SLOTS = "DELETE FROM limit_slots WHERE expires <= ?"  # a small table: running jobs
 _COUNT_SLOTS = """SELECT COUNT(*), SUM(holder = ?) FROM limit_slots
     WHERE queue = ? AND key = ?"""
+_WAIT = "INSERT OR IGNORE INTO limit_waiters (queue, key, holder, since) VALUES (?, ?, ?, ?)"
+_STOP_WAITING = "DELETE FROM limit_waiters WHERE queue = ? AND key = ? AND holder = ?"
+_FIRST_WAITERS = """SELECT holder FROM limit_waiters WHERE queue = ? AND key = ?
+    ORDER BY since, rowid LIMIT 10"""
+_WAKE = "UPDATE jobs SET due = ? WHERE queue = ? AND id = ? AND state = 0 AND due > ?"
 _RELEASE_SLOT = "DELETE FROM limit_slots WHERE queue = ? AND key = ? AND holder = ?"
 _TAKE_SLOT = """INSERT OR REPLACE INTO limit_slots (queue, key, holder, expires)
     VALUES (?, ?, ?, ?)"""
 
 
 class SqliteJobLimits(JobLimits):
+    wakes_slot_waiters = True
     _db: Database
 
     def book_rate(
@@ -54,12 +60,12 @@ class SqliteJobLimits(JobLimits):
     ) -> bool:
         return self.acquire_slots([(queue, key, limit, holder, lease_seconds)])[0]
 
-    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]]
-                      ) -> list[bool]:
+    def acquire_slots(self, requests: Sequence[tuple[str, str, int, str, float]], *,
+                      wait: bool = False) -> list[bool]:
         def work(conn: sqlite3.Connection) -> list[bool]:
             now = time.time()
             conn.execute(_SWEEP_SLOTS, (now - IDLE_KEPT,))  # dead holders of idle keys
-            return [_acquire(conn, now, *request) for request in requests]
+            return [_acquire(conn, now, *request, wait) for request in requests]
 
         return self._db.write(work)
 
@@ -67,7 +73,13 @@ class SqliteJobLimits(JobLimits):
         self.release_slots([(queue, key, holder)])
 
     def release_slots(self, slots: Sequence[tuple[str, str, str]]) -> None:
-        self._db.write(lambda conn: conn.executemany(_RELEASE_SLOT, slots))
+        def work(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            for queue, key, holder in slots:
+                if conn.execute(_RELEASE_SLOT, (queue, key, holder)).rowcount:
+                    _wake_first(conn, now, queue, key)
+
+        self._db.write(work)
 
 
 def _book(conn: sqlite3.Connection, now: float, queue: str, key: str, interval: float,
@@ -84,10 +96,23 @@ def _book(conn: sqlite3.Connection, now: float, queue: str, key: str, interval: 
 
 
 def _acquire(conn: sqlite3.Connection, now: float, queue: str, key: str, limit: int,
-             holder: str, lease_seconds: float) -> bool:
+             holder: str, lease_seconds: float, wait: bool) -> bool:
     conn.execute(_EXPIRE_SLOTS, (queue, key, now))
     held, mine = conn.execute(_COUNT_SLOTS, (holder, queue, key)).fetchone()
     if not mine and held >= limit:
+        if wait:  # a waiter already keeps its place
+            conn.execute(_WAIT, (queue, key, holder, now))
         return False
     conn.execute(_TAKE_SLOT, (queue, key, holder, now + lease_seconds))
+    if wait:
+        conn.execute(_STOP_WAITING, (queue, key, holder))
     return True
+
+
+def _wake_first(conn: sqlite3.Connection, now: float, queue: str, key: str) -> None:
+    """Make the first waiter of ``key`` whose job is delayed due now; drop the others on
+    the way (a few per call)."""
+    for (holder,) in conn.execute(_FIRST_WAITERS, (queue, key)).fetchall():
+        conn.execute(_STOP_WAITING, (queue, key, holder))
+        if conn.execute(_WAKE, (now, queue, holder, now)).rowcount:
+            return

@@ -146,6 +146,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (queue, chord_id, member)
     );
     """,
+    # 6 -> 7: jobs waiting for a concurrency slot (JobLimits.wakes_slot_waiters), woken in
+    # the order they first waited.
+    """
+    CREATE TABLE limit_waiters (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        holder TEXT NOT NULL,                   -- the job id waiting (delayed) for a slot
+        since REAL NOT NULL,                    -- when it first waited
+        PRIMARY KEY (queue, key, holder)
+    );
+    CREATE INDEX limit_waiters_order ON limit_waiters (queue, key, since);
+    """,
 )
 VERSION = len(MIGRATIONS)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from .._codec import Codec
 from .._errors import Cancelled
@@ -18,6 +18,7 @@ from .health import BrokerHealth
 from .held import HOARD_WAIT, HeldJobs
 from .ladder import ShutdownLadder
 from .leases import LostLeases
+from .limits import Limiter
 from .outbox import Outbox
 from .policy import Settlement, settle, timed_out
 from .runner import log_settlement, report
@@ -44,9 +45,9 @@ class Housekeeper:
         deadline_set: threading.Event,
         leases: LostLeases,
         hooks: Hooks = NO_HOOKS,
-        renew_slots: Callable[[], None] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
-        self._renew_slots = renew_slots  # concurrency limits' slots, leased as jobs are
+        self._limiter = limiter  # concurrency limits' slots, leased as jobs are
         self._broker, self._queues = broker, list(queues)
         self._held, self._outbox, self._codec = held, outbox, codec
         self._hooks = hooks
@@ -70,8 +71,8 @@ class Housekeeper:
                         lost = self._broker.renew(leased)
                         if lost:
                             self._leases.lost(lost)
-                    if self._renew_slots is not None:
-                        self._renew_slots()
+                    if self._limiter is not None:
+                        self._limiter.renew()
                 if now >= next_recover:
                     next_recover = now + recover_every
                     self._broker.recover(self._queues)
@@ -93,6 +94,8 @@ class Housekeeper:
             logger.info("Giving back %d unstarted job(s): this worker's slots are busy with "
                         "long jobs, another worker can start them now", len(hoarded))
         for work in hoarded:
+            if self._limiter is not None:  # its slot, before another worker can run it
+                self._limiter.release(work, at_once=True)
             if self._hooks.given_back:
                 self._hooks.call("tinyq_job_given_back", job=work.job, started=False)
             try:

@@ -10,7 +10,9 @@ limits (one attribute test for the others).
   booking), a retry books anew.
 * Concurrency: the job takes a leased slot of its key (``acquire_slots``), renewed with the
   worker's leases and freed when the job's code returned (or when a stop gives the job back);
-  none free: it is given back after a short jittered delay, without holding a thread.
+  none free: it is given back delayed, without holding a thread, and (on a broker that
+  ``wakes_slot_waiters``) noted as a waiter of its key, made due when a slot frees; its
+  delay (20-40 s) only matters when no wake-up comes. Other brokers: 0.2-2 s, jittered.
 
 A slot is taken when the job is fetched, so a job the worker prefetched holds its slot while
 it waits for a thread (a worker fetches about as many jobs as it has free threads).
@@ -43,6 +45,9 @@ logger = logging.getLogger("tinyq.worker")
 
 RATE_BOOKED = "tinyq-rate-booked"  # header: the retry count of the run whose slot is booked
 SLOT_WAIT = (0.2, 2.0)  # seconds a job that found no free slot waits before it looks again
+# ... on a broker that wakes it when a slot frees: this only in case no wake-up comes (its
+# slot was freed by a lease running out, or freed just before the job was given back).
+WOKEN_WAIT = (20.0, 40.0)
 RUN_NOW = 0.002  # a slot due this soon is taken as now (the mover would deliver it later)
 
 
@@ -160,16 +165,17 @@ class Limiter:
                   for work, key in wanting if key is not None
                   and (limits := work.task.options.limits) is not None
                   and limits.concurrency is not None]
+        wakes = self._broker.wakes_slot_waiters
         taken = self._broker.acquire_slots([
             (slot.queue, slot.key, slot.limit, slot.holder, self._lease)
-            for _, slot in asking]) if asking else []
+            for _, slot in asking], wait=wakes) if asking else []
         for (work, slot), took in zip(asking, taken, strict=True):
             if took:
                 admitted[work] = slot
                 continue
             # A slot in time booked just now is kept: the job does not book again.
             body = self._booked_body(work) if booked_now[work] else work.delivery.message.body
-            self._give_back(work, body, random.uniform(*SLOT_WAIT))
+            self._give_back(work, body, random.uniform(*(WOKEN_WAIT if wakes else SLOT_WAIT)))
         return admitted
 
     def _give_all_back(self, works: list[tuple[Work, bool]], exc: Exception) -> None:
@@ -192,10 +198,12 @@ class Limiter:
             logger.debug("Job %r waits %.3fs for its limits", work.job, delay)
             self._outbox.put(RetryJob(work.delivery, body, delay))
 
-    def release(self, work: Work) -> None:
+    def release(self, work: Work, *, at_once: bool = False) -> None:
         """The job's code returned, or it will not run here (given back, expired): its slot
         goes with the fetcher's next report when there is one soon (one round trip for
-        many), else it is freed now, from this thread. Safe to call twice."""
+        many), else it is freed now, from this thread. ``at_once`` for a job given back
+        unsettled: no report carries it, and it may run on another worker soon. Safe to
+        call twice."""
         with self._lock:
             slot = self._slots.pop(id(work), None)
         if slot is None:
@@ -205,7 +213,7 @@ class Limiter:
             with self._lock:
                 self._finished.append(slot)
 
-        if not self._outbox.with_next_send(keep):
+        if at_once or not self._outbox.with_next_send(keep):
             self._free([slot])
 
     def free_finished(self) -> None:

@@ -155,8 +155,7 @@ class Worker:
         limiter = self._limiter = limiter_for(app, broker, codec, self._held, outbox)
         sender.before_send = None if limiter is None else limiter.free_finished
         keeper = Housekeeper(broker, self.queues, self._held, outbox, codec, self._ladder,
-                             health, deadline_set, leases, hooks,
-                             None if limiter is None else limiter.renew)
+                             health, deadline_set, leases, hooks, limiter)
         cancels = CancelWatcher(broker, self._held, outbox, codec, self._ladder, health,
                                 deadline_set, hooks) if isinstance(broker, CancelRequests) else None
         progress = ProgressStore(codec, app.results, app.result_ttl)
@@ -225,7 +224,7 @@ class Worker:
 
     def _give_back(self, broker: Broker, work: Work) -> None:
         if self._limiter is not None:  # its concurrency slot, if any, goes with it
-            self._limiter.release(work)
+            self._limiter.release(work, at_once=True)
         if not self._held.take_back(work):
             return
         if self._hooks.given_back:

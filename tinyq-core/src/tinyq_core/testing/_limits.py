@@ -10,7 +10,7 @@ import pytest
 
 from .._interfaces import Broker
 from .._limit_interfaces import JobLimits
-from ._support import ContractBase, new_queue
+from ._support import ContractBase, new_message, new_queue
 
 SLACK = 0.25  # seconds a real broker's clock may move between two calls of one test
 
@@ -134,3 +134,45 @@ class LimitsContract(ContractBase):
         assert limits.acquire_slots(asked[:2]) == [True, True]  # their holders renew them
         assert limits.acquire_slots([]) == []
         assert not limits.acquire_slot(queue, key, 2, "c", 60)
+
+    def _waiting_job(self, broker: Broker, limits: JobLimits, queue: str, key: str) -> str:
+        """A delayed job (given back to wait) whose holder found no slot of ``key``."""
+        message = new_message(queue, due=self.now(broker) + 1000)
+        broker.enqueue([message])
+        assert limits.acquire_slots([(queue, key, 1, message.id, 60.0)], wait=True) == [False]
+        return message.id
+
+    def test_a_freed_slot_wakes_the_first_waiter_whose_job_is_delayed(
+        self, broker: Broker, limits: JobLimits
+    ) -> None:
+        if not limits.wakes_slot_waiters:
+            pytest.skip(f"{type(limits).__name__} does not wake slot waiters")
+        queue, key = new_queue(), new_key()
+        assert limits.acquire_slot(queue, key, 1, "running", 60)
+        gone = "finished-meanwhile"  # a waiter whose job is not delayed: dropped on the way
+        assert limits.acquire_slots([(queue, key, 1, gone, 60.0)], wait=True) == [False]
+        first = self._waiting_job(broker, limits, queue, key)
+        second = self._waiting_job(broker, limits, queue, key)
+        # Asked again (a waiter fetched by its fallback), the first keeps its place.
+        assert limits.acquire_slots([(queue, key, 1, first, 60.0)], wait=True) == [False]
+        limits.release_slots([(queue, key, "running"), (queue, key, "running")])  # re-sent
+        broker.move_due([queue])
+        assert [d.id for d in broker.reserve([queue], 10, 0)] == [first]
+        # Its holder takes the slot and frees it: the second waiter is next.
+        assert limits.acquire_slots([(queue, key, 1, first, 60.0)], wait=True) == [True]
+        limits.release_slot(queue, key, first)
+        broker.move_due([queue])
+        assert [d.id for d in broker.reserve([queue], 10, 0)] == [second]
+        limits.release_slot(queue, key, "nobody")  # freed nothing: wakes nobody, no error
+
+    def test_a_holder_asking_without_wait_is_no_waiter(
+        self, broker: Broker, limits: JobLimits
+    ) -> None:
+        queue, key = new_queue(), new_key()
+        assert limits.acquire_slot(queue, key, 1, "running", 60)
+        message = new_message(queue, due=self.now(broker) + 1000)
+        broker.enqueue([message])
+        assert limits.acquire_slots([(queue, key, 1, message.id, 60.0)]) == [False]
+        limits.release_slot(queue, key, "running")
+        broker.move_due([queue])
+        assert broker.reserve([queue], 10, 0) == []  # still delayed: nobody woke it
