@@ -86,18 +86,28 @@ def test_a_limited_async_task_runs_on_the_event_loop_beside_others() -> None:
     app.close()
 
 
+class BlockingJobs:
+    """An application on a memory broker whose task (concurrency 5) blocks until
+    ``release`` is set; ``began`` lists the jobs that started."""
+
+    def __init__(self) -> None:
+        self.broker = MemoryBroker()
+        self.app = Application(self.broker)
+        self.release = threading.Event()
+        self.began: list[int] = []
+
+        @self.app.task(concurrency=5)
+        def blocks(n: int) -> None:
+            self.began.append(n)
+            self.release.wait(10)
+
+        self.blocks = blocks
+
+
 def test_the_slot_of_a_job_given_back_at_a_stop_is_freed() -> None:
-    broker = MemoryBroker()
-    app = Application(broker)
-    release = threading.Event()
-    began: list[int] = []
-
-    @app.task(concurrency=5)
-    def blocks(n: int) -> None:
-        began.append(n)
-        release.wait(10)
-
-    blocks.map(range(3))
+    jobs = BlockingJobs()
+    broker, app, release, began = jobs.broker, jobs.app, jobs.release, jobs.began
+    jobs.blocks.map(range(3))
     # One thread: the first job runs, the next waits its turn in the worker (prefetched,
     # its slot taken at the fetch) and is given back by the stop without having run.
     with running_worker(app, concurrency=1, cold=True) as worker:
@@ -199,17 +209,9 @@ def test_a_hoarded_job_given_back_frees_its_slot_at_once() -> None:
     """A prefetched job given back because the worker's one thread is busy with a long job
     (HeldJobs.take_hoarded) frees the slot taken at its fetch then, not when the thread
     comes to it: it may run on another worker meanwhile, and must not hold a slot here."""
-    broker = MemoryBroker()
-    app = Application(broker)
-    release = threading.Event()
-    began: list[int] = []
-
-    @app.task(concurrency=5)
-    def blocks(n: int) -> None:
-        began.append(n)
-        release.wait(10)
-
-    handles = blocks.map(range(2))
+    jobs = BlockingJobs()
+    broker, app, release, began = jobs.broker, jobs.app, jobs.release, jobs.began
+    handles = jobs.blocks.map(range(2))
     with running_worker(app, concurrency=1):
         wait_until(lambda: began == [0], timeout=10)
         wait_until(lambda: handles[1].status() == "queued", timeout=10,
