@@ -221,3 +221,20 @@ def test_a_hoarded_job_given_back_frees_its_slot_at_once() -> None:
         release.set()
         wait_until(lambda: began == [0, 1], timeout=10)
     app.close()
+
+
+def test_a_waiter_whose_job_is_not_delayed_keeps_its_place_only_for_a_while() -> None:
+    """Found without a delayed job, a waiter that just waited keeps its place (its worker's
+    give-back is on its way); one that waited longer than the grace is dropped (its job ran
+    elsewhere or was cancelled): it must not block the key's waiters for ever."""
+    clock = FakeClock()
+    broker = MemoryBroker(clock=clock)
+    queue, key = "default", "k"
+    assert broker.acquire_slot(queue, key, 1, "running", 600)
+    assert broker.acquire_slots([(queue, key, 1, "on-its-way", 600.0)], wait=True) == [False]
+    broker.release_slot(queue, key, "running")
+    assert list(broker._limit_state.waiters[queue, key]) == ["on-its-way"]  # kept
+    assert broker.acquire_slot(queue, key, 1, "running", 600)
+    clock.advance(11)
+    broker.release_slot(queue, key, "running")
+    assert list(broker._limit_state.waiters[queue, key]) == []  # dropped

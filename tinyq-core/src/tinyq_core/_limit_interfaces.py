@@ -51,8 +51,10 @@ class JobLimits(abc.ABC):
     def release_slot(self, queue: str, key: str, holder: str) -> None:
         """Free the slot of ``key`` (of ``queue``) held by ``holder``, if any; with
         ``wakes_slot_waiters``, then wake the first waiter of ``key`` whose job is delayed
-        (it is no longer a waiter; waiters whose job is not delayed are dropped on the
-        way). A call that freed nothing (a re-sent one) wakes nobody."""
+        (it is no longer a waiter). A waiter on the way whose job is not delayed keeps its
+        place if it first waited a few seconds ago at most (its give-back is on its way;
+        tinyq's brokers allow 10 s), and is dropped otherwise. A call that freed nothing (a
+        re-sent one) wakes nobody."""
 
     def book_rates(self, bookings: Sequence[tuple[str, str, float, int, str]]) -> list[float]:
         """:meth:`book_rate` for each ``(queue, key, interval, burst, token)``, in order (so

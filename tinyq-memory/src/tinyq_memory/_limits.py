@@ -16,6 +16,7 @@ from tinyq_core.plugin import JobLimits, Message
 from ._clock import Clock
 
 BOOKING_KEPT = 60.0  # seconds a booking is remembered after its slot (a re-sent call)
+WAITER_GRACE = 10.0  # seconds a waiter found without a delayed job keeps its place
 
 
 @attrs.define
@@ -23,8 +24,8 @@ class _LimitState:
     tat: dict[tuple[str, str], float] = attrs.Factory(dict)  # the next slot of each key (GCRA)
     booked: dict[tuple[str, str, str], float] = attrs.Factory(dict)  # (queue, key, token)
     slots: dict[tuple[str, str], dict[str, float]] = attrs.Factory(dict)  # holder -> lease end
-    # (queue, key) -> its waiters, in the order they first waited (dicts keep that order)
-    waiters: dict[tuple[str, str], dict[str, None]] = attrs.Factory(dict)
+    # (queue, key) -> its waiters and when each first waited, in that order
+    waiters: dict[tuple[str, str], dict[str, float]] = attrs.Factory(dict)
     swept: float = 0.0  # clock time old bookings were last forgotten
 
 
@@ -86,7 +87,7 @@ class MemoryJobLimits(JobLimits):
         waiters = state.waiters.setdefault((queue, key), {})
         if holder not in slots and len(slots) >= limit:
             if wait:
-                waiters.setdefault(holder, None)  # a waiter already keeps its place
+                waiters.setdefault(holder, now)  # a waiter already keeps its place
             return False
         slots[holder] = now + lease_seconds
         if wait:
@@ -104,15 +105,17 @@ class MemoryJobLimits(JobLimits):
                 if state.slots.get((queue, key), {}).pop(holder, None) is not None:
                     self._wake_first_locked(queue, state.waiters.get((queue, key), {}))
 
-    def _wake_first_locked(self, queue: str, waiters: dict[str, None]) -> None:
-        """Make the first waiter whose job is delayed due now; drop the others on the way."""
+    def _wake_first_locked(self, queue: str, waiters: dict[str, float]) -> None:
+        """Make the first waiter whose job is delayed due now; on the way, keep those whose
+        give-back may be on its way (WAITER_GRACE), drop the older ones."""
         now = self.clock.time()
-        while waiters:
-            holder = next(iter(waiters))
-            del waiters[holder]
+        for holder, since in list(waiters.items())[:10]:
             for index, (due, order, message) in enumerate(self._delayed):
                 if message.queue == queue and message.id == holder and due > now:
+                    del waiters[holder]
                     self._delayed[index] = (now, order, attrs.evolve(message, due=now))
                     heapq.heapify(self._delayed)
                     self._cond.notify_all()  # a reserve waiting for its due time looks again
                     return
+            if since < now - WAITER_GRACE:
+                del waiters[holder]

@@ -19,6 +19,7 @@ BOOK_RATE = Lua("book_rate.lua")
 ACQUIRE_SLOT = Lua("acquire_slot.lua")
 RELEASE_SLOT = Lua("release_slot.lua")
 BOOKINGS_KEPT_MS = 60_000  # a booking is remembered this long after its slot (a re-send)
+WAITER_GRACE = 10.0  # seconds a waiter found without a delayed job keeps its place
 WAITERS_KEPT_MS = 3_600_000  # an idle key's waiters (jobs that died waiting) are forgotten
 
 
@@ -79,6 +80,7 @@ class RedisJobLimits(JobLimits):
             keys = self.keys(queue)
             RELEASE_SLOT.queue(pipe, (limit_key(self.prefix, queue, "slots", key),
                                       limit_key(self.prefix, queue, "waiters", key),
-                                      keys.delayed, keys.wake), (holder,))
+                                      keys.delayed, keys.wake),
+                               (holder, int(WAITER_GRACE * 1000)))
         with translate_errors(self.where):
             execute(self.client, pipe)

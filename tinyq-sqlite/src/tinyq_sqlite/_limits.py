@@ -14,6 +14,7 @@ from tinyq_core.plugin import JobLimits
 from ._db import Database
 
 BOOKINGS_KEPT = 60.0  # seconds a booking is remembered after its slot (a call asked again)
+WAITER_GRACE = 10.0  # seconds a waiter found without a delayed job keeps its place
 IDLE_KEPT = 60.0  # seconds an idle limit's rows stay after they stopped mattering
 
 _BOOKED = "SELECT slot FROM rate_bookings WHERE queue = ? AND key = ? AND token = ?"
@@ -28,7 +29,7 @@ _COUNT_SLOTS = """SELECT COUNT(*), SUM(holder = ?) FROM limit_slots
     WHERE queue = ? AND key = ?"""
 _WAIT = "INSERT OR IGNORE INTO limit_waiters (queue, key, holder, since) VALUES (?, ?, ?, ?)"
 _STOP_WAITING = "DELETE FROM limit_waiters WHERE queue = ? AND key = ? AND holder = ?"
-_FIRST_WAITERS = """SELECT holder FROM limit_waiters WHERE queue = ? AND key = ?
+_FIRST_WAITERS = """SELECT holder, since FROM limit_waiters WHERE queue = ? AND key = ?
     ORDER BY since, rowid LIMIT 10"""
 _WAKE = "UPDATE jobs SET due = ? WHERE queue = ? AND id = ? AND state = 0 AND due > ?"
 _RELEASE_SLOT = "DELETE FROM limit_slots WHERE queue = ? AND key = ? AND holder = ?"
@@ -110,9 +111,11 @@ def _acquire(conn: sqlite3.Connection, now: float, queue: str, key: str, limit: 
 
 
 def _wake_first(conn: sqlite3.Connection, now: float, queue: str, key: str) -> None:
-    """Make the first waiter of ``key`` whose job is delayed due now; drop the others on
-    the way (a few per call)."""
-    for (holder,) in conn.execute(_FIRST_WAITERS, (queue, key)).fetchall():
-        conn.execute(_STOP_WAITING, (queue, key, holder))
+    """Make the first waiter of ``key`` whose job is delayed due now; on the way (a few per
+    call), keep those whose give-back may be on its way (WAITER_GRACE), drop older ones."""
+    for holder, since in conn.execute(_FIRST_WAITERS, (queue, key)).fetchall():
         if conn.execute(_WAKE, (now, queue, holder, now)).rowcount:
+            conn.execute(_STOP_WAITING, (queue, key, holder))
             return
+        if since < now - WAITER_GRACE:
+            conn.execute(_STOP_WAITING, (queue, key, holder))

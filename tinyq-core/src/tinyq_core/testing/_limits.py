@@ -149,7 +149,7 @@ class LimitsContract(ContractBase):
             pytest.skip(f"{type(limits).__name__} does not wake slot waiters")
         queue, key = new_queue(), new_key()
         assert limits.acquire_slot(queue, key, 1, "running", 60)
-        gone = "finished-meanwhile"  # a waiter whose job is not delayed: dropped on the way
+        gone = "give-back-on-its-way"  # a waiter whose job is not delayed (yet): passed over
         assert limits.acquire_slots([(queue, key, 1, gone, 60.0)], wait=True) == [False]
         first = self._waiting_job(broker, limits, queue, key)
         second = self._waiting_job(broker, limits, queue, key)
