@@ -12,7 +12,8 @@ limits (one attribute test for the others).
   worker's leases and freed when the job's code returned (or when a stop gives the job back);
   none free: it is given back delayed, without holding a thread, and (on a broker that
   ``wakes_slot_waiters``) noted as a waiter of its key, made due when a slot frees; its
-  delay (20-40 s) only matters when no wake-up comes. Other brokers: 0.2-2 s, jittered.
+  delay (1-2 s the first time, then 20-40 s) only matters when no wake-up comes. Other
+  brokers: 0.2-2 s, jittered.
 
 A slot is taken when the job is fetched, so a job the worker prefetched holds its slot while
 it waits for a thread (a worker fetches about as many jobs as it has free threads).
@@ -44,9 +45,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tinyq.worker")
 
 RATE_BOOKED = "tinyq-rate-booked"  # header: the retry count of the run whose slot is booked
+SLOT_WAITED = "tinyq-slot-waited"  # header: the retry count of a run that waited for a slot
 SLOT_WAIT = (0.2, 2.0)  # seconds a job that found no free slot waits before it looks again
-# ... on a broker that wakes it when a slot frees: this only in case no wake-up comes (its
-# slot was freed by a lease running out, or freed just before the job was given back).
+# ... on a broker that wakes it when a slot frees, these only count when no wake-up comes: the
+# first time, a slot may have freed while the job was being given back (nobody to wake yet);
+# later, a slot freed by a lease running out (a dead worker) wakes nobody either.
+FIRST_WOKEN_WAIT = (1.0, 2.0)
 WOKEN_WAIT = (20.0, 40.0)
 RUN_NOW = 0.002  # a slot due this soon is taken as now (the mover would deliver it later)
 
@@ -151,7 +155,7 @@ class Limiter:
         waits = self._broker.book_rates([booking for _, booking in asking]) if asking else []
         for (work, _), wait in zip(asking, waits, strict=True):
             if wait > RUN_NOW:
-                self._give_back(work, self._booked_body(work), wait)
+                self._give_back(work, self._body(work, booked=True), wait)
             else:
                 going[work] = True
         return going
@@ -173,10 +177,19 @@ class Limiter:
             if took:
                 admitted[work] = slot
                 continue
-            # A slot in time booked just now is kept: the job does not book again.
-            body = self._booked_body(work) if booked_now[work] else work.delivery.message.body
-            self._give_back(work, body, random.uniform(*(WOKEN_WAIT if wakes else SLOT_WAIT)))
+            self._give_back_waiting(work, booked_now[work], wakes)
         return admitted
+
+    def _give_back_waiting(self, work: Work, booked_now: bool, wakes: bool) -> None:
+        """Give back a job that found no free slot; a rate slot booked just now is kept (the
+        job does not book again)."""
+        job = work.job
+        if not wakes:
+            self._give_back(work, self._body(work, booked_now), random.uniform(*SLOT_WAIT))
+            return
+        waited = job.headers.get(SLOT_WAITED) == str(job.retries)
+        delay = random.uniform(*(WOKEN_WAIT if waited else FIRST_WOKEN_WAIT))
+        self._give_back(work, self._body(work, booked_now, waited=True), delay)
 
     def _give_all_back(self, works: list[tuple[Work, bool]], exc: Exception) -> None:
         """The broker failed while limits were checked: each job waits and asks again (it
@@ -184,14 +197,17 @@ class Limiter:
         logger.warning("Could not check the limits of %d job(s), giving them back: %s",
                        len(works), exc)
         for work, booked_now in works:
-            body = self._booked_body(work) if booked_now else work.delivery.message.body
-            self._give_back(work, body, random.uniform(*SLOT_WAIT))
+            self._give_back(work, self._body(work, booked_now), random.uniform(*SLOT_WAIT))
 
-    def _booked_body(self, work: Work) -> bytes:
-        """The job's body marked as having its rate slot booked (for this run)."""
+    def _body(self, work: Work, booked: bool, waited: bool = False) -> bytes:
+        """The job's body to give back, marked (for this run) as having its rate slot booked
+        and as having waited for a slot, as asked; its own body when nothing changes."""
         job = work.job
-        headers = {**job.headers, RATE_BOOKED: str(job.retries)}
-        return self._codec.encode_job(attrs.evolve(job, headers=headers))
+        marks = {name: str(job.retries) for name, wanted in ((RATE_BOOKED, booked),
+                                                             (SLOT_WAITED, waited)) if wanted}
+        if all(job.headers.get(name) == value for name, value in marks.items()):
+            return work.delivery.message.body
+        return self._codec.encode_job(attrs.evolve(job, headers={**job.headers, **marks}))
 
     def _give_back(self, work: Work, body: bytes, delay: float) -> None:
         if self._held.take_back(work):  # else a stop gave it back already
