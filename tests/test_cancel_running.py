@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_cancel import Recorder
 
-from tinyq_core import Application, Cancelled, JobCancelled, current_job
+from tinyq_core import Application, BrokerUnavailable, Cancelled, JobCancelled, current_job
 from tinyq_core._worker import cancels
 from tinyq_core.plugin import CancelRequests
 from tinyq_memory import MemoryBroker
@@ -239,3 +239,55 @@ def test_the_reindex_example_of_tasks_md_stops_when_cancelled() -> None:
         with pytest.raises(JobCancelled):
             h.result(5)
     assert 0 < len(indexed) < 100_000
+
+
+class SettlesRefused(MemoryBroker):
+    """Refuses the worker's reports (its acks), and pings (so that the worker takes it for an
+    outage, not for a poison outcome), while ``refusing``; cancel requests work."""
+
+    refusing = False
+
+    def settle_and_reserve(self, request: Any) -> Any:
+        if self.refusing and request.acks:
+            raise BrokerUnavailable("reports refused for the test")
+        return super().settle_and_reserve(request)
+
+    def ack(self, deliveries: Any) -> Any:
+        if self.refusing:
+            raise BrokerUnavailable("reports refused for the test")
+        return super().ack(deliveries)
+
+    def ping(self) -> None:
+        if self.refusing:
+            raise BrokerUnavailable("reports refused for the test")
+        super().ping()
+
+
+def test_a_cancel_request_is_kept_until_the_cancelled_jobs_ack_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker killed after its cancelled job's outcome went into its outbox but before the
+    ack reached the broker: the job is delivered again, and must still find its request."""
+    monkeypatch.setattr(cancels, "POLL_INTERVAL", 0.05)
+    broker = SettlesRefused()
+    app = Application(broker)
+    started = threading.Event()
+
+    @app.task(name="t.stops")
+    def stops() -> None:
+        started.set()
+        while not current_job().cancelled:
+            time.sleep(0.01)
+
+    with running_worker(app, concurrency=1):
+        h = stops.delay()
+        _started(app, started)
+        broker.refusing = True
+        assert h.cancel() == "cancelling"
+        time.sleep(0.5)  # ten looks of the watcher while the ack cannot be sent
+        assert broker.cancel_requests("default", [h.id]), "forgotten before its ack was sent"
+        broker.refusing = False
+        wait_until(lambda: h.status() == "cancelled", timeout=10)
+        wait_until(lambda: not broker.cancel_requests("default", [h.id]), timeout=10,
+                   message="the request to be forgotten once the ack was sent")
+    app.close()

@@ -198,6 +198,27 @@ def test_a_job_sends_for_itself_unless_the_fetcher_will() -> None:
     assert outbox.pending() == 0 and len(send.batches) == 4
 
 
+def test_a_batch_being_sent_counts_as_unsent_until_it_landed() -> None:
+    """``deliveries()`` (leases to renew; cancel requests to keep) includes a batch while its
+    send is under way: it may still fail and be kept."""
+    seen: list[list[str]] = []
+    send = FakeSend()
+    outbox, _, _ = outbox_with(send)
+
+    def sending(batch: list[Settlement], count: int, timeout: float) -> list[Delivery]:
+        seen.append([d.id for d in outbox.deliveries()])
+        return send(batch, count, timeout)
+
+    outbox._send = sending  # type: ignore[assignment]
+    outbox.send_and_reserve(1, 0)
+    outbox.put(AckJob(work(1).delivery))
+    outbox.send_and_reserve(1, 0)
+    outbox.fetcher_leaving()
+    outbox.put(AckJob(work(2).delivery))  # sent by the job's own flush
+    assert seen == [[], ["j1"], ["j2"]]
+    assert outbox.deliveries() == []
+
+
 def test_a_failed_send_keeps_the_batch_in_order() -> None:
     send = FakeSend()
     outbox, _, health = outbox_with(send)

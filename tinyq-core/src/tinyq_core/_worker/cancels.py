@@ -115,9 +115,14 @@ class CancelWatcher:
         self._outbox.put(settlement, work)
 
     def _forget_settled(self, held: set[Work]) -> None:
-        """Delete the requests of flagged jobs settled (no longer held). A job given back
-        (a cold stop) keeps its request, for the worker it goes to next."""
-        settled = [w for w in self._flagged if w not in held and w.settled]
-        self._flagged = [w for w in self._flagged if w in held]
-        for work in settled:
+        """Delete the requests of flagged jobs settled (no longer held) whose settlement
+        reached the broker: until then the job may be delivered again (this worker killed
+        first), and must find its request. A job given back (a cold stop) keeps its
+        request, for the worker it goes to next."""
+        unsent = {id(delivery) for delivery in self._outbox.deliveries()}
+        sent = [w for w in self._flagged if w not in held and w.settled
+                and id(w.delivery) not in unsent]
+        self._flagged = [w for w in self._flagged if w in held
+                         or (w.settled and id(w.delivery) in unsent)]
+        for work in sent:
             self._broker.forget_cancel_request(work.job.queue, work.job.id)

@@ -115,6 +115,7 @@ class Outbox:
         self._sift = sift  # None: a batch that fails is only kept, whole
         self._items: list[Settlement] = []
         self._sifting: list[list[Settlement]] = []  # batches being sifted: still unsent
+        self._in_flight: list[list[Settlement]] = []  # batches being sent: not confirmed yet
         self._flush_lock = threading.Lock()
         # True while the fetcher will send the outbox soon: it runs, and is not in a
         # blocking read. Finishing jobs then leave their settlements to it.
@@ -164,7 +165,7 @@ class Outbox:
         """Deliveries whose settlement is not sent yet: still leased, so still renewed."""
         with self._cond:
             return [s.delivery for s in self._items] + [
-                s.delivery for batch in self._sifting for s in batch]
+                s.delivery for batch in (*self._sifting, *self._in_flight) for s in batch]
 
     def _failed(self, batch: list[Settlement], exc: BaseException) -> bool:
         """``batch`` failed to send: sift it (see sift.py) and keep what is still unsent, at
@@ -172,9 +173,11 @@ class Outbox:
         and nothing kept."""
         if self._sift is None or not isinstance(exc, Exception):
             with self._cond:
+                self._landed(batch)
                 self._items[:0] = batch
             return False
         with self._cond:
+            self._landed(batch)
             self._sifting.append(batch)
         kept = batch
         try:
@@ -192,6 +195,7 @@ class Outbox:
         with self._cond:
             batch, self._items = self._items, []
             self._fetcher_sends = timeout <= 0
+            self._in_flight.append(batch)
         try:
             return self._send(batch, count, timeout)
         except BaseException as exc:
@@ -201,6 +205,11 @@ class Outbox:
         finally:
             with self._cond:
                 self._fetcher_sends = not self._fetcher_gone
+                self._landed(batch)
+
+    def _landed(self, batch: list[Settlement]) -> None:
+        """``batch`` is sent, or moves back among the unsent ones (under the condition)."""
+        self._in_flight = [b for b in self._in_flight if b is not batch]
 
     def fetcher_leaving(self) -> None:
         """From now on finishing jobs send for themselves (the fetcher stopped reading)."""
@@ -218,6 +227,8 @@ class Outbox:
                 while True:
                     with self._cond:
                         batch, self._items = self._items, []
+                        if batch:
+                            self._in_flight.append(batch)
                     if not batch:
                         break
                     try:
@@ -225,6 +236,9 @@ class Outbox:
                     except BaseException as exc:
                         if not self._failed(batch, exc):  # kept: sent on the next flush
                             raise
+                    finally:
+                        with self._cond:
+                            self._landed(batch)
             finally:
                 self._flush_lock.release()
             with self._cond:
